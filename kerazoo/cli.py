@@ -1,0 +1,172 @@
+"""The ``kerazoo`` command.
+
+    kerazoo train RECIPE.toml [--set section.key=value ...] [--resume]
+    kerazoo compare RECIPE.toml ... [--out table.md]
+    kerazoo report RUN_DIR ...
+    kerazoo generate RUN_DIR --prompt TEXT [--temperature T]
+    kerazoo models
+
+A user's mistake prints one line on stderr and exits with status 2, with no
+traceback (set KERAZOO_DEBUG=1 to see one).
+"""
+
+import argparse
+import os
+import sys
+
+# Quieten TensorFlow's C++ start-up logging before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+USER_ERROR = 2
+
+
+def _add_train_args(p):
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.steps=200 (repeatable)")
+    p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="kerazoo", description="A Keras 3 model zoo of language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a recipe end to end and leave a run folder")
+    p.add_argument("recipe", help="a recipe .toml file")
+    _add_train_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run of this recipe")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("compare", help="train several recipes with one shared tokenizer and print a table")
+    p.add_argument("recipes", nargs="+", help="recipe .toml files")
+    _add_train_args(p)
+    p.add_argument("--out", help="also write the Markdown table to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("report", help="print the Markdown table of finished runs")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--out", help="also write the table to this file")
+
+    p = sub.add_parser("generate", help="continue a prompt with a trained model")
+    p.add_argument("run", help="a run folder or a .keras file")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy (default), >0 to sample")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
+
+    sub.add_parser("models", help="list the architectures and their hyper-parameters")
+    return parser
+
+
+def _cmd_train(args):
+    from kerazoo.recipes import load_recipe
+    from kerazoo.runner import run_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = run_recipe(recipe, args.runs_dir, resume=args.resume, verbose=0 if args.quiet else 1)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result):
+    m = result.metrics
+    print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
+          f"{m['val_bits_per_byte']:.4f} bits/byte")
+    print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
+          f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
+    print(f"sample: {result.sample!r}")
+    print(f"run folder: {result.path}")
+
+
+def _cmd_compare(args):
+    from kerazoo import report
+    from kerazoo.recipes import load_recipe
+    from kerazoo.runner import run_recipe
+
+    recipes = [load_recipe(path, args.overrides) for path in args.recipes]  # validate all first
+    shared, key, paths = None, None, []
+    for recipe in recipes:
+        this_key = (recipe.data, recipe.tokenizer)
+        tokenizer = shared if this_key == key else None
+        print(f"== {recipe.name} ({recipe.arch})")
+        result = run_recipe(recipe, args.runs_dir, tokenizer=tokenizer, verbose=0 if args.quiet else 1)
+        _print_result(result)
+        from kerazoo.runner import load_run
+
+        shared, key = load_run(result.path).tokenizer, this_key
+        paths.append(result.path)
+    return _emit_table(report.markdown_table(paths), args.out)
+
+
+def _emit_table(table, out):
+    print(table)
+    if out:
+        from kerazoo.runs import write_text
+
+        write_text(out, table)
+    return 0
+
+
+def _cmd_report(args):
+    from kerazoo import report
+
+    return _emit_table(report.markdown_table(args.runs), args.out)
+
+
+def _cmd_generate(args):
+    from kerazoo.generate import generate
+    from kerazoo.runner import load_run
+
+    model = load_run(args.run)
+    text = generate(model, args.prompt, args.max_new_tokens, args.temperature, seed=args.seed)
+    print(args.prompt + text)
+    return 0
+
+
+def _cmd_models(args):
+    from kerazoo.models import list_archs
+
+    for name, summary, rows in list_archs():
+        print(f"{name}: {summary}")
+        for hp, type_name, default, help_text in rows:
+            print(f"    {hp:<20} {type_name:<6} default {default!r:<8} {help_text}")
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "compare": _cmd_compare,
+    "report": _cmd_report,
+    "generate": _cmd_generate,
+    "models": _cmd_models,
+}
+
+
+def main(argv=None):
+    """Entry point of the ``kerazoo`` console script.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 on a user's mistake, 1 on a failed run.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        if os.environ.get("KERAZOO_DEBUG"):
+            raise
+        print(f"kerazoo: error: {e}", file=sys.stderr)
+        return USER_ERROR
+    except RuntimeError as e:
+        if os.environ.get("KERAZOO_DEBUG"):
+            raise
+        print(f"kerazoo: run failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kerazoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

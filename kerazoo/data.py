@@ -1,0 +1,303 @@
+"""Corpora, deterministic splits and the tf.data pipeline for causal LMs.
+
+The flow, top to bottom:
+
+    read_corpus(source)            -> list of documents (str)
+    split_corpus(docs, ...)        -> train documents, validation documents
+    tokenize_documents(tok, docs)  -> one int32 id stream, tokenized once
+    lm_dataset(ids, seq_len, ...)  -> tf.data of (x, y) windows, y = x shifted by one
+"""
+
+import csv
+import glob
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+BUILTIN_PREFIX = "builtin:"
+TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+# How much of a file we sniff for NUL bytes before calling it binary.
+_SNIFF_BYTES = 8192
+
+
+def _builtin_pydocs():
+    """CPython's own documentation topics, shipped offline in ``pydoc_data``."""
+    from pydoc_data import topics
+
+    return [topics.topics[key] for key in sorted(topics.topics)]
+
+
+BUILTIN_CORPORA = {"pydocs": _builtin_pydocs}
+
+
+def _read_text_file(path):
+    """Reads a UTF-8 text file, refusing binary or undecodable content."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if b"\x00" in raw[:_SNIFF_BYTES]:
+        raise ValueError(f"corpus file {path} looks binary (it contains NUL bytes), not text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"corpus file {path} is not valid UTF-8 (bad byte at offset {e.start})") from None
+
+
+def _read_jsonl(path, column):
+    """One document per JSON line, taken from ``column``."""
+    docs = []
+    for lineno, line in enumerate(_read_text_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+        if column not in record:
+            raise ValueError(
+                f"{path}:{lineno}: column '{column}' not found; columns: {', '.join(map(str, record)) or 'none'}"
+            )
+        docs.append(str(record[column]))
+    return docs
+
+
+def read_table(path, columns):
+    """Reads named columns of a CSV / TSV file with a header row.
+
+    Args:
+        path: a ``.csv`` or ``.tsv`` file (tab-separated when ``.tsv``).
+        columns: the column names to return.
+
+    Returns:
+        A list of rows, each a tuple of the requested columns' strings.
+
+    Raises:
+        ValueError: missing column, ragged row, or an unreadable file.
+    """
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    text = _read_text_file(path)
+    # QUOTE_NONE for TSV: corpora such as SST-2 use bare quote characters.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
+    header = next(reader, None)
+    if not header:
+        raise ValueError(f"{path} is empty: expected a header row naming the columns")
+    for column in columns:
+        if column not in header:
+            raise ValueError(f"{path}: column '{column}' not found; columns: {', '.join(header)}")
+    index = [header.index(c) for c in columns]
+    rows = []
+    for lineno, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}:{lineno}: row has {len(row)} fields, the header has {len(header)}")
+        rows.append(tuple(row[i] for i in index))
+    return rows
+
+
+def _read_file(path, column):
+    """Documents of one file, by its extension."""
+    lower = path.lower()
+    if lower.endswith((".jsonl", ".ndjson")):
+        return _read_jsonl(path, column)
+    if lower.endswith((".csv", ".tsv")):
+        return [row[0] for row in read_table(path, [column])]
+    return [_read_text_file(path)]
+
+
+def _expand_source(source):
+    """The files a source names: a file, a folder (recursively) or a glob."""
+    if os.path.isdir(source):
+        found = []
+        for root, _, names in os.walk(source):
+            found += [os.path.join(root, n) for n in names if n.lower().endswith(TEXT_SUFFIXES + (".jsonl", ".csv", ".tsv"))]
+        if not found:
+            raise ValueError(f"corpus folder {source} holds no text files ({', '.join(TEXT_SUFFIXES)}, .jsonl, .csv, .tsv)")
+        return sorted(found)
+    if any(ch in source for ch in "*?["):
+        found = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p))
+        if not found:
+            raise ValueError(f"corpus glob '{source}' matches no files")
+        return found
+    if not os.path.exists(source):
+        raise ValueError(f"corpus file {source} does not exist")
+    return [source]
+
+
+def read_corpus(source, column="text"):
+    """Reads a corpus into a list of documents.
+
+    Args:
+        source: ``builtin:pydocs``, a text file, a folder of text files, a glob
+            (``data/*.txt``), a JSONL file, or a CSV/TSV file with a header.
+        column: the field holding the text in JSONL / CSV / TSV sources.
+
+    Returns:
+        A list of non-empty document strings, in a deterministic order.
+
+    Raises:
+        ValueError: a missing, empty, binary or non-UTF-8 source, a missing
+            column or a malformed row, naming the file and the problem.
+    """
+    if source.startswith(BUILTIN_PREFIX):
+        name = source[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_CORPORA:
+            raise ValueError(f"unknown built-in corpus '{source}'; available: "
+                             + ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_CORPORA))
+        docs = BUILTIN_CORPORA[name]()
+    else:
+        docs = []
+        for path in _expand_source(source):
+            docs += _read_file(path, column)
+    docs = [d for d in docs if d.strip()]
+    if not docs:
+        raise ValueError(f"corpus {source} is empty: it holds no text")
+    return docs
+
+
+def _split_tail(docs, val_fraction):
+    """Keeps order; the last ``val_fraction`` of the characters validates."""
+    total = sum(len(d) for d in docs)
+    cut = int(round(total * (1.0 - val_fraction)))
+    train, val, seen = [], [], 0
+    for doc in docs:
+        if seen + len(doc) <= cut:
+            train.append(doc)
+        elif seen >= cut:
+            val.append(doc)
+        else:
+            train.append(doc[: cut - seen])
+            val.append(doc[cut - seen:])
+        seen += len(doc)
+    return train, val
+
+
+def _split_shuffle(docs, val_fraction, seed):
+    """Whole documents, shuffled by ``seed``, go to one side or the other."""
+    order = np.random.default_rng(seed).permutation(len(docs))
+    n_val = max(1, int(round(len(docs) * val_fraction)))
+    val_idx = set(order[:n_val].tolist())
+    train = [d for i, d in enumerate(docs) if i not in val_idx]
+    val = [d for i, d in enumerate(docs) if i in val_idx]
+    return train, val
+
+
+SPLIT_MODES = ("auto", "shuffle", "tail")
+# Below this many documents a shuffled split is too coarse; cut the text instead.
+_MIN_DOCS_TO_SHUFFLE = 20
+
+
+def split_corpus(docs, val_fraction=0.1, seed=0, mode="auto"):
+    """Splits documents into train and validation, deterministically.
+
+    Args:
+        docs: list of document strings.
+        val_fraction: share held out for validation, in (0, 1).
+        seed: seed of the shuffled split.
+        mode: ``"shuffle"`` holds out whole documents chosen by ``seed``;
+            ``"tail"`` keeps the order and holds out the last ``val_fraction``
+            of the characters (nanoGPT's split); ``"auto"`` shuffles when
+            there are at least 20 documents and cuts the tail otherwise.
+
+    Returns:
+        ``(train_docs, val_docs)``, both non-empty.
+    """
+    if mode not in SPLIT_MODES:
+        raise ValueError(f"unknown split mode '{mode}'; valid: {', '.join(SPLIT_MODES)}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if mode == "auto":
+        mode = "shuffle" if len(docs) >= _MIN_DOCS_TO_SHUFFLE else "tail"
+    if mode == "shuffle" and len(docs) < 2:
+        raise ValueError("a shuffled split needs at least 2 documents; use split = \"tail\"")
+    train, val = _split_shuffle(docs, val_fraction, seed) if mode == "shuffle" else _split_tail(docs, val_fraction)
+    train, val = [d for d in train if d], [d for d in val if d]
+    if not train or not val:
+        raise ValueError("the corpus is too small to split into train and validation")
+    return train, val
+
+
+def _as_id_lists(tokenized):
+    """Turns a tokenizer's batch output (ragged tensor or lists) into lists."""
+    if hasattr(tokenized, "to_list"):
+        return tokenized.to_list()
+    if hasattr(tokenized, "numpy"):
+        return tokenized.numpy().tolist()
+    return [list(np.asarray(row).tolist()) for row in tokenized]
+
+
+def tokenize_documents(tokenizer, docs, batch_size=256):
+    """Tokenizes documents once into a single id stream.
+
+    Every document is preceded by the end-of-sequence id, which marks document
+    boundaries and gives generation a start context even for an empty prompt.
+
+    Args:
+        tokenizer: a kerazoo tokenizer layer.
+        docs: list of document strings.
+        batch_size: documents tokenized per call.
+
+    Returns:
+        A 1-D int32 numpy array.
+    """
+    eos = int(tokenizer.eos_id)
+    pieces = []
+    for start in range(0, len(docs), batch_size):
+        batch = tf.constant(docs[start:start + batch_size])
+        for ids in _as_id_lists(tokenizer.tokenize(batch)):
+            pieces.append(np.asarray([eos] + list(ids), dtype=np.int32))
+    return np.concatenate(pieces) if pieces else np.zeros((0,), np.int32)
+
+
+def lm_windows(ids, seq_len):
+    """Packs an id stream into non-overlapping next-token windows.
+
+    Args:
+        ids: 1-D int array.
+        seq_len: window length.
+
+    Returns:
+        ``(x, y)`` int32 arrays of shape ``(n, seq_len)`` with
+        ``y[i, t] == x[i, t + 1]`` in the stream; the tail that does not fill a
+        window is dropped.
+    """
+    n = (len(ids) - 1) // seq_len
+    x = np.asarray(ids[: n * seq_len], np.int32).reshape(n, seq_len)
+    y = np.asarray(ids[1: n * seq_len + 1], np.int32).reshape(n, seq_len)
+    return x, y
+
+
+def lm_dataset(ids, seq_len, batch_size, shuffle=True, seed=0, repeat=False):
+    """A causal-LM ``tf.data`` pipeline over ids tokenized once.
+
+    Args:
+        ids: 1-D int array from ``tokenize_documents`` (never re-tokenized).
+        seq_len: tokens per example.
+        batch_size: examples per batch; the last partial batch is dropped.
+        shuffle: reshuffle windows every epoch, seeded.
+        seed: shuffle seed.
+        repeat: repeat forever (for step-based training).
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(x, y)`` int32 batches ``(batch, seq_len)``.
+
+    Raises:
+        ValueError: when the ids do not fill a single batch.
+    """
+    x, y = lm_windows(ids, seq_len)
+    if len(x) < batch_size:
+        raise ValueError(
+            f"too little text: {len(ids)} tokens make {len(x)} windows of seq_len={seq_len}, "
+            f"fewer than batch_size={batch_size}"
+        )
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

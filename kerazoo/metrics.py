@@ -1,0 +1,117 @@
+"""Language-model evaluation in units that compare across tokenizers.
+
+- loss: mean cross-entropy per predicted token, in nats.
+- perplexity: ``exp(loss)``.
+- bits per byte: total cross-entropy in bits divided by the UTF-8 bytes of
+  the evaluated text. Token counts differ between a byte tokenizer and a
+  2k-piece SentencePiece model; bytes do not, so this is the number to compare.
+"""
+
+import math
+
+import numpy as np
+
+from kerazoo.tokenizers import PAD_ID
+
+
+def _log_softmax(logits):
+    """Numerically stable log-softmax over the last axis, in float64."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def eval_windows(ids, seq_len):
+    """Windows that score every token of a stream exactly once.
+
+    Unlike training windows, the tail is kept: the last window is padded and
+    its padding labels are ``PAD_ID``, which the scorer skips.
+
+    Args:
+        ids: 1-D int array.
+        seq_len: window length.
+
+    Returns:
+        ``(x, y)`` int32 arrays ``(n, seq_len)``.
+    """
+    n_targets = len(ids) - 1
+    n = max(1, math.ceil(n_targets / seq_len))
+    x = np.full((n * seq_len,), PAD_ID, np.int32)
+    y = np.full((n * seq_len,), PAD_ID, np.int32)
+    x[:n_targets] = ids[:-1]
+    y[:n_targets] = ids[1:]
+    return x.reshape(n, seq_len), y.reshape(n, seq_len)
+
+
+def total_nll(model, ids, seq_len, batch_size=32):
+    """Sums the model's negative log-likelihood over a token stream.
+
+    Args:
+        model: a causal LM mapping ids ``(b, t)`` to logits ``(b, t, vocab)``.
+        ids: 1-D int array (the id stream of the evaluated text).
+        seq_len: window length (at most the model's context).
+        batch_size: windows per forward pass.
+
+    Returns:
+        ``(total_nats, n_tokens)``: summed cross-entropy and the number of
+        predicted tokens.
+    """
+    x, y = eval_windows(ids, seq_len)
+    total, count = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        # Pad the last batch to a full one so the compiled function is reused.
+        pad = batch_size - len(xb)
+        if pad and len(x) > batch_size:
+            xb = np.concatenate([xb, np.zeros((pad, seq_len), np.int32)])
+            yb = np.concatenate([yb, np.zeros((pad, seq_len), np.int32)])
+        logp = _log_softmax(np.asarray(model.predict_on_batch(xb)))
+        picked = np.take_along_axis(logp, yb[..., None].astype(np.int64), axis=-1)[..., 0]
+        mask = yb != PAD_ID
+        total -= float(picked[mask].sum())
+        count += int(mask.sum())
+    return total, count
+
+
+def lm_metrics(total_nats, n_tokens, n_bytes):
+    """Turns summed cross-entropy into the reported metrics.
+
+    Args:
+        total_nats: summed cross-entropy over the text, in nats.
+        n_tokens: number of predicted tokens.
+        n_bytes: UTF-8 bytes of the text.
+
+    Returns:
+        A dict with ``loss`` (nats/token), ``perplexity``, ``bits_per_byte``,
+        ``tokens`` and ``bytes``.
+    """
+    loss = total_nats / max(n_tokens, 1)
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 700.0)),
+        "bits_per_byte": total_nats / math.log(2) / max(n_bytes, 1),
+        "tokens": n_tokens,
+        "bytes": n_bytes,
+    }
+
+
+def text_bytes(docs):
+    """Total UTF-8 bytes of a list of documents."""
+    return sum(len(d.encode("utf-8")) for d in docs)
+
+
+def evaluate_lm(model, ids, docs, seq_len, batch_size=32):
+    """Evaluates a causal LM on a tokenized text.
+
+    Args:
+        model: the causal LM.
+        ids: the id stream of ``docs`` (from ``data.tokenize_documents``).
+        docs: the evaluated documents, for the byte count.
+        seq_len: window length.
+        batch_size: windows per forward pass.
+
+    Returns:
+        The ``lm_metrics`` dict.
+    """
+    nats, tokens = total_nll(model, ids, seq_len, batch_size)
+    return lm_metrics(nats, tokens, text_bytes(docs))

@@ -1,0 +1,17 @@
+"""Model builders and the registry of the zoo."""
+
+from kerazoo.models.gpt import GPT, GPTConfig
+from kerazoo.models.registry import ARCHS, build, get_arch, list_archs, make_hparams
+from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
+
+__all__ = [
+    "ARCHS",
+    "GPT",
+    "GPTConfig",
+    "RecurrentConfig",
+    "RecurrentLM",
+    "build",
+    "get_arch",
+    "list_archs",
+    "make_hparams",
+]

@@ -1,0 +1,156 @@
+"""The GPT family: a decoder-only, pre-norm Transformer language model.
+
+    token ids -> token embedding + learned position embedding -> dropout
+              -> [pre-norm self-attention (causal) + pre-norm MLP] x num_layers
+              -> final LayerNorm -> output head (tied to the token embedding or not)
+
+The blocks are ``keras_hub.layers.TransformerDecoder`` with
+``normalize_first=True`` (GPT-2 style) and no encoder input, which keeps the
+``self_attention_cache`` path that cached decoding uses.
+"""
+
+import dataclasses
+from typing import Optional
+
+import keras
+import keras_hub
+
+from kerazoo.models.hparams import field, require_dropout, require_positive
+from kerazoo.models.tokenizer_holder import TokenizerHolder
+
+
+@dataclasses.dataclass
+class GPTConfig:
+    """Hyper-parameters of a GPT-style decoder."""
+
+    max_length: int = field(256, "context length: the longest sequence the model attends over")
+    num_layers: int = field(4, "number of Transformer decoder blocks")
+    num_heads: int = field(4, "attention heads per block (must divide hidden_dim)")
+    hidden_dim: int = field(256, "model width (embedding and residual stream)")
+    intermediate_dim: Optional[int] = field(None, "MLP width; None means 4 * hidden_dim")
+    dropout: float = field(0.1, "dropout on embeddings, attention and MLP outputs")
+    tie_embeddings: bool = field(True, "share the token embedding matrix with the output head")
+    layer_norm_epsilon: float = field(1e-5, "LayerNorm epsilon")
+
+    def validate(self):
+        """Raises ValueError on impossible values."""
+        require_positive(self, "max_length", "num_layers", "num_heads", "hidden_dim", "intermediate_dim")
+        require_dropout(self)
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hyper-parameter 'num_heads' ({self.num_heads}) must divide "
+                f"'hidden_dim' ({self.hidden_dim})"
+            )
+
+
+@keras.saving.register_keras_serializable(package="kerazoo")
+class GPT(TokenizerHolder, keras.Model):
+    """A GPT-style causal language model (functional).
+
+    Args:
+        vocab_size: number of token ids.
+        max_length: context length.
+        num_layers: number of decoder blocks.
+        num_heads: attention heads per block.
+        hidden_dim: model width.
+        intermediate_dim: MLP width, ``4 * hidden_dim`` when None.
+        dropout: dropout rate.
+        tie_embeddings: reuse the token embedding as the output projection.
+        layer_norm_epsilon: LayerNorm epsilon.
+        tokenizer: optional tokenizer layer, saved with the model.
+        name: model name.
+
+    Call it on int token ids of shape ``(batch, length)`` with
+    ``length <= max_length``; it returns float32 logits of shape
+    ``(batch, length, vocab_size)``.
+
+    Example:
+        >>> model = GPT(vocab_size=100, max_length=32, num_layers=2, hidden_dim=32, num_heads=2)
+        >>> model.summary()
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        max_length=256,
+        num_layers=4,
+        num_heads=4,
+        hidden_dim=256,
+        intermediate_dim=None,
+        dropout=0.1,
+        tie_embeddings=True,
+        layer_norm_epsilon=1e-5,
+        tokenizer=None,
+        name=None,
+        **kwargs,
+    ):
+        intermediate_dim = intermediate_dim or 4 * hidden_dim
+        # GPT-2's initialisation: N(0, 0.02) everywhere.
+        init = keras.initializers.RandomNormal(stddev=0.02)
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+            vocab_size, hidden_dim, tie_weights=tie_embeddings,
+            embeddings_initializer=init, name="token_embedding",
+        )
+        self.position_embedding = keras_hub.layers.PositionEmbedding(
+            sequence_length=max_length, initializer=init, name="position_embedding"
+        )
+        self.embeddings_dropout = keras.layers.Dropout(dropout, name="embeddings_dropout")
+        self.transformer_layers = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                dropout=dropout,
+                activation="gelu",
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=init,
+                normalize_first=True,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")
+        # Logits in float32 even under mixed precision (see rnn.py).
+        self.logits_cast = keras.layers.Activation("linear", dtype="float32", name="logits")
+
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        x = self.token_embedding(token_ids)
+        x = x + self.position_embedding(x)
+        x = self.embeddings_dropout(x)
+        for block in self.transformer_layers:
+            x = block(x)  # causal mask is the default
+        x = self.final_norm(x)
+        logits = self.logits_cast(self.token_embedding(x, reverse=True))
+        super().__init__(inputs=token_ids, outputs=logits, name=name or "gpt", **kwargs)
+
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.tie_embeddings = tie_embeddings
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.tokenizer = tokenizer
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "tokenizer": self._tokenizer_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        tokenizer = cls._pop_tokenizer(config)
+        return cls(tokenizer=tokenizer, **config)

@@ -1,0 +1,124 @@
+"""The recurrent family: SimpleRNN, GRU and LSTM language models.
+
+Each is a plain ``keras.Sequential`` stack, read top to bottom:
+
+    token ids -> Embedding -> Dropout -> [RNN -> Dropout] x num_layers -> Dense -> logits
+
+Dropout sits between layers rather than inside the cells (``recurrent_dropout``)
+so that the TensorFlow and JAX backends can keep their fused cuDNN kernels.
+"""
+
+import dataclasses
+
+import keras
+
+from kerazoo.models.hparams import field, require_dropout, require_positive
+from kerazoo.models.tokenizer_holder import TokenizerHolder
+
+RECURRENT_LAYERS = {
+    "rnn": keras.layers.SimpleRNN,
+    "gru": keras.layers.GRU,
+    "lstm": keras.layers.LSTM,
+}
+
+
+@dataclasses.dataclass
+class RecurrentConfig:
+    """Hyper-parameters of a recurrent language model."""
+
+    embed_dim: int = field(256, "width of the token embedding")
+    hidden_dim: int = field(512, "units in each recurrent layer")
+    num_layers: int = field(2, "number of stacked recurrent layers")
+    dropout: float = field(0.1, "dropout after the embedding and after each recurrent layer")
+
+    def validate(self):
+        """Raises ValueError on impossible values."""
+        require_positive(self, "embed_dim", "hidden_dim", "num_layers")
+        require_dropout(self)
+
+    @property
+    def max_length(self):
+        """Recurrent models have no context limit."""
+        return None
+
+
+@keras.saving.register_keras_serializable(package="kerazoo")
+class RecurrentLM(TokenizerHolder, keras.Sequential):
+    """A stacked SimpleRNN / GRU / LSTM next-token model.
+
+    Args:
+        vocab_size: number of token ids (the tokenizer's vocabulary size).
+        cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
+        embed_dim: width of the token embedding.
+        hidden_dim: units in each recurrent layer.
+        num_layers: number of stacked recurrent layers.
+        dropout: dropout rate between layers.
+        tokenizer: optional tokenizer layer, saved with the model.
+        name: model name.
+
+    Call it on int token ids of shape ``(batch, length)``; it returns float
+    logits of shape ``(batch, length, vocab_size)``.
+
+    Example:
+        >>> model = RecurrentLM(vocab_size=100, cell="gru", hidden_dim=32)
+        >>> model.summary()
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        cell="lstm",
+        embed_dim=256,
+        hidden_dim=512,
+        num_layers=2,
+        dropout=0.1,
+        tokenizer=None,
+        name=None,
+        **kwargs,
+    ):
+        if cell not in RECURRENT_LAYERS:
+            raise ValueError(f"unknown recurrent cell '{cell}'; valid: {', '.join(RECURRENT_LAYERS)}")
+        layer_cls = RECURRENT_LAYERS[cell]
+        layers = [
+            keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+            keras.layers.Embedding(vocab_size, embed_dim, name="token_embedding"),
+            keras.layers.Dropout(dropout, name="embedding_dropout"),
+        ]
+        for i in range(num_layers):
+            layers.append(layer_cls(hidden_dim, return_sequences=True, name=f"{cell}_{i}"))
+            layers.append(keras.layers.Dropout(dropout, name=f"{cell}_{i}_dropout"))
+        # Logits stay float32 under mixed precision: softmax over a large
+        # vocabulary in float16 loses the tail of the distribution.
+        layers.append(keras.layers.Dense(vocab_size, name="lm_head", dtype="float32"))
+        super().__init__(layers=layers, name=name or f"{cell}_lm", **kwargs)
+        self.vocab_size = vocab_size
+        self.cell = cell
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.tokenizer = tokenizer
+
+    @property
+    def max_length(self):
+        """Recurrent models have no context limit."""
+        return None
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "vocab_size": self.vocab_size,
+            "cell": self.cell,
+            "embed_dim": self.embed_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "tokenizer": self._tokenizer_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        tokenizer = cls._pop_tokenizer(config)
+        return cls(tokenizer=tokenizer, **config)

@@ -1,0 +1,36 @@
+"""Lets a zoo model carry the shared tokenizer inside its `.keras` file."""
+
+import keras
+
+
+class TokenizerHolder:
+    """Mixin: a ``tokenizer`` attribute that is saved, but is not a layer.
+
+    Keras' saving walks every attribute of a model that is a Keras object and
+    writes its assets, so a tokenizer held here lands in the `.keras` file with
+    its vocabulary. We bypass the layer tracker on purpose: a tracked layer
+    would join ``Sequential.layers`` and be wired into the stack.
+    """
+
+    @property
+    def tokenizer(self):
+        """The tokenizer layer the model was trained with, or None."""
+        return self.__dict__.get("_kerazoo_tokenizer")
+
+    @tokenizer.setter
+    def tokenizer(self, value):
+        object.__setattr__(self, "_kerazoo_tokenizer", value)
+
+    def _tokenizer_config(self):
+        """The tokenizer's serialized config, for ``get_config``."""
+        if self.tokenizer is None:
+            return None
+        return keras.saving.serialize_keras_object(self.tokenizer)
+
+    @staticmethod
+    def _pop_tokenizer(config):
+        """Removes and deserializes the tokenizer entry of a config dict."""
+        tokenizer = config.pop("tokenizer", None)
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
+        return tokenizer

@@ -1,0 +1,303 @@
+"""Recipes: TOML files that name data, tokenizer, model and training settings.
+
+A recipe is data, never code. It is parsed with ``tomllib`` into typed
+sections and validated before any work starts: an unknown key, a wrong type or
+an impossible value fails with a message that names the file and the key.
+
+    name = "pydocs_gpt"
+    [data]       where the text comes from and how it is split
+    [tokenizer]  which shared tokenizer to train (or load)
+    [model]      arch = "...", plus that arch's hyper-parameters
+    [train]      model.fit settings
+"""
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from typing import Optional
+
+from kerazoo import data as data_lib
+from kerazoo import tokenizers as tokenizers_lib
+from kerazoo.models import get_arch, make_hparams
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid; the message names the file and the key."""
+
+
+@dataclasses.dataclass
+class DataSection:
+    """Where the text comes from."""
+
+    source: str = "builtin:pydocs"  # builtin:pydocs, a file, a folder, a glob, .jsonl, .csv/.tsv
+    column: str = "text"  # text field of JSONL / CSV / TSV sources
+    val_fraction: float = 0.1  # share held out for validation
+    split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
+    seed: int = 0  # seed of the shuffled split
+
+
+@dataclasses.dataclass
+class TokenizerSection:
+    """The shared tokenizer: trained on the train split, or loaded."""
+
+    kind: str = "unigram"  # byte | char | wordpiece | unigram | bpe
+    vocab_size: Optional[int] = 2048  # ignored for byte; optional for char
+    lowercase: bool = False  # lowercase before tokenizing (wordpiece / sentencepiece)
+    path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
+
+
+@dataclasses.dataclass
+class TrainSection:
+    """``model.fit`` settings. One Keras epoch is ``eval_every`` steps."""
+
+    seq_len: int = 128  # tokens per training window
+    batch_size: int = 32  # windows per step
+    steps: int = 1000  # optimizer steps in all
+    eval_every: int = 200  # steps between validation checks and checkpoints
+    eval_batches: int = 20  # validation batches per check (0: the whole split)
+    learning_rate: float = 1e-3  # peak learning rate
+    warmup_steps: int = 100  # linear warm-up steps, then cosine decay
+    min_lr_ratio: float = 0.1  # final learning rate as a share of the peak
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    clipnorm: float = 1.0  # gradient norm clip (0: off)
+    early_stopping_patience: int = 0  # validation checks without improvement before stopping (0: off)
+    tensorboard: bool = False  # write TensorBoard logs into the run folder
+    seed: int = 0  # seed of initialisation, dropout and shuffling
+    sample_prompt: str = ""  # prompt of the sample printed after training
+    sample_tokens: int = 64  # tokens in that sample
+    sample_temperature: float = 0.8  # its temperature (0: greedy)
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe."""
+
+    name: str
+    data: DataSection
+    tokenizer: TokenizerSection
+    model: dict  # {"arch": ..., **hyper-parameters}
+    train: TrainSection
+    path: str = ""  # the file it came from
+
+    @property
+    def arch(self):
+        return self.model["arch"]
+
+    @property
+    def hparams(self):
+        return {k: v for k, v in self.model.items() if k != "arch"}
+
+    def to_dict(self):
+        """The resolved recipe as plain TOML-ready data (defaults filled in)."""
+        out = {"name": self.name}
+        out["data"] = dataclasses.asdict(self.data)
+        out["tokenizer"] = {k: v for k, v in dataclasses.asdict(self.tokenizer).items() if v is not None}
+        out["model"] = dict(self.model)
+        out["train"] = dataclasses.asdict(self.train)
+        return out
+
+
+SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _type_ok(value, hint):
+    """Whether a TOML value fits a field annotation (ints are accepted as floats)."""
+    for t in typing.get_args(hint) or (hint,):
+        if t is type(None) and value is None:
+            return True
+        if t is bool and isinstance(value, bool):
+            return True
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if t is str and isinstance(value, str):
+            return True
+    return False
+
+
+def _type_name(hint):
+    names = [getattr(t, "__name__", str(t)) for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
+    return " or ".join(names)
+
+
+def _parse_section(cls, raw, where, section):
+    """Builds one section dataclass, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: [{section}] must be a table")
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        if key not in hints:
+            raise RecipeError(f"{where}: unknown key '{section}.{key}'; valid keys: {', '.join(hints)}")
+        if not _type_ok(value, hints[key]):
+            raise RecipeError(
+                f"{where}: '{section}.{key}' must be {_type_name(hints[key])}, got {value!r}"
+            )
+    values = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
+    return cls(**values)
+
+
+def _fail(where, key, message):
+    raise RecipeError(f"{where}: '{key}' {message}")
+
+
+def _check_values(recipe, where):
+    """Rejects impossible values, naming the key."""
+    d, t, k = recipe.data, recipe.train, recipe.tokenizer
+    if not d.source:
+        _fail(where, "data.source", "must not be empty")
+    if not 0.0 < d.val_fraction < 1.0:
+        _fail(where, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    if d.split not in data_lib.SPLIT_MODES:
+        _fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
+    if k.kind not in tokenizers_lib.KINDS:
+        _fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
+    if k.vocab_size is not None and k.vocab_size <= 5:
+        _fail(where, "tokenizer.vocab_size", f"must be larger than the 5 special tokens, got {k.vocab_size}")
+    for key in ("seq_len", "batch_size", "steps", "eval_every", "sample_tokens"):
+        if getattr(t, key) <= 0:
+            _fail(where, f"train.{key}", f"must be positive, got {getattr(t, key)}")
+    for key in ("eval_batches", "warmup_steps", "early_stopping_patience", "seed"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    for key in ("weight_decay", "clipnorm", "sample_temperature"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    if t.learning_rate <= 0:
+        _fail(where, "train.learning_rate", f"must be positive, got {t.learning_rate}")
+    if not 0.0 <= t.min_lr_ratio <= 1.0:
+        _fail(where, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
+    if t.steps % t.eval_every:
+        _fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
+    if t.warmup_steps >= t.steps:
+        _fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
+
+
+def _parse_model(raw, where):
+    """Validates the [model] table against the registry."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: [model] must be a table")
+    if "arch" not in raw:
+        raise RecipeError(f"{where}: missing key 'model.arch'")
+    try:
+        get_arch(raw["arch"]) if isinstance(raw["arch"], str) else _fail(where, "model.arch", "must be a string")
+        config = make_hparams(raw["arch"], **{k: v for k, v in raw.items() if k != "arch"})
+    except RecipeError:
+        raise
+    except ValueError as e:
+        raise RecipeError(f"{where}: [model] {e}") from None
+    return {"arch": raw["arch"], **dataclasses.asdict(config)}
+
+
+def _parse_override(item):
+    """Parses one ``section.key=value`` override; values are TOML literals."""
+    if "=" not in item:
+        raise RecipeError(f"--set {item!r}: expected section.key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if key.count(".") > 1 or not key:
+        raise RecipeError(f"--set {item!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is taken as a string: --set model.arch=gpt
+    return key, value
+
+
+def apply_overrides(raw, overrides):
+    """Applies ``--set section.key=value`` overrides to raw recipe data.
+
+    Args:
+        raw: the parsed TOML dict (modified in place).
+        overrides: list of ``"section.key=value"`` strings.
+
+    Returns:
+        ``raw``.
+    """
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        if "." in key:
+            section, name = key.split(".")
+            table = raw.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise RecipeError(f"--set {item!r}: '{section}' is not a section")
+            table[name] = value
+        else:
+            raw[key] = value
+    return raw
+
+
+def parse_recipe(raw, where="<recipe>"):
+    """Validates raw recipe data.
+
+    Args:
+        raw: a dict as read from TOML.
+        where: the file name, for messages.
+
+    Returns:
+        A ``Recipe``.
+
+    Raises:
+        RecipeError: naming the file and the offending key.
+    """
+    known = set(SECTIONS) | {"model", "name"}
+    for key in raw:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown key '{key}'; valid top-level keys: {', '.join(sorted(known))}")
+    name = raw.get("name") or os.path.splitext(os.path.basename(where))[0]
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
+    sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}
+    if "model" not in raw:
+        raise RecipeError(f"{where}: missing section [model]")
+    model = _parse_model(raw["model"], where)
+    recipe = Recipe(name=name, model=model, path=where, **sections)
+    _check_values(recipe, where)
+    context = model.get("max_length")
+    if context is not None and recipe.train.seq_len > context:
+        _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+    return recipe
+
+
+def load_recipe(path, overrides=None):
+    """Reads, overrides and validates a recipe file.
+
+    Args:
+        path: the ``.toml`` file.
+        overrides: optional ``["section.key=value", ...]``.
+
+    Returns:
+        A ``Recipe``.
+
+    Raises:
+        RecipeError: missing file, invalid TOML, or an invalid recipe.
+    """
+    if not os.path.isfile(path):
+        raise RecipeError(f"recipe {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not valid TOML (not UTF-8 text)") from None
+    return parse_recipe(apply_overrides(raw, overrides), where=path)
+
+
+def dump_recipe(recipe):
+    """The resolved recipe as TOML text.
+
+    Args:
+        recipe: a ``Recipe``.
+
+    Returns:
+        TOML text that ``load_recipe`` reads back to the same recipe.
+    """
+    import tomli_w
+
+    data = recipe.to_dict()
+    data["model"] = {k: v for k, v in data["model"].items() if v is not None}
+    return tomli_w.dumps(data)

@@ -1,0 +1,271 @@
+"""The recipe runner: data -> tokenizer -> model -> ``model.fit`` -> run folder.
+
+Everything that can fail on bad input (reading the corpus, training the
+tokenizer, building the model) happens before the run folder is created, so
+a user's mistake leaves nothing behind.
+"""
+
+import csv
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from kerazoo import callbacks as zoo_callbacks
+from kerazoo import data as data_lib
+from kerazoo import metrics as metrics_lib
+from kerazoo import runs
+from kerazoo import tokenizers as tokenizers_lib
+from kerazoo.generate import generate
+from kerazoo.models import build
+from kerazoo.recipes import dump_recipe
+
+# AdamW's second-moment decay. 0.99 rather than Keras' 0.999: small models on
+# small corpora train more stably with it (nanoGPT's choice as well).
+ADAM_BETA_2 = 0.99
+
+
+@dataclasses.dataclass
+class Prepared:
+    """The inputs of a run, ready to fit."""
+
+    tokenizer: object
+    train_docs: list
+    val_docs: list
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+
+
+def resolve_tokenizer_path(path):
+    """A tokenizer folder, or the ``tokenizer/`` folder inside a run folder."""
+    inner = os.path.join(path, "tokenizer")
+    return inner if os.path.isdir(inner) else path
+
+
+def prepare(recipe, tokenizer=None, log=print):
+    """Reads, splits and tokenizes the corpus; trains the tokenizer if needed.
+
+    Args:
+        recipe: a validated ``Recipe``.
+        tokenizer: a tokenizer to reuse instead of the recipe's.
+        log: where progress lines go.
+
+    Returns:
+        A ``Prepared``.
+    """
+    d, k = recipe.data, recipe.tokenizer
+    docs = data_lib.read_corpus(d.source, d.column)
+    train_docs, val_docs = data_lib.split_corpus(docs, d.val_fraction, d.seed, d.split)
+    log(f"data: {d.source}: {len(docs)} documents, "
+        f"{metrics_lib.text_bytes(train_docs):,} train / {metrics_lib.text_bytes(val_docs):,} validation bytes")
+    if tokenizer is None and k.path:
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
+    if tokenizer is None:
+        started = time.perf_counter()
+        vocab = None if k.kind == "byte" else k.vocab_size
+        tokenizer = tokenizers_lib.train_tokenizer(train_docs, k.kind, vocab, lowercase=k.lowercase)
+        log(f"tokenizer: trained {k.kind} with {tokenizer.vocabulary_size()} tokens "
+            f"in {time.perf_counter() - started:.1f}s")
+    train_ids = data_lib.tokenize_documents(tokenizer, train_docs)
+    val_ids = data_lib.tokenize_documents(tokenizer, val_docs)
+    log(f"tokens: {len(train_ids):,} train / {len(val_ids):,} validation "
+        f"({metrics_lib.text_bytes(train_docs) / max(len(train_ids), 1):.2f} bytes per token)")
+    return Prepared(tokenizer, train_docs, val_docs, train_ids, val_ids)
+
+
+def _optimizer(t):
+    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio``."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if t.warmup_steps else t.learning_rate,
+        decay_steps=t.steps - t.warmup_steps,
+        alpha=t.min_lr_ratio,
+        warmup_target=t.learning_rate if t.warmup_steps else None,
+        warmup_steps=t.warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=t.weight_decay,
+        beta_2=ADAM_BETA_2,
+        clipnorm=t.clipnorm or None,
+    )
+    # Decay matrices only: decaying biases and LayerNorm scales hurts and is
+    # not what GPT-2 / nanoGPT do.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def compile_model(model, t):
+    """Compiles a causal LM for next-token training."""
+    model.compile(
+        optimizer=_optimizer(t),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def _callbacks(t, work_dir):
+    """The standard Keras callbacks of a run, plus kerazoo's clocks."""
+    clock, counter = zoo_callbacks.TrainingClock(), zoo_callbacks.StepCounter()
+    cbs = [
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(work_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True
+        ),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+        clock,
+        counter,
+    ]
+    if t.early_stopping_patience:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
+        ))
+    if t.tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")))
+    return cbs, clock, counter
+
+
+def _val_dataset(val_ids, t):
+    """Validation windows for the checks during ``fit``."""
+    n_windows = (len(val_ids) - 1) // t.seq_len
+    if n_windows < 1:
+        raise ValueError(
+            f"validation split too small: {len(val_ids)} tokens do not fill one window "
+            f"of train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len"
+        )
+    return data_lib.lm_dataset(val_ids, t.seq_len, min(t.batch_size, n_windows), shuffle=False)
+
+
+def _read_history(path):
+    """The per-check history that CSVLogger wrote (survives resumes)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _check_workdir(work_dir, resume):
+    """Refuses to clobber an unfinished run unless asked to resume it."""
+    if os.path.exists(work_dir) and not resume:
+        raise ValueError(
+            f"an unfinished run exists at {work_dir}; pass --resume to continue it, or delete it"
+        )
+    if resume and not os.path.exists(work_dir):
+        raise ValueError(f"nothing to resume: {work_dir} does not exist")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run left."""
+
+    path: str
+    metrics: dict
+    sample: str
+
+
+def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1, log=print):
+    """Trains, evaluates and saves one recipe.
+
+    Args:
+        recipe: a validated ``Recipe``.
+        runs_dir: where run folders go.
+        resume: continue the unfinished run of the same name.
+        tokenizer: reuse this tokenizer instead of the recipe's.
+        verbose: Keras ``fit`` verbosity (1: progress bar).
+        log: where progress lines go.
+
+    Returns:
+        A ``RunResult``.
+
+    Raises:
+        ValueError: bad input (corpus, tokenizer settings, sizes); nothing is
+            written in that case.
+        RuntimeError: the loss became NaN.
+    """
+    t = recipe.train
+    work_dir = runs.partial_dir(runs_dir, recipe.name)
+    _check_workdir(work_dir, resume)
+    saved_tokenizer = os.path.join(work_dir, "tokenizer")
+    if resume and tokenizer is None and os.path.isdir(saved_tokenizer):
+        tokenizer = tokenizers_lib.load_tokenizer(saved_tokenizer)
+
+    keras.utils.set_random_seed(t.seed)
+    prep = prepare(recipe, tokenizer, log)
+    train_ds = data_lib.lm_dataset(prep.train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+    val_ds = _val_dataset(prep.val_ids, t)
+    model = compile_model(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
+    log(f"model: {recipe.arch}, {model.count_params():,} parameters; "
+        f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
+
+    os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
+    if not os.path.isdir(saved_tokenizer):
+        tokenizers_lib.save_tokenizer(prep.tokenizer, saved_tokenizer)
+    runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
+
+    cbs, clock, counter = _callbacks(t, work_dir)
+    started = time.perf_counter()
+    model.fit(
+        train_ds,
+        epochs=t.steps // t.eval_every,
+        steps_per_epoch=t.eval_every,
+        validation_data=val_ds,
+        validation_steps=t.eval_batches or None,
+        callbacks=cbs,
+        verbose=verbose,
+    )
+    history = _read_history(os.path.join(work_dir, "history.csv"))
+    if history and not math.isfinite(history[-1].get("loss", 0.0)):
+        raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
+
+    log("evaluating on the whole validation split ...")
+    scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
+    sample = generate(model, t.sample_prompt, t.sample_tokens, t.sample_temperature, seed=t.seed)
+    steps_done = len(history) * t.eval_every
+    tokens_this_process = counter.steps * t.batch_size * t.seq_len
+    metrics = {
+        "arch": recipe.arch,
+        "params": int(model.count_params()),
+        "tokenizer": prep.tokenizer.kind,
+        "vocab_size": int(prep.tokenizer.vocabulary_size()),
+        "val_loss": scores["loss"],
+        "val_perplexity": scores["perplexity"],
+        "val_bits_per_byte": scores["bits_per_byte"],
+        "val_tokens": scores["tokens"],
+        "val_bytes": scores["bytes"],
+        "train_loss": history[-1]["loss"] if history else None,
+        "steps": steps_done,
+        "tokens_seen": steps_done * t.batch_size * t.seq_len,
+        "tokens_per_sec": tokens_this_process / clock.train_seconds if clock.train_seconds else None,
+        "train_seconds": clock.train_seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "backend": keras.backend.backend(),
+    }
+    model.save(os.path.join(work_dir, "model.keras"))
+    runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
+    runs.write_json(os.path.join(work_dir, "history.json"), history)
+    runs.write_text(os.path.join(work_dir, "sample.txt"), t.sample_prompt + sample + "\n")
+    runs.discard(os.path.join(work_dir, "backup"))
+    path = runs.finish(work_dir, runs_dir, recipe.name)
+    return RunResult(path, metrics, sample)
+
+
+def load_run(path):
+    """Loads the model of a run folder (or a ``.keras`` file), in safe mode.
+
+    Args:
+        path: a run folder or a ``.keras`` file.
+
+    Returns:
+        The ``keras.Model``, carrying its tokenizer.
+    """
+    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise ValueError(f"no model found at {path} (expected a run folder with model.keras, or a .keras file)")
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=False)
+    except (OSError, ValueError, KeyError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load {file}: {first_line}") from None

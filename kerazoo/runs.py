@@ -1,0 +1,68 @@
+"""Run folders: where a training run writes, atomically.
+
+A run is written into ``runs/.<name>.partial/`` and renamed to ``runs/<name>``
+only when everything is in place, so a folder named after a run is always
+complete. A crash leaves only the hidden partial folder, which ``--resume``
+continues (Keras' ``BackupAndRestore`` state lives there).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+
+def partial_dir(runs_dir, name):
+    """The hidden folder a run writes into until it is finished."""
+    return os.path.join(runs_dir, f".{name}.partial")
+
+
+def final_dir(runs_dir, name):
+    """The first free ``runs/<name>``, ``runs/<name>-2``, ... (never overwrites)."""
+    candidate, n = os.path.join(runs_dir, name), 1
+    while os.path.exists(candidate):
+        n += 1
+        candidate = os.path.join(runs_dir, f"{name}-{n}")
+    return candidate
+
+
+def write_json(path, obj):
+    """Writes JSON atomically: a temporary file in the same folder, then a rename."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path, text):
+    """Writes text atomically (temporary file, fsync, rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def finish(work_dir, runs_dir, name):
+    """Renames a completed partial folder to its final name.
+
+    Args:
+        work_dir: the partial folder.
+        runs_dir: the runs folder.
+        name: the run name.
+
+    Returns:
+        The final folder path.
+    """
+    target = final_dir(runs_dir, name)
+    os.replace(work_dir, target)
+    return target
+
+
+def discard(path):
+    """Removes a folder if it exists."""
+    shutil.rmtree(path, ignore_errors=True)
