@@ -27,7 +27,7 @@ class RecipeError(ValueError):
     """A recipe is invalid; the message names the file and the key."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DataSection:
     """Where the text comes from."""
 
@@ -38,7 +38,7 @@ class DataSection:
     seed: int = 0  # seed of the shuffled split
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TokenizerSection:
     """The shared tokenizer: trained on the train split, or loaded."""
 
@@ -48,7 +48,7 @@ class TokenizerSection:
     path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainSection:
     """``model.fit`` settings. One Keras epoch is ``eval_every`` steps."""
 
@@ -247,7 +247,8 @@ def parse_recipe(raw, where="<recipe>"):
     for key in raw:
         if key not in known:
             raise RecipeError(f"{where}: unknown key '{key}'; valid top-level keys: {', '.join(sorted(known))}")
-    name = raw.get("name") or os.path.splitext(os.path.basename(where))[0]
+    stem = os.path.splitext(os.path.basename(where))[0]
+    name = raw.get("name") or (stem if where.endswith(".toml") else "run")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
     sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}

@@ -215,6 +215,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
         validation_steps=t.eval_batches or None,
         callbacks=cbs,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
     history = _read_history(os.path.join(work_dir, "history.csv"))
     if history and not math.isfinite(history[-1].get("loss", 0.0)):

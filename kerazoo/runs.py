@@ -26,6 +26,13 @@ def final_dir(runs_dir, name):
     return candidate
 
 
+def _umask():
+    """The process umask (reading it means setting it, so set it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path, obj):
     """Writes JSON atomically: a temporary file in the same folder, then a rename."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -36,6 +43,7 @@ def write_text(path, text):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

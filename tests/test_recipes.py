@@ -1,0 +1,88 @@
+"""Recipe parsing and validation: every mistake names the file and the key."""
+
+import glob
+
+import pytest
+
+from kerazoo.recipes import RecipeError, dump_recipe, load_recipe, parse_recipe
+
+MINIMAL = {"model": {"arch": "lstm"}}
+
+
+def _write(tmp_path, text, name="r.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob("recipes/*.toml")))
+def test_shipped_recipes_are_valid(path):
+    recipe = load_recipe(path)
+    assert recipe.data.source and recipe.arch in {"rnn", "gru", "lstm", "gpt"}
+
+
+def test_shipped_pydocs_recipes_share_tokenizer_settings():
+    recipes = [load_recipe(p) for p in sorted(glob.glob("recipes/pydocs_*.toml"))]
+    assert {r.arch for r in recipes} == {"rnn", "gru", "lstm", "gpt"}
+    assert len({(r.data, r.tokenizer) for r in recipes}) == 1
+
+
+def test_defaults_fill_in_and_name_comes_from_file(tmp_path):
+    recipe = load_recipe(_write(tmp_path, '[model]\narch = "gru"\n', "my_run.toml"))
+    assert recipe.name == "my_run" and recipe.arch == "gru"
+    assert recipe.train.seq_len == 128 and recipe.hparams["hidden_dim"] == 512
+
+
+def test_dump_round_trips(tmp_path):
+    recipe = load_recipe(_write(tmp_path, '[model]\narch = "gpt"\nnum_layers = 2\n[train]\nlearning_rate = 3e-4\n'))
+    again = load_recipe(_write(tmp_path, dump_recipe(recipe), "again.toml"))
+    assert again.to_dict() == recipe.to_dict()
+
+
+def test_overrides(tmp_path):
+    path = _write(tmp_path, '[model]\narch = "gpt"\n')
+    recipe = load_recipe(path, ["train.steps=400", "train.eval_every=100", "model.arch=lstm",
+                                'data.source="notes/*.txt"', "train.tensorboard=true"])
+    assert recipe.train.steps == 400 and recipe.arch == "lstm"
+    assert recipe.data.source == "notes/*.txt" and recipe.train.tensorboard is True
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[model]\narch = "gpt"\n[train]\nstepz = 3\n', "unknown key 'train.stepz'"),
+        ('[model]\narch = "gpt"\n[trian]\nsteps = 3\n', "unknown key 'trian'"),
+        ('[model]\narch = "gpt"\n[train]\nsteps = "many"\n', "'train.steps' must be int"),
+        ('[model]\narch = "gpt"\n[train]\nbatch_size = 1.5\n', "'train.batch_size' must be int"),
+        ('[model]\narch = "gpt"\n[train]\nbatch_size = -4\n', "'train.batch_size' must be positive"),
+        ('[model]\narch = "gpt"\n[train]\nsteps = 1000\neval_every = 300\n', "must be a multiple"),
+        ('[model]\narch = "gpt"\nmax_length = 64\n[train]\nseq_len = 128\n', "'train.seq_len' \\(128\\) exceeds the model's context"),
+        ('[model]\narch = "transformerxl"\n', "unknown arch 'transformerxl'"),
+        ('[model]\narch = "gpt"\nnum_layerz = 2\n', "unknown hyper-parameter 'num_layerz'"),
+        ('[model]\narch = "gpt"\n[tokenizer]\nkind = "morse"\n', "'tokenizer.kind' must be one of"),
+        ('[model]\narch = "gpt"\n[data]\nval_fraction = 1.5\n', "'data.val_fraction' must be in"),
+        ('[data]\nsource = "x.txt"\n', "missing section \\[model\\]"),
+        ('name = "../escape"\n[model]\narch = "gpt"\n', "'name' must be letters"),
+        ('[model\narch = "gpt"\n', "not valid TOML"),
+    ],
+)
+def test_bad_recipes_name_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(RecipeError, match=message) as info:
+        load_recipe(path)
+    assert path in str(info.value)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(str(tmp_path / "nope.toml"))
+
+
+def test_parse_from_a_dict():
+    assert parse_recipe(MINIMAL).arch == "lstm"
+
+
+@pytest.mark.parametrize("override", ["train.steps", "a.b.c=1", "=3"])
+def test_bad_override_syntax(override):
+    with pytest.raises(RecipeError, match="expected section.key=value"):
+        load_recipe("recipes/pydocs_gpt.toml", [override])
