@@ -43,9 +43,20 @@ class TokenizerSection:
     """The shared tokenizer: trained on the train split, or loaded."""
 
     kind: str = "unigram"  # byte | char | wordpiece | unigram | bpe
-    vocab_size: Optional[int] = 2048  # ignored for byte; optional for char
+    vocab_size: Optional[int] = None  # unset: byte 261, char every character, others 2048
     lowercase: bool = False  # lowercase before tokenizing (wordpiece / sentencepiece)
     path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
+
+
+# The vocabulary size of the trained kinds when a recipe leaves it out.
+DEFAULT_VOCAB_SIZE = 2048
+
+
+def vocab_size_for(section):
+    """The vocabulary size to train with: the recipe's, or the kind's default."""
+    if section.vocab_size is not None or section.kind in ("byte", "char"):
+        return section.vocab_size
+    return DEFAULT_VOCAB_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +166,8 @@ def _check_values(recipe, where):
         _fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
     if k.kind not in tokenizers_lib.KINDS:
         _fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
+    if k.kind == "byte" and k.vocab_size not in (None, tokenizers_lib.BYTE_VOCAB_SIZE):
+        _fail(where, "tokenizer.vocab_size", f"is fixed at {tokenizers_lib.BYTE_VOCAB_SIZE} for the byte tokenizer; leave it out")
     if k.vocab_size is not None and k.vocab_size <= 5:
         _fail(where, "tokenizer.vocab_size", f"must be larger than the 5 special tokens, got {k.vocab_size}")
     for key in ("seq_len", "batch_size", "steps", "eval_every", "sample_tokens"):

@@ -21,7 +21,7 @@ from kerazoo import runs
 from kerazoo import tokenizers as tokenizers_lib
 from kerazoo.generate import generate
 from kerazoo.models import build
-from kerazoo.recipes import dump_recipe
+from kerazoo.recipes import dump_recipe, vocab_size_for
 
 # AdamW's second-moment decay. 0.99 rather than Keras' 0.999: small models on
 # small corpora train more stably with it (nanoGPT's choice as well).
@@ -65,8 +65,7 @@ def prepare(recipe, tokenizer=None, log=print):
         tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
     if tokenizer is None:
         started = time.perf_counter()
-        vocab = None if k.kind == "byte" else k.vocab_size
-        tokenizer = tokenizers_lib.train_tokenizer(train_docs, k.kind, vocab, lowercase=k.lowercase)
+        tokenizer = tokenizers_lib.train_tokenizer(train_docs, k.kind, vocab_size_for(k), lowercase=k.lowercase)
         log(f"tokenizer: trained {k.kind} with {tokenizer.vocabulary_size()} tokens "
             f"in {time.perf_counter() - started:.1f}s")
     train_ids = data_lib.tokenize_documents(tokenizer, train_docs)

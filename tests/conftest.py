@@ -28,7 +28,7 @@ def tiny_recipe_text(source, arch="gpt", kind="byte", extra=""):
         model = 'max_length = 32\nnum_layers = 1\nnum_heads = 2\nhidden_dim = 16\ndropout = 0.0'
     else:
         model = "embed_dim = 8\nhidden_dim = 16\nnum_layers = 1\ndropout = 0.0"
-    vocab = "" if kind == "byte" else "vocab_size = 300\n"
+    vocab = "" if kind in ("byte", "char") else "vocab_size = 300\n"
     return f"""
 name = "tiny_{arch}"
 [data]

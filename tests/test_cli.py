@@ -1,0 +1,127 @@
+"""The `kerazoo` command end to end, on tiny recipes, and its bad-input contract."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerazoo.cli import main
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_train_leaves_a_complete_run_folder(arch, tiny_recipe, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    code, out, err = _run(["train", tiny_recipe(arch), "--runs-dir", runs, "--quiet"], capsys)
+    assert code == 0, err
+    run = os.path.join(runs, f"tiny_{arch}")
+    for name in ("model.keras", "metrics.json", "recipe.toml", "history.json", "sample.txt",
+                 "tokenizer/config.json", "checkpoints/best.keras"):
+        assert os.path.exists(os.path.join(run, name)), name
+    assert not [n for n in os.listdir(runs) if n.startswith(".")], "no partial folder left"
+    m = json.load(open(os.path.join(run, "metrics.json")))
+    assert m["steps"] == 4 and m["tokens_seen"] == 4 * 4 * 32
+    assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]), rel_tol=1e-9)
+    assert math.isclose(m["val_bits_per_byte"], m["val_loss"] * m["val_tokens"] / math.log(2) / m["val_bytes"], rel_tol=1e-9)
+    assert m["tokens_per_sec"] > 0
+    assert "bits/byte" in out and "perplexity" in out and "sample:" in out
+    assert len(json.load(open(os.path.join(run, "history.json")))) == 2
+
+    code, out, err = _run(["generate", run, "--prompt", "The ", "--max-new-tokens", "5"], capsys)
+    assert code == 0 and out.startswith("The ")
+
+
+def test_second_run_of_a_recipe_never_overwrites(tiny_recipe, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    recipe = tiny_recipe("rnn")
+    assert _run(["train", recipe, "--runs-dir", runs, "--quiet"], capsys)[0] == 0
+    assert _run(["train", recipe, "--runs-dir", runs, "--quiet"], capsys)[0] == 0
+    assert sorted(os.listdir(runs)) == ["tiny_rnn", "tiny_rnn-2"]
+
+
+def test_unfinished_run_needs_resume(tiny_recipe, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / ".tiny_gpt.partial").mkdir(parents=True)
+    code, _, err = _run(["train", tiny_recipe("gpt"), "--runs-dir", str(runs)], capsys)
+    assert code == 2 and "--resume" in err
+
+
+def test_compare_shares_one_tokenizer_and_prints_a_table(tiny_recipe, tmp_path, capsys):
+    runs, table = str(tmp_path / "runs"), str(tmp_path / "table.md")
+    recipes = [tiny_recipe("gpt", "char"), tiny_recipe("gru", "char")]
+    code, out, err = _run(["compare", *recipes, "--runs-dir", runs, "--out", table, "--quiet"], capsys)
+    assert code == 0, err
+    text = open(table).read()
+    assert "| tiny_gpt | gpt |" in text and "| tiny_gru | gru |" in text
+    assets = [sorted(os.listdir(os.path.join(runs, r, "tokenizer", "assets"))) for r in ("tiny_gpt", "tiny_gru")]
+    assert assets[0] == assets[1] and assets[0]
+    for name in assets[0]:
+        a, b = (open(os.path.join(runs, r, "tokenizer", "assets", name), "rb").read() for r in ("tiny_gpt", "tiny_gru"))
+        assert a == b
+
+
+def test_models_lists_archs(capsys):
+    code, out, _ = _run(["models"], capsys)
+    assert code == 0
+    for arch in ("rnn", "gru", "lstm", "gpt"):
+        assert f"{arch}:" in out
+    assert "num_heads" in out and "default" in out
+
+
+BAD = {
+    "missing corpus": ("source", "{tmp}/nope.txt", "does not exist"),
+    "empty corpus": ("file", b"", "is empty"),
+    "binary corpus": ("file", b"\x7fELF\x00\x00\x01", "looks binary"),
+    "missing column": ("csv", b"a,b\n1,2\n", "column 'text' not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_corpus_exits_2_with_one_line(case, tiny_recipe, tmp_path, capsys):
+    kind, payload, message = BAD[case]
+    if kind == "source":
+        source = payload.format(tmp=tmp_path)
+    else:
+        source = str(tmp_path / ("c.csv" if kind == "csv" else "c.txt"))
+        open(source, "wb").write(payload)
+    runs = tmp_path / "runs"
+    code, _, err = _run(["train", tiny_recipe(source=source), "--runs-dir", str(runs)], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not runs.exists() or not os.listdir(runs), "nothing half-written"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tokenizer.vocab_size=100000", "too large"),
+        ("model.arch=mamba", "unknown arch 'mamba'"),
+        ("tokenizer.kind=morse", "'tokenizer.kind' must be one of"),
+    ],
+)
+def test_bad_settings_exit_2(override, message, tiny_recipe, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code, _, err = _run(["train", tiny_recipe(kind="wordpiece"), "--runs-dir", str(runs), "--set", override], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not runs.exists() or not os.listdir(runs)
+
+
+def test_invalid_toml_from_the_console_script(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\narch = 'gpt'\n")
+    proc = subprocess.run([sys.executable, "-m", "kerazoo.cli", "train", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_generate_from_a_missing_run(tmp_path, capsys):
+    code, _, err = _run(["generate", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "no model found" in err
