@@ -1,5 +1,33 @@
-"""kerazoo: a Keras 3 model zoo of language models."""
+"""kerazoo: a Keras 3 model zoo of language models.
 
-from kerazoo import models
+Example:
+    >>> import kerazoo as kz
+    >>> tok = kz.tokenizers.train_tokenizer(kz.data.read_corpus("builtin:pydocs"), "unigram", 2048)
+    >>> model = kz.models.build("gpt", tokenizer=tok, num_layers=2)
+"""
+
+# Importing the tokenizers registers their classes with Keras, so that a
+# `.keras` file holding one loads in a fresh process after `import kerazoo`.
+from kerazoo import data, metrics, models, tokenizers
+from kerazoo.generate import generate
+from kerazoo.models import build
+from kerazoo.recipes import load_recipe
+from kerazoo.runner import load_run, run_recipe
+from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "build",
+    "data",
+    "generate",
+    "load_recipe",
+    "load_run",
+    "load_tokenizer",
+    "metrics",
+    "models",
+    "run_recipe",
+    "save_tokenizer",
+    "tokenizers",
+    "train_tokenizer",
+]
