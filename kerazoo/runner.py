@@ -165,7 +165,7 @@ class RunResult:
     sample: str
 
 
-def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1, log=print):
+def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1, log=print, callbacks=None):
     """Trains, evaluates and saves one recipe.
 
     Args:
@@ -175,6 +175,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
         tokenizer: reuse this tokenizer instead of the recipe's.
         verbose: Keras ``fit`` verbosity (1: progress bar).
         log: where progress lines go.
+        callbacks: extra Keras callbacks for ``fit``.
 
     Returns:
         A ``RunResult``.
@@ -205,6 +206,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
 
     cbs, clock, counter = _callbacks(t, work_dir)
+    cbs += list(callbacks or [])
     started = time.perf_counter()
     model.fit(
         train_ds,

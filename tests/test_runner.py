@@ -1,0 +1,57 @@
+"""The fit-based runner: resume after a crash, and the Python API."""
+
+import json
+import os
+
+import keras
+import pytest
+
+import kerazoo as kz
+
+
+class _CrashAfterFirstCheck(keras.callbacks.Callback):
+    """Stands in for a crash: raises once the first eval_every block is done."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_resume_continues_from_the_last_finished_block(tiny_recipe, tmp_path):
+    runs = str(tmp_path / "runs")
+    recipe = kz.load_recipe(tiny_recipe("gpt"))
+    with pytest.raises(KeyboardInterrupt):
+        kz.run_recipe(recipe, runs, verbose=0, log=lambda *_: None, callbacks=[_CrashAfterFirstCheck()])
+    partial = os.path.join(runs, ".tiny_gpt.partial")
+    assert os.path.isdir(os.path.join(partial, "backup")) and not os.path.exists(os.path.join(runs, "tiny_gpt"))
+
+    class _Epochs(keras.callbacks.Callback):
+        seen = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    result = kz.run_recipe(recipe, runs, resume=True, verbose=0, log=lambda *_: None, callbacks=[_Epochs()])
+    assert _Epochs.seen == [1], "only the unfinished block is trained again"
+    assert result.path.endswith("tiny_gpt") and not os.path.exists(partial)
+    assert result.metrics["steps"] == 4
+    assert len(json.load(open(os.path.join(result.path, "history.json")))) == 2
+
+
+def test_resume_without_a_partial_run(tiny_recipe, tmp_path):
+    with pytest.raises(ValueError, match="nothing to resume"):
+        kz.run_recipe(kz.load_recipe(tiny_recipe("gpt")), str(tmp_path), resume=True, verbose=0)
+
+
+def test_same_seed_same_metrics(tiny_recipe, tmp_path):
+    recipe = kz.load_recipe(tiny_recipe("gru"))
+    a = kz.run_recipe(recipe, str(tmp_path / "a"), verbose=0, log=lambda *_: None).metrics
+    b = kz.run_recipe(recipe, str(tmp_path / "b"), verbose=0, log=lambda *_: None).metrics
+    assert a["val_loss"] == b["val_loss"] and a["train_loss"] == b["train_loss"]
+
+
+def test_loaded_run_model_carries_its_tokenizer(tiny_recipe, tmp_path):
+    result = kz.run_recipe(kz.load_recipe(tiny_recipe("lstm", "char")), str(tmp_path), verbose=0, log=lambda *_: None)
+    model = kz.load_run(result.path)
+    assert model.tokenizer.kind == "char"
+    assert isinstance(kz.generate(model, "The", 4), str)
