@@ -128,7 +128,7 @@ def _cmd_models(args):
     for name, summary, rows in list_archs():
         print(f"{name}: {summary}")
         for hp, type_name, default, help_text in rows:
-            print(f"    {hp:<20} {type_name:<6} default {default!r:<8} {help_text}")
+            print(f"    {hp:<20} {type_name:<9} default {default!r:<8} {help_text}")
     return 0
 
 

@@ -128,14 +128,17 @@ def _callbacks(t, work_dir):
 
 
 def _val_dataset(val_ids, t):
-    """Validation windows for the checks during ``fit``."""
+    """Validation windows for the checks during ``fit``, and the batches per check."""
     n_windows = (len(val_ids) - 1) // t.seq_len
     if n_windows < 1:
         raise ValueError(
             f"validation split too small: {len(val_ids)} tokens do not fill one window "
             f"of train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len"
         )
-    return data_lib.lm_dataset(val_ids, t.seq_len, min(t.batch_size, n_windows), shuffle=False)
+    batch_size = min(t.batch_size, n_windows)
+    n_batches = n_windows // batch_size
+    steps = min(t.eval_batches, n_batches) if t.eval_batches else n_batches
+    return data_lib.lm_dataset(val_ids, t.seq_len, batch_size, shuffle=False), steps
 
 
 def _read_history(path):
@@ -195,7 +198,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     keras.utils.set_random_seed(t.seed)
     prep = prepare(recipe, tokenizer, log)
     train_ds = data_lib.lm_dataset(prep.train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
-    val_ds = _val_dataset(prep.val_ids, t)
+    val_ds, val_steps = _val_dataset(prep.val_ids, t)
     model = compile_model(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
     log(f"model: {recipe.arch}, {model.count_params():,} parameters; "
         f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
@@ -213,7 +216,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
         epochs=t.steps // t.eval_every,
         steps_per_epoch=t.eval_every,
         validation_data=val_ds,
-        validation_steps=t.eval_batches or None,
+        validation_steps=val_steps,
         callbacks=cbs,
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, seeded

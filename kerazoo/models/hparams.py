@@ -34,8 +34,11 @@ def describe(config_cls):
     hints = typing.get_type_hints(config_cls)
     rows = []
     for f in dataclasses.fields(config_cls):
-        type_name = getattr(hints[f.name], "__name__", str(hints[f.name]))
-        rows.append((f.name, type_name.replace("typing.", ""), f.default, f.metadata.get("help", "")))
+        types = [t for t in (typing.get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None)]
+        type_name = "|".join(t.__name__ for t in types)
+        if len(types) < len(typing.get_args(hints[f.name])):
+            type_name += "|None"
+        rows.append((f.name, type_name, f.default, f.metadata.get("help", "")))
     return rows
 
 
