@@ -1,98 +1,195 @@
-"""Text generation from a causal LM: greedy and temperature sampling.
+"""Text generation for every causal LM of the zoo.
 
-This is the simple decoder: each new token re-runs the model over a fixed-size
-buffer (right-padded, which a causal model never attends to), so one compiled
-forward function serves every step without retracing. Cached decoding with a
-KV cache / RNN state is a separate piece of work.
+``generate`` decodes a batch of prompts with the cached, compiled loop of
+``kerazoo.decoding``; ``stream`` yields the text of one prompt piece by piece
+as it is produced. Both stop at the end token, and never return text past a
+stop string.
 """
+
+import os
 
 import numpy as np
 import tensorflow as tf
 
-# Buffers grow in steps of this many tokens so that nearby lengths share one
-# compiled forward function.
-_BUCKET = 64
+from kerazoo import decoding
+from kerazoo.sampling import SamplerSpec
+
+# Streaming decodes this many positions per call of the compiled loop.
+STREAM_CHUNK = 8
 
 
-def _bucket(length, limit):
-    """Rounds a buffer length up to the bucket size, capped at ``limit``."""
-    length = -(-length // _BUCKET) * _BUCKET
-    return min(length, limit) if limit else length
+def _resolve_model(model):
+    """A model, or the model of a run folder / .keras file."""
+    if isinstance(model, (str, os.PathLike)):
+        from kerazoo.runner import load_run
+
+        return load_run(str(model))
+    return model
 
 
-def _pick(logits, temperature, rng):
-    """Chooses the next token from one row of logits."""
-    if temperature <= 0:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max())
-    return int(rng.choice(len(p), p=p / p.sum()))
+def _encode(tokenizer, prompts):
+    """Prompt ids, each preceded by the document separator the model trained with."""
+    ids = tokenizer.tokenize(tf.constant(prompts, dtype=tf.string))
+    rows = ids.to_list() if hasattr(ids, "to_list") else [list(r) for r in np.asarray(ids)]
+    return [[int(tokenizer.eos_id)] + [int(i) for i in row] for row in rows]
 
 
-def _encode(tokenizer, prompt):
-    """Prompt ids, preceded by the document separator the model trained with."""
-    ids = tokenizer.tokenize(tf.constant([prompt]))
-    ids = ids.to_list()[0] if hasattr(ids, "to_list") else list(np.asarray(ids[0]).tolist())
-    return [int(tokenizer.eos_id)] + [int(i) for i in ids]
+def _decode_text(tokenizer, ids):
+    """Text of a list of ids (ids must not be empty)."""
+    text = np.asarray(tokenizer.detokenize(tf.constant([ids], tf.int32))).reshape(-1)[0]
+    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
 
 
-def generate_ids(model, prompt_ids, max_new_tokens, temperature=0.0, eos_id=None, seed=None):
-    """Extends one prompt by up to ``max_new_tokens`` tokens.
+def cut_at_stop(text, stop):
+    """Truncates text before the first occurrence of any stop string.
 
     Args:
-        model: causal LM, ids ``(1, t)`` -> logits ``(1, t, vocab)``.
-        prompt_ids: non-empty list of int ids.
-        max_new_tokens: how many tokens to add at most.
-        temperature: 0 for greedy, otherwise softmax temperature.
-        eos_id: stop when this id is produced (it is not returned).
-        seed: seed of the sampler, for reproducible sampling.
+        text: generated text.
+        stop: list of stop strings (may be empty).
 
     Returns:
-        The list of new ids.
+        ``(text, stopped)``.
     """
-    rng = np.random.default_rng(seed)
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _fit_context(model, prompts, max_new_tokens):
+    """Keeps the end of prompts that would overflow a Transformer's context."""
     limit = getattr(model, "max_length", None)
-    size = _bucket(len(prompt_ids) + max_new_tokens, limit)
-    context = list(prompt_ids)[-size:]
-    new = []
-    for _ in range(max_new_tokens):
-        buffer = np.zeros((1, size), np.int32)
-        buffer[0, : len(context)] = context
-        logits = np.asarray(model.predict_on_batch(buffer))[0, len(context) - 1]
-        token = _pick(logits, temperature, rng)
-        if eos_id is not None and token == eos_id:
-            break
-        new.append(token)
-        context.append(token)
-        if len(context) > size:  # slide the window past the context limit
-            context = context[1:]
-    return new
+    if limit is None:
+        return prompts
+    if max_new_tokens >= limit:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} does not fit the model's context of {limit} tokens"
+        )
+    keep = limit - max_new_tokens
+    return [p if len(p) <= keep else p[-keep:] for p in prompts]
 
 
-def generate(model, prompt, max_new_tokens=64, temperature=0.0, seed=None, tokenizer=None):
-    """Continues a text prompt.
+def _check_args(prompts, max_new_tokens, stop):
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a string or a list of strings")
+    if not prompts:
+        raise ValueError("no prompts given")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
+        raise ValueError("stop must be a list of strings")
+
+
+def _start(model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer):
+    """Validates arguments and sets up a decoding batch."""
+    model = _resolve_model(model)
+    tokenizer = tokenizer or getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("the model carries no tokenizer; pass tokenizer=")
+    stop = list(stop or [])
+    _check_args(prompts, max_new_tokens, stop)
+    spec = SamplerSpec(sampler, float(temperature), int(top_k), float(top_p), int(num_beams)).validate()
+    ids = _fit_context(model, _encode(tokenizer, prompts), max_new_tokens)
+    return model, tokenizer, spec, ids, stop
+
+
+def generate(
+    model,
+    prompts,
+    max_new_tokens=64,
+    sampler="greedy",
+    temperature=1.0,
+    top_k=50,
+    top_p=0.9,
+    num_beams=4,
+    stop=None,
+    seed=None,
+    tokenizer=None,
+):
+    """Continues one prompt or a batch of prompts of any lengths.
 
     Args:
-        model: a causal LM of the zoo (it carries its tokenizer).
-        prompt: the text to continue (may be empty).
-        max_new_tokens: how many tokens to add at most.
-        temperature: 0 for greedy decoding, otherwise the sampling temperature.
-        seed: sampler seed.
+        model: a causal LM of the zoo, a run folder or a ``.keras`` file.
+        prompts: a string, or a list of strings (decoded together).
+        max_new_tokens: new tokens per prompt at most.
+        sampler: ``greedy``, ``temperature``, ``top_k``, ``top_p`` or ``beam``.
+        temperature: softmax temperature of the sampling kinds.
+        top_k: candidates kept by ``top_k``.
+        top_p: probability mass kept by ``top_p``.
+        num_beams: beams of ``beam`` search.
+        stop: stop strings; the output ends before the first one.
+        seed: sampler seed (same seed, same text).
         tokenizer: overrides the model's own tokenizer.
 
     Returns:
-        The generated continuation (without the prompt).
+        The continuation (without the prompt): a string for a string prompt,
+        a list of strings for a list.
+
+    Example:
+        >>> kerazoo.generate("runs/pydocs_gpt", ["The for", "A class"], sampler="top_p", seed=1)
     """
-    tokenizer = tokenizer or model.tokenizer
-    if tokenizer is None:
-        raise ValueError("the model carries no tokenizer; pass tokenizer=")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    new = generate_ids(model, _encode(tokenizer, prompt), max_new_tokens, temperature, int(tokenizer.eos_id), seed)
-    if not new:
-        return ""
-    text = tokenizer.detokenize(tf.constant([new], tf.int32))
-    text = np.asarray(text).reshape(-1)[0]
-    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else prompts
+    model, tokenizer, spec, ids, stop = _start(
+        model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer
+    )
+    if spec.kind == "beam":
+        from kerazoo.beam import beam_search
+
+        new_ids = beam_search(model, ids, max_new_tokens, spec.num_beams)
+    else:
+        state = decoding.DecodeState(model, ids, max_new_tokens, spec, seed)
+        while not state.finished:
+            # With stop strings, check between chunks so decoding ends soon
+            # after every row has produced one.
+            state.advance(steps=4 * STREAM_CHUNK if stop else None)
+            if stop and all(cut_at_stop(_decode_text(tokenizer, r), stop)[1] for r in state.new_ids() if r):
+                break
+        new_ids = state.new_ids()
+    texts = [cut_at_stop(_decode_text(tokenizer, r), stop)[0] if r else "" for r in new_ids]
+    return texts[0] if single else texts
+
+
+def stream(
+    model,
+    prompt,
+    max_new_tokens=64,
+    sampler="greedy",
+    temperature=1.0,
+    top_k=50,
+    top_p=0.9,
+    stop=None,
+    seed=None,
+    tokenizer=None,
+):
+    """Yields the continuation of one prompt in pieces, as it is decoded.
+
+    The same compiled loop as ``generate`` runs ``STREAM_CHUNK`` positions per
+    call; the pieces joined equal ``generate``'s output for the same settings.
+
+    Args:
+        model, prompt, max_new_tokens, sampler, temperature, top_k, top_p,
+        stop, seed, tokenizer: as for ``generate`` (one prompt, no beams).
+
+    Yields:
+        Pieces of text.
+    """
+    model, tokenizer, spec, ids, stop = _start(
+        model, [prompt], max_new_tokens, sampler, temperature, top_k, top_p, 1, stop, seed, tokenizer
+    )
+    if spec.kind == "beam":
+        raise ValueError("beam search cannot stream: the best beam is known only at the end")
+    state = decoding.DecodeState(model, ids, max_new_tokens, spec, seed)
+    shown = ""
+    while not state.finished:
+        state.advance(steps=STREAM_CHUNK)
+        new = state.new_ids()[0]
+        text, stopped = cut_at_stop(_decode_text(tokenizer, new), stop) if new else ("", False)
+        # Hold back a trailing partial character (an incomplete UTF-8 byte run).
+        ready = text if stopped or state.finished else text.rstrip("\ufffd")
+        if len(ready) > len(shown) and ready.startswith(shown):
+            yield ready[len(shown):]
+            shown = ready
+        if stopped:
+            return
+    final = cut_at_stop(_decode_text(tokenizer, state.new_ids()[0]), stop)[0] if state.new_ids()[0] else ""
+    if len(final) > len(shown) and final.startswith(shown):
+        yield final[len(shown):]

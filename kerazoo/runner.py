@@ -227,7 +227,8 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
 
     log("evaluating on the whole validation split ...")
     scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
-    sample = generate(model, t.sample_prompt, t.sample_tokens, t.sample_temperature, seed=t.seed)
+    sampler = "temperature" if t.sample_temperature > 0 else "greedy"
+    sample = generate(model, t.sample_prompt, t.sample_tokens, sampler, t.sample_temperature or 1.0, seed=t.seed)
     steps_done = len(history) * t.eval_every
     tokens_this_process = counter.steps * t.batch_size * t.seq_len
     metrics = {

@@ -14,6 +14,7 @@ from typing import Optional
 
 import keras
 import keras_hub
+from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.tokenizer_holder import TokenizerHolder
@@ -132,6 +133,66 @@ class GPT(TokenizerHolder, keras.Model):
         self.tie_embeddings = tie_embeddings
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tokenizer = tokenizer
+
+    # --- cached decoding -------------------------------------------------
+    # The key/value cache of every block, stacked as keras_hub's GPT-2 does:
+    # (batch, num_layers, 2 [key, value], length, num_heads, head_dim).
+
+    def init_cache(self, batch_size, length):
+        """An empty key/value cache for ``length`` positions.
+
+        Args:
+            batch_size: rows decoded together.
+            length: positions the cache holds (at most ``max_length``).
+
+        Returns:
+            A zero float tensor of shape
+            ``(batch, num_layers, 2, length, num_heads, head_dim)``.
+        """
+        head_dim = self.hidden_dim // self.num_heads
+        shape = (batch_size, self.num_layers, 2, length, self.num_heads, head_dim)
+        return ops.zeros(shape, dtype=self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, index):
+        """Runs ``token_ids`` at positions ``index ...`` and updates the cache.
+
+        Each block attends to the cached keys/values of earlier positions,
+        so a new token costs one single-position pass.
+
+        Args:
+            token_ids: int tensor ``(batch, t)``.
+            cache: the tensor from ``init_cache``.
+            index: position of ``token_ids[:, 0]`` (int or scalar tensor).
+
+        Returns:
+            ``(logits, cache)``: float32 logits ``(batch, t, vocab)`` and the
+            updated cache.
+        """
+        x = self.token_embedding(token_ids)
+        x = x + self.position_embedding(x, start_index=index)
+        layer_caches = []
+        for i, block in enumerate(self.transformer_layers):
+            x, layer_cache = block(
+                x,
+                self_attention_cache=cache[:, i],
+                self_attention_cache_update_index=index,
+            )
+            layer_caches.append(layer_cache)
+        x = self.final_norm(x)
+        logits = ops.cast(self.token_embedding(x, reverse=True), "float32")
+        return logits, ops.stack(layer_caches, axis=1)
+
+    def prefill(self, token_ids, cache):
+        """Fills the cache for a whole (padded) prompt buffer in one pass.
+
+        Positions past a row's prompt hold keys of padding; decoding rewrites
+        each of them before any later position can attend to it.
+
+        Returns:
+            The filled cache.
+        """
+        _, cache = self.call_with_cache(token_ids, cache, 0)
+        return cache
 
     def get_config(self):
         return {

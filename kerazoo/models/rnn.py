@@ -11,6 +11,7 @@ so that the TensorFlow and JAX backends can keep their fused cuDNN kernels.
 import dataclasses
 
 import keras
+from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.tokenizer_holder import TokenizerHolder
@@ -103,6 +104,57 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
     def max_length(self):
         """Recurrent models have no context limit."""
         return None
+
+    # --- cached decoding -------------------------------------------------
+    # The "cache" of a recurrent model is its state: every layer's cell
+    # state(s), stacked as (batch, num_layers, states per cell, hidden_dim).
+    # LSTM cells carry two (h, c); SimpleRNN and GRU carry one.
+
+    @property
+    def _states_per_cell(self):
+        return 2 if self.cell == "lstm" else 1
+
+    def _recurrent_layers(self):
+        return [l for l in self.layers if isinstance(l, keras.layers.RNN)]
+
+    def init_cache(self, batch_size, length=None):
+        """Zero recurrent state for ``batch_size`` rows.
+
+        Args:
+            batch_size: rows decoded together.
+            length: unused; recurrent state does not grow with the sequence.
+
+        Returns:
+            A float tensor ``(batch, num_layers, states_per_cell, hidden_dim)``.
+        """
+        shape = (batch_size, self.num_layers, self._states_per_cell, self.hidden_dim)
+        return ops.zeros(shape, dtype=self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, index=None):
+        """Advances the state by one token per row: one cell step per layer.
+
+        Args:
+            token_ids: int tensor ``(batch, 1)``.
+            cache: the state from ``init_cache`` or a previous step.
+            index: unused (recurrent models have no positions).
+
+        Returns:
+            ``(logits, cache)``: float32 logits ``(batch, 1, vocab)`` and the
+            new state.
+        """
+        embedding = self.get_layer("token_embedding")
+        x = embedding(token_ids)[:, 0, :]
+        new_states = []
+        for i, layer in enumerate(self._recurrent_layers()):
+            states = [cache[:, i, j, :] for j in range(self._states_per_cell)]
+            x, states = layer.cell(x, states, training=False)
+            new_states.append(ops.stack(list(states), axis=1))
+        logits = ops.cast(self.get_layer("lm_head")(x), "float32")
+        return logits[:, None, :], ops.stack(new_states, axis=1)
+
+    def prefill(self, token_ids, cache):
+        """Recurrent models consume the prompt one cell step per token."""
+        return cache
 
     def get_config(self):
         return {

@@ -1,0 +1,72 @@
+"""Beam search on the cached decoding path, with keras_hub's ``BeamSampler``.
+
+keras_hub's beam sampler owns its loop (it reorders the cache by beam every
+step); we hand it the model's single-position cached step and compile the
+whole search the same way as the sampling loop.
+"""
+
+import keras_hub
+import numpy as np
+from keras import ops
+
+from kerazoo import decoding
+from kerazoo.tokenizers import EOS_ID, PAD_ID
+
+
+def _search_fn(model, num_beams):
+    sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams)
+
+    def search(tokens, prompt_mask, cache, index):
+        def next_fn(prompt, cache, index):
+            batch = ops.shape(prompt)[0]
+            previous = ops.slice(prompt, [0, index - 1], [batch, 1])
+            logits, cache = model.call_with_cache(previous, cache, index - 1)
+            return logits[:, 0, :], None, cache
+
+        return sampler(next_fn, tokens, cache=cache, index=index, mask=prompt_mask, stop_token_ids=[EOS_ID])
+
+    return search
+
+
+def beam_search(model, prompts, max_new_tokens, num_beams):
+    """Returns the most likely continuation of each prompt under beam search.
+
+    Args:
+        model: a causal LM with the cached-decoding methods.
+        prompts: list of lists of prompt ids.
+        max_new_tokens: new tokens per row at most.
+        num_beams: beams per prompt (1 is greedy decoding).
+
+    Returns:
+        A list of lists of new ids, end token excluded.
+    """
+    lengths = np.array([len(p) for p in prompts], np.int32)
+    width = decoding._round_up(int(lengths.max()) + max_new_tokens, decoding.LENGTH_BUCKET)
+    if getattr(model, "max_length", None) is not None:
+        width = min(width, model.max_length)
+    batch = len(prompts)
+    tokens = np.full((batch, width), PAD_ID, np.int32)
+    mask = np.zeros((batch, width), bool)
+    for row, ids in enumerate(prompts):
+        tokens[row, : len(ids)] = ids
+        mask[row, : len(ids)] = True
+    key = ("beam", num_beams, batch, width)
+    per_model = decoding._COMPILED.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = decoding._compile(model, _search_fn(model, num_beams))
+    cache = model.init_cache(batch, width)
+    tokens_t = ops.convert_to_tensor(tokens)
+    if decoding._prefills(model):
+        cache = model.prefill(tokens_t, cache)
+        start = int(lengths.min())
+    else:
+        start = 1
+    with decoding._inference():
+        out = per_model[key](tokens_t, ops.convert_to_tensor(mask), cache, ops.convert_to_tensor(np.int32(start)))
+    out = ops.convert_to_numpy(out)
+    results = []
+    for row in range(batch):
+        ids = out[row, lengths[row]: lengths[row] + max_new_tokens].tolist()
+        ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
+        results.append([i for i in ids if i != PAD_ID])
+    return results

@@ -1,0 +1,212 @@
+"""Cached decoding: one compiled loop per (model, shape bucket, sampler).
+
+The flow for a batch of prompts of different lengths:
+
+    tokens   (batch, total)  prompt ids, right-padded; new ids are written in place
+    prefill  one pass over the prompt buffer fills the KV cache (Transformers)
+    loop     ``ops.while_loop``: each iteration runs ONE position through the
+             model with its cache (a KV cache, or an RNN's state), picks the
+             next token, and writes it unless that position is still prompt
+
+A row whose prompt is longer than ``start`` simply copies its own prompt
+tokens until it reaches its end, so rows of any length share one loop. The
+loop is compiled once per shape bucket: ``tf.function(jit_compile=True)`` on
+TensorFlow, ``jax.jit`` on JAX. On PyTorch it runs eagerly under
+``torch.no_grad`` (no graph compiler is needed for a single-token step to be
+cheap once the prefix is cached).
+
+Models take part by providing ``init_cache(batch, length)``,
+``call_with_cache(token_ids, cache, index) -> (logits, cache)`` and
+``prefill(token_ids, cache) -> cache``; ``prefills`` tells whether the
+prefill consumes the prompt (Transformers) or not (RNNs, which step through it).
+"""
+
+import contextlib
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerazoo import sampling
+from kerazoo.tokenizers import EOS_ID, PAD_ID
+
+# Lengths are rounded up to a multiple of this, so nearby lengths share one
+# compiled function; batches are rounded up to a power of two.
+LENGTH_BUCKET = 64
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _round_up(n, multiple):
+    return -(-n // multiple) * multiple
+
+
+def batch_bucket(n):
+    """The smallest power of two >= n."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _prefills(model):
+    """Whether the model's prefill consumes the prompt (Transformers do)."""
+    return getattr(model, "max_length", None) is not None
+
+
+def _loop_fn(model, spec):
+    """The decoding loop for one model and sampler, in keras.ops."""
+
+    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
+        batch = tokens.shape[0]
+
+        def cond(tokens, cache, done, index):
+            return ops.logical_and(index < stop_index, ops.logical_not(ops.all(done)))
+
+        def body(tokens, cache, done, index):
+            previous = ops.slice(tokens, [0, index - 1], [batch, 1])
+            logits, cache = model.call_with_cache(previous, cache, index - 1)
+            chosen = sampling.next_token(logits[:, 0, :], spec, temperature, top_p, seed, index)
+            forced = ops.slice(prompt_mask, [0, index], [batch, 1])[:, 0]
+            current = ops.slice(tokens, [0, index], [batch, 1])[:, 0]
+            chosen = ops.where(forced, current, chosen)
+            chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
+            tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
+            finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, EOS_ID))
+            done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
+            return tokens, cache, done, index + 1
+
+        return ops.while_loop(cond, body, (tokens, cache, done, index))
+
+    return run
+
+
+def _prefill_fn(model):
+    def prefill(tokens, cache):
+        return model.prefill(tokens, cache)
+
+    return prefill
+
+
+def _compile(model, fn):
+    """Compiles a keras.ops function of the model for the current backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True, reduce_retracing=False)
+    if backend == "jax":
+        import jax
+
+        variables = model.variables
+
+        # jax.jit needs pure functions: weights go in as arguments and are
+        # bound to the model's variables by a StatelessScope while tracing.
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([v.value for v in variables], *args)
+    if backend == "torch":
+        import torch
+
+        def eager(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return eager
+    raise ValueError(f"decoding is not supported on the '{backend}' backend")
+
+
+def compiled(model, spec, key):
+    """The compiled (prefill, loop) pair for a model, sampler and shape bucket."""
+    per_model = _COMPILED.setdefault(model, {})
+    full_key = (keras.backend.backend(), spec.kind, spec.top_k if spec.kind == "top_k" else None) + key
+    if full_key not in per_model:
+        per_model[full_key] = (_compile(model, _prefill_fn(model)), _compile(model, _loop_fn(model, spec)))
+    return per_model[full_key]
+
+
+class DecodeState:
+    """A batch being decoded: host-side buffers plus the device cache.
+
+    Args:
+        model: a causal LM with the cached-decoding methods.
+        prompts: list of lists of prompt ids (each non-empty).
+        max_new_tokens: new tokens per row at most.
+        spec: the ``SamplerSpec``.
+        seed: sampler seed.
+    """
+
+    def __init__(self, model, prompts, max_new_tokens, spec, seed=0):
+        self.model, self.spec = model, spec
+        self.n_rows = len(prompts)
+        self.lengths = np.array([len(p) for p in prompts], np.int32)
+        batch = batch_bucket(self.n_rows)
+        width = _round_up(int(self.lengths.max()) + max_new_tokens, LENGTH_BUCKET)
+        limit = getattr(model, "max_length", None)
+        if limit is not None:
+            width = min(width, limit)
+        self.width = width
+        self.prompt_width = min(_round_up(int(self.lengths.max()), LENGTH_BUCKET), width)
+        tokens = np.full((batch, width), PAD_ID, np.int32)
+        mask = np.zeros((batch, width), bool)
+        for row, ids in enumerate(prompts):
+            tokens[row, : len(ids)] = ids
+            mask[row, : len(ids)] = True
+        # Rows added to fill the batch bucket copy row 0 and are dropped later.
+        tokens[self.n_rows:], mask[self.n_rows:] = tokens[0], mask[0]
+        lengths = np.concatenate([self.lengths, np.full(batch - self.n_rows, self.lengths[0], np.int32)])
+        self.row_end = np.minimum(lengths + max_new_tokens, width).astype(np.int32)
+        self.prefill, self.loop = compiled(model, spec, (batch, width, self.prompt_width))
+        self.tokens = ops.convert_to_tensor(tokens)
+        self.mask = ops.convert_to_tensor(mask)
+        self.done = ops.convert_to_tensor(lengths >= self.row_end)
+        cache = model.init_cache(batch, width)
+        if _prefills(model):
+            cache = self.prefill(ops.slice(self.tokens, [0, 0], [batch, self.prompt_width]), cache)
+            self.index = int(self.lengths.min())
+        else:
+            self.index = 1
+        self.cache = cache
+        self.params = [
+            ops.convert_to_tensor(np.float32(spec.temperature)),
+            ops.convert_to_tensor(np.float32(spec.top_p)),
+            ops.convert_to_tensor(np.int32(seed or 0)),
+        ]
+
+    @property
+    def finished(self):
+        return self.index >= self.width or bool(np.all(ops.convert_to_numpy(self.done)))
+
+    def advance(self, steps=None):
+        """Runs the compiled loop for up to ``steps`` positions (all if None)."""
+        stop = self.width if steps is None else min(self.width, self.index + steps)
+        with _inference():
+            self.tokens, self.cache, self.done, index = self.loop(
+                self.tokens, self.mask, ops.convert_to_tensor(self.row_end), self.cache, self.done,
+                ops.convert_to_tensor(np.int32(self.index)), ops.convert_to_tensor(np.int32(stop)),
+                *self.params,
+            )
+        self.index = int(ops.convert_to_numpy(index))
+
+    def new_ids(self):
+        """The new ids of each real row, up to (not including) its end token."""
+        tokens = ops.convert_to_numpy(self.tokens)
+        out = []
+        for row in range(self.n_rows):
+            ids = tokens[row, self.lengths[row]: self.row_end[row]].tolist()
+            ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
+            out.append([i for i in ids if i != PAD_ID])
+        return out
+
+
+@contextlib.contextmanager
+def _inference():
+    """No autograd bookkeeping on PyTorch; nothing to do elsewhere."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        with torch.no_grad():
+            yield
+    else:
+        yield
