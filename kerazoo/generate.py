@@ -54,6 +54,21 @@ def cut_at_stop(text, stop):
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
+def _hold_back(text, stop):
+    """The part of streamed text that is safe to show.
+
+    A trailing partial character (an incomplete UTF-8 run, shown as U+FFFD)
+    and any tail that could be the start of a stop string are held back until
+    the next piece decides them.
+    """
+    text = text.rstrip("\ufffd")
+    for s in stop:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                return text[:-n]
+    return text
+
+
 def _fit_context(model, prompts, max_new_tokens):
     """Keeps the end of prompts that would overflow a Transformer's context."""
     limit = getattr(model, "max_length", None)
@@ -84,6 +99,8 @@ def _start(model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, n
     tokenizer = tokenizer or getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("the model carries no tokenizer; pass tokenizer=")
+    if isinstance(stop, str):
+        raise ValueError("stop must be a list of strings, e.g. stop=[\"\\n\\n\"]")
     stop = list(stop or [])
     _check_args(prompts, max_new_tokens, stop)
     spec = SamplerSpec(sampler, float(temperature), int(top_k), float(top_p), int(num_beams)).validate()
@@ -183,8 +200,7 @@ def stream(
         state.advance(steps=STREAM_CHUNK)
         new = state.new_ids()[0]
         text, stopped = cut_at_stop(_decode_text(tokenizer, new), stop) if new else ("", False)
-        # Hold back a trailing partial character (an incomplete UTF-8 byte run).
-        ready = text if stopped or state.finished else text.rstrip("\ufffd")
+        ready = text if stopped or state.finished else _hold_back(text, stop)
         if len(ready) > len(shown) and ready.startswith(shown):
             yield ready[len(shown):]
             shown = ready

@@ -707,10 +707,26 @@ class SentencePieceTokenizer(
             self._check_special_tokens()
 
     def _tokenize_batch(self, batch):
-        return self._tokenize_tf(self._case_fold(batch))
+        return self._with_live_op(lambda: self._tokenize_tf(self._case_fold(batch)))
 
     def _detokenize_batch(self, ids):
-        return self._detokenize_tf(ids)
+        return self._with_live_op(lambda: self._detokenize_tf(ids))
+
+    def _with_live_op(self, run):
+        """Runs a tf-text SentencePiece op, rebuilding it if TF dropped it.
+
+        tf-text keeps the SentencePiece model in a resource owned by a cached
+        eager kernel; ``tf.random.set_seed`` (hence
+        ``keras.utils.set_random_seed``) clears that cache and the resource
+        with it. Rebuilding from our own copy of the proto restores it.
+        """
+        try:
+            return run()
+        except tf.errors.NotFoundError:
+            if not tf.executing_eagerly():
+                raise
+            self._set_proto_tf(self.proto)
+            return run()
 
     def save_assets(self, dir_path):
         """Writes the model proto (keras_hub's format)."""

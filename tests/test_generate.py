@@ -1,46 +1,138 @@
-"""Simple generation: greedy is deterministic, sampling is seeded, stops at end of text."""
+"""Cached decoding: exactness against full recomputation, batching, samplers, stops, streaming."""
 
 import numpy as np
+import keras
 import pytest
 
-from kerazoo.generate import generate, generate_ids
+import kerazoo as kz
+from kerazoo import decoding
+from kerazoo.generate import stream
 from kerazoo.models import build
-from kerazoo.tokenizers import train_tokenizer
+from kerazoo.tokenizers import EOS_ID
+
+ARCH_HPARAMS = {
+    "gpt": dict(max_length=128, num_layers=2, num_heads=2, hidden_dim=16),
+    "lstm": dict(embed_dim=8, hidden_dim=16, num_layers=2),
+    "gru": dict(embed_dim=8, hidden_dim=16, num_layers=1),
+    "rnn": dict(embed_dim=8, hidden_dim=16, num_layers=1),
+}
+PROMPTS = ["hello", "a much longer prompt, 你好", ""]
 
 
 @pytest.fixture(scope="module")
-def model():
-    tok = train_tokenizer(["hello world, 你好世界"], "byte")
-    return build("gpt", tokenizer=tok, max_length=16, num_layers=1, num_heads=2, hidden_dim=8)
+def tokenizer():
+    return kz.train_tokenizer(["hello world, 你好世界 abc"], "byte")
 
 
-def test_greedy_is_deterministic_and_matches_argmax(model):
-    prompt = [3, 10, 11]
-    new = generate_ids(model, prompt, 3, temperature=0.0)
-    seq = list(prompt)
-    for token in new:
-        logits = np.asarray(model.predict_on_batch(np.array([seq], np.int32)))[0, -1]
-        assert token == int(np.argmax(logits))
+@pytest.fixture(scope="module", params=list(ARCH_HPARAMS))
+def model(request, tokenizer):
+    keras.utils.set_random_seed(0)
+    return build(request.param, tokenizer=tokenizer, **ARCH_HPARAMS[request.param])
+
+
+def _greedy_by_recomputation(model, ids, n):
+    """Reference: rerun the whole sequence for every new token, no cache."""
+    seq = list(ids)
+    new = []
+    for _ in range(n):
+        logits = np.asarray(model(np.array([seq], np.int32)))[0, -1]
+        token = int(np.argmax(logits))
+        if token == EOS_ID:
+            break
+        new.append(token)
         seq.append(token)
+    return new
 
 
-def test_sampling_is_seeded(model):
-    a = generate(model, "hello", 8, temperature=1.0, seed=7)
-    assert a == generate(model, "hello", 8, temperature=1.0, seed=7)
+def test_cached_greedy_matches_full_recomputation(model, tokenizer):
+    ids = [EOS_ID] + [int(i) for i in np.asarray(tokenizer.tokenize("hello"))]
+    state = decoding.DecodeState(model, [ids], 12, kz.sampling.SamplerSpec("greedy"))
+    state.advance()
+    assert state.new_ids()[0] == _greedy_by_recomputation(model, ids, 12)
 
 
-def test_long_prompts_slide_past_the_context(model):
-    new = generate_ids(model, list(range(5, 40)), 4, temperature=0.0)
-    assert len(new) <= 4
+def test_batch_of_ragged_prompts_equals_one_at_a_time(model):
+    together = kz.generate(model, PROMPTS, max_new_tokens=10)
+    alone = [kz.generate(model, p, max_new_tokens=10) for p in PROMPTS]
+    assert together == alone
 
 
-def test_empty_and_chinese_prompts(model):
-    assert isinstance(generate(model, "", 4), str)
-    assert isinstance(generate(model, "你好", 4), str)
+def test_beam_with_one_beam_is_greedy(model):
+    assert kz.generate(model, PROMPTS[:2], 8, sampler="beam", num_beams=1) == kz.generate(model, PROMPTS[:2], 8)
 
 
-def test_bad_arguments(model):
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        generate(model, "x", 0)
-    with pytest.raises(ValueError, match="temperature"):
-        generate(model, "x", 4, temperature=-1)
+def test_beam_search_returns_text_per_prompt(model):
+    out = kz.generate(model, PROMPTS[:2], 8, sampler="beam", num_beams=3)
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+@pytest.mark.parametrize("sampler", ["temperature", "top_k", "top_p"])
+def test_seeded_sampling_is_reproducible(model, sampler):
+    a = kz.generate(model, "hello", 16, sampler=sampler, temperature=1.5, top_k=20, top_p=0.95, seed=3)
+    b = kz.generate(model, "hello", 16, sampler=sampler, temperature=1.5, top_k=20, top_p=0.95, seed=3)
+    c = [kz.generate(model, "hello", 16, sampler=sampler, temperature=1.5, top_k=20, top_p=0.95, seed=s)
+         for s in range(4, 8)]
+    assert a == b and any(x != a for x in c)
+
+
+def test_top_k_one_is_greedy(model):
+    assert kz.generate(model, "hello", 10, sampler="top_k", top_k=1, seed=5) == kz.generate(model, "hello", 10)
+
+
+def test_tiny_top_p_is_greedy(model):
+    assert kz.generate(model, "hello", 10, sampler="top_p", top_p=1e-6, seed=5) == kz.generate(model, "hello", 10)
+
+
+def test_never_returns_text_past_a_stop_string(model):
+    full = kz.generate(model, "hello", 20)
+    if len(full) < 4:
+        pytest.skip("this random model ends its text at once")
+    stop = full[2:4]
+    out = kz.generate(model, "hello", 20, stop=[stop])
+    assert stop not in out and full.startswith(out)
+    assert "".join(stream(model, "hello", 20, stop=[stop])) == out
+
+
+def test_stream_pieces_join_to_generate(model):
+    pieces = list(stream(model, "hello", 20))
+    assert "".join(pieces) == kz.generate(model, "hello", 20)
+
+
+def test_prompt_longer_than_the_context_keeps_its_end(tokenizer):
+    model = build("gpt", tokenizer=tokenizer, max_length=32, num_layers=1, num_heads=2, hidden_dim=8)
+    assert isinstance(kz.generate(model, "x" * 100, 8), str)
+    with pytest.raises(ValueError, match="does not fit the model's context"):
+        kz.generate(model, "x", 32)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts tf.function traces")
+def test_no_retrace_within_a_shape_bucket(tokenizer):
+    model = build("gpt", tokenizer=tokenizer, max_length=128, num_layers=1, num_heads=2, hidden_dim=8)
+    for prompt in ["a", "abc", "abcdefgh"]:
+        kz.generate(model, prompt, 10)
+    loops = [fns[1] for fns in decoding._COMPILED[model].values()]
+    assert len(loops) == 1 and loops[0].experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(sampler="nucleus"), "unknown sampler 'nucleus'"),
+        (dict(sampler="temperature", temperature=0), "temperature must be > 0"),
+        (dict(sampler="top_p", top_p=1.5), "top_p must be in"),
+        (dict(sampler="top_k", top_k=0), "top_k must be at least 1"),
+        (dict(stop="end"), "stop must be a list"),
+    ],
+)
+def test_bad_arguments(tokenizer, kwargs, message):
+    model = build("rnn", tokenizer=tokenizer, embed_dim=4, hidden_dim=4, num_layers=1)
+    with pytest.raises(ValueError, match=message):
+        kz.generate(model, "x", **{"max_new_tokens": 4, **kwargs})
+
+
+def test_bad_prompts(tokenizer):
+    model = build("rnn", tokenizer=tokenizer, embed_dim=4, hidden_dim=4, num_layers=1)
+    for prompts in ([], [1, 2], None):
+        with pytest.raises(ValueError, match="prompts"):
+            kz.generate(model, prompts, 4)

@@ -543,3 +543,18 @@ def test_constructor_mistakes():
         tk.ByteTokenizer(dtype="string")
     with pytest.raises(ValueError, match="oov_token"):
         tk.WordPieceTokenizer(oov_token="[UNK]")
+
+
+def test_sentencepiece_survives_set_random_seed():
+    """keras.utils.set_random_seed clears TF's eager kernel cache, which held
+    tf-text's SentencePiece resource; the tokenizer must keep working."""
+    import keras
+
+    from kerazoo.tokenizers import train_tokenizer
+
+    docs = ENGLISH_DOCS[:30]
+    tok = train_tokenizer(docs, "unigram", 600)
+    before = tok.tokenize(["hello world"]).to_list()
+    keras.utils.set_random_seed(1)
+    assert tok.tokenize(["hello world"]).to_list() == before
+    assert tok.detokenize(tok.tokenize(["hello world"])).numpy().tolist() == [b"hello world"]

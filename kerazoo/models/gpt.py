@@ -70,6 +70,15 @@ class GPT(TokenizerHolder, keras.Model):
         >>> model.summary()
     """
 
+    def __setattr__(self, name, value):
+        # On the torch backend a Keras model is a torch.nn.Module, which
+        # refuses sub-layers assigned before Module.__init__; the layers are
+        # built before the functional graph exists. keras_hub's Backbone uses
+        # the same route: the functional graph tracks the layers anyway.
+        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
+            return object.__setattr__(self, name, value)
+        return super().__setattr__(name, value)
+
     def __init__(
         self,
         vocab_size,

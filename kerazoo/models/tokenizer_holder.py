@@ -12,14 +12,18 @@ class TokenizerHolder:
     would join ``Sequential.layers`` and be wired into the stack.
     """
 
+    def __setattr__(self, name, value):
+        # Route around Keras' tracker and torch.nn.Module.__setattr__ (which
+        # registers any Module-valued attribute, a tokenizer layer included,
+        # as a sub-module and would skip the property setter below).
+        if name == "tokenizer":
+            return object.__setattr__(self, "_kerazoo_tokenizer", value)
+        return super().__setattr__(name, value)
+
     @property
     def tokenizer(self):
         """The tokenizer layer the model was trained with, or None."""
         return self.__dict__.get("_kerazoo_tokenizer")
-
-    @tokenizer.setter
-    def tokenizer(self, value):
-        object.__setattr__(self, "_kerazoo_tokenizer", value)
 
     def _tokenizer_config(self):
         """The tokenizer's serialized config, for ``get_config``."""
