@@ -18,6 +18,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 USER_ERROR = 2
+SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
 
 
 def _add_train_args(p):
@@ -46,12 +47,22 @@ def _parser():
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--out", help="also write the table to this file")
 
-    p = sub.add_parser("generate", help="continue a prompt with a trained model")
+    p = sub.add_parser("generate", help="continue prompts with a trained model (cached, compiled decoding)")
     p.add_argument("run", help="a run folder or a .keras file")
-    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--prompt", default="", help="text to continue, streamed as it is decoded (default: empty)")
+    source.add_argument("--prompts-file", help="a file with one prompt per line, decoded as one batch; prints JSON lines")
+    source.add_argument("--interactive", action="store_true", help="read prompts from the terminal, one per line")
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy (default), >0 to sample")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="default: greedy, or temperature sampling when --temperature is given")
+    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of the sampling kinds (default 1)")
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--num-beams", type=int, default=4)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable); output ends before it")
     p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
+    p.add_argument("--no-stream", action="store_true", help="print the whole continuation at the end")
 
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
@@ -112,13 +123,69 @@ def _cmd_report(args):
     return _emit_table(report.markdown_table(args.runs), args.out)
 
 
+def _sampling_kwargs(args):
+    """generate()/stream() keyword arguments from the command line."""
+    sampler = args.sampler or ("temperature" if args.temperature is not None else "greedy")
+    return dict(
+        max_new_tokens=args.max_new_tokens, sampler=sampler,
+        temperature=1.0 if args.temperature is None else args.temperature,
+        top_k=args.top_k, top_p=args.top_p, stop=args.stop, seed=args.seed,
+    )
+
+
+def _stream_one(model, prompt, kwargs, no_stream):
+    """Prints a prompt and its continuation, piece by piece as decoded."""
+    from kerazoo.generate import generate, stream
+
+    print(prompt, end="", flush=True)
+    if no_stream or kwargs["sampler"] == "beam":
+        print(generate(model, prompt, **kwargs), flush=True)
+        return
+    for piece in stream(model, prompt, **{k: v for k, v in kwargs.items() if k != "num_beams"}):
+        print(piece, end="", flush=True)
+    print(flush=True)
+
+
+def _read_prompts(path):
+    if not os.path.isfile(path):
+        raise ValueError(f"prompts file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            prompts = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError:
+        raise ValueError(f"prompts file {path} is not UTF-8 text") from None
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise ValueError(f"prompts file {path} holds no prompts")
+    return prompts
+
+
 def _cmd_generate(args):
+    import json
+
     from kerazoo.generate import generate
     from kerazoo.runner import load_run
 
     model = load_run(args.run)
-    text = generate(model, args.prompt, args.max_new_tokens, args.temperature, seed=args.seed)
-    print(args.prompt + text)
+    kwargs = _sampling_kwargs(args)
+    kwargs["num_beams"] = args.num_beams
+    if args.prompts_file:
+        prompts = _read_prompts(args.prompts_file)
+        for prompt, text in zip(prompts, generate(model, prompts, **kwargs)):
+            print(json.dumps({"prompt": prompt, "completion": text}, ensure_ascii=False))
+        return 0
+    if args.interactive:
+        print("kerazoo: type a prompt and press Enter; an empty line or Ctrl-D quits.", file=sys.stderr)
+        while True:
+            try:
+                prompt = input("> ")
+            except EOFError:
+                break
+            if not prompt:
+                break
+            _stream_one(model, prompt, kwargs, args.no_stream)
+        return 0
+    _stream_one(model, args.prompt, kwargs, args.no_stream)
     return 0
 
 

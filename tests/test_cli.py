@@ -125,3 +125,51 @@ def test_invalid_toml_from_the_console_script(tmp_path):
 def test_generate_from_a_missing_run(tmp_path, capsys):
     code, _, err = _run(["generate", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "no model found" in err
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny trained run shared by the generate-command tests."""
+    from tests.conftest import ENGLISH, tiny_recipe_text
+
+    root = tmp_path_factory.mktemp("gen")
+    corpus = root / "c.txt"
+    corpus.write_text(ENGLISH * 40, encoding="utf-8")
+    recipe = root / "r.toml"
+    recipe.write_text(tiny_recipe_text(str(corpus), "gpt", "byte"))
+    assert main(["train", str(recipe), "--runs-dir", str(root / "runs"), "--quiet"]) == 0
+    return str(root / "runs" / "tiny_gpt")
+
+
+def test_generate_streams_one_prompt(trained_run, capsys):
+    code, out, _ = _run(["generate", trained_run, "--prompt", "The quick", "--max-new-tokens", "6"], capsys)
+    assert code == 0 and out.startswith("The quick")
+
+
+def test_generate_prompts_file_prints_json_lines(trained_run, tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("The\nA journey\n你好\n", encoding="utf-8")
+    code, out, _ = _run(["generate", trained_run, "--prompts-file", str(prompts), "--max-new-tokens", "5",
+                         "--sampler", "top_k", "--seed", "2"], capsys)
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0 and [r["prompt"] for r in rows] == ["The", "A journey", "你好"]
+
+
+def test_generate_interactive(trained_run, monkeypatch, capsys):
+    answers = iter(["To be", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    code, out, _ = _run(["generate", trained_run, "--interactive", "--max-new-tokens", "4"], capsys)
+    assert code == 0 and out.startswith("To be")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sampler", "top_p", "--top-p", "2"], "top_p must be in"),
+        (["--max-new-tokens", "0"], "max_new_tokens"),
+        (["--prompts-file", "/nonexistent/p.txt"], "does not exist"),
+    ],
+)
+def test_generate_bad_options_exit_2(trained_run, argv, message, capsys):
+    code, _, err = _run(["generate", trained_run, *argv], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
