@@ -64,6 +64,13 @@ def _parser():
     p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
     p.add_argument("--no-stream", action="store_true", help="print the whole continuation at the end")
 
+    p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
+    p.add_argument("suite", choices=["generate"], help="generate: cached decoding vs keras_hub GPT2CausalLM.generate")
+    p.add_argument("--backend", default="all",
+                   help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
+    p.add_argument("--repeats", type=int, default=2, help="timed calls per setting; the best is kept")
+    p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
+
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
 
@@ -189,6 +196,35 @@ def _cmd_generate(args):
     return 0
 
 
+def _installed_backends():
+    import importlib.util
+
+    modules = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    return [b for b, m in modules.items() if importlib.util.find_spec(m) is not None]
+
+
+def _cmd_bench(args):
+    import json
+
+    from kerazoo.bench import generate_suite
+    from kerazoo.runs import write_json, write_text
+
+    backends = _installed_backends() if args.backend == "all" else args.backend.split(",")
+    unknown = [b for b in backends if b not in ("tensorflow", "jax", "torch")]
+    if unknown:
+        raise ValueError(f"unknown backend '{unknown[0]}'; valid: tensorflow, jax, torch, all")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
+    rows = generate_suite.run_all(backends, args.repeats)
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "generate.json"), rows)
+    table = generate_suite.markdown(rows)
+    write_text(os.path.join(args.out, "generate.md"), table)
+    print(table)
+    print(f"results: {os.path.join(args.out, 'generate.json')}, {os.path.join(args.out, 'generate.md')}")
+    return 0
+
+
 def _cmd_models(args):
     from kerazoo.models import list_archs
 
@@ -205,6 +241,7 @@ COMMANDS = {
     "report": _cmd_report,
     "generate": _cmd_generate,
     "models": _cmd_models,
+    "bench": _cmd_bench,
 }
 
 

@@ -52,7 +52,7 @@ def _prefills(model):
     return getattr(model, "max_length", None) is not None
 
 
-def _loop_fn(model, spec):
+def _loop_fn(model, spec, eos_id=EOS_ID):
     """The decoding loop for one model and sampler, in keras.ops."""
 
     def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
@@ -70,7 +70,7 @@ def _loop_fn(model, spec):
             chosen = ops.where(forced, current, chosen)
             chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
             tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
-            finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, EOS_ID))
+            finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, eos_id))
             done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
             return tokens, cache, done, index + 1
 
@@ -117,12 +117,13 @@ def _compile(model, fn):
     raise ValueError(f"decoding is not supported on the '{backend}' backend")
 
 
-def compiled(model, spec, key):
+def compiled(model, spec, key, stop_at_eos=True):
     """The compiled (prefill, loop) pair for a model, sampler and shape bucket."""
     per_model = _COMPILED.setdefault(model, {})
-    full_key = (keras.backend.backend(), spec.kind, spec.top_k if spec.kind == "top_k" else None) + key
+    full_key = (keras.backend.backend(), spec.kind, spec.top_k if spec.kind == "top_k" else None, stop_at_eos) + key
     if full_key not in per_model:
-        per_model[full_key] = (_compile(model, _prefill_fn(model)), _compile(model, _loop_fn(model, spec)))
+        loop = _loop_fn(model, spec, EOS_ID if stop_at_eos else -1)
+        per_model[full_key] = (_compile(model, _prefill_fn(model)), _compile(model, loop))
     return per_model[full_key]
 
 
@@ -135,9 +136,11 @@ class DecodeState:
         max_new_tokens: new tokens per row at most.
         spec: the ``SamplerSpec``.
         seed: sampler seed.
+        stop_at_eos: end a row at the end token (benchmarks turn it off to
+            decode a fixed number of tokens).
     """
 
-    def __init__(self, model, prompts, max_new_tokens, spec, seed=0):
+    def __init__(self, model, prompts, max_new_tokens, spec, seed=0, stop_at_eos=True):
         self.model, self.spec = model, spec
         self.n_rows = len(prompts)
         self.lengths = np.array([len(p) for p in prompts], np.int32)
@@ -157,7 +160,7 @@ class DecodeState:
         tokens[self.n_rows:], mask[self.n_rows:] = tokens[0], mask[0]
         lengths = np.concatenate([self.lengths, np.full(batch - self.n_rows, self.lengths[0], np.int32)])
         self.row_end = np.minimum(lengths + max_new_tokens, width).astype(np.int32)
-        self.prefill, self.loop = compiled(model, spec, (batch, width, self.prompt_width))
+        self.prefill, self.loop = compiled(model, spec, (batch, width, self.prompt_width), stop_at_eos)
         self.tokens = ops.convert_to_tensor(tokens)
         self.mask = ops.convert_to_tensor(mask)
         self.done = ops.convert_to_tensor(lengths >= self.row_end)

@@ -1,0 +1,141 @@
+"""The ``generate`` suite: kerazoo's cached decoding vs keras_hub's GPT-2.
+
+Both models have identical dimensions (vocab 1000, 4 layers, 4 heads, 256
+dim, 512 context, float32) and random weights, decode from a one-token
+prompt without stopping at an end token, and are timed after a warm-up call
+that compiles them. Only the current Keras backend is measured; ``run_all``
+runs one process per backend.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CONFIG = dict(vocab_size=1000, num_layers=4, num_heads=4, hidden_dim=256, max_length=512)
+BATCHES = (1, 16)
+NEW_TOKENS = (128, 511)  # 511: a one-token prompt fills the 512-token context
+PROMPT = 1
+
+
+def _kerazoo_decoder():
+    """A kerazoo gpt and a function decoding ``new`` tokens for ``batch`` rows."""
+    from kerazoo import decoding
+    from kerazoo.models import build
+    from kerazoo.sampling import SamplerSpec
+
+    model = build("gpt", dropout=0.0, **CONFIG)
+
+    def run(batch, new):
+        prompts = [[5] * PROMPT for _ in range(batch)]
+        state = decoding.DecodeState(model, prompts, new, SamplerSpec("greedy"), stop_at_eos=False)
+        state.advance()
+        assert state.index == PROMPT + new, "decoded every position"
+
+    return run
+
+
+def _keras_hub_decoder():
+    """keras_hub's GPT2CausalLM of the same dimensions, decoding token ids."""
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=CONFIG["vocab_size"], num_layers=CONFIG["num_layers"], num_heads=CONFIG["num_heads"],
+        hidden_dim=CONFIG["hidden_dim"], intermediate_dim=4 * CONFIG["hidden_dim"],
+        max_sequence_length=CONFIG["max_length"], dropout=0.0,
+    )
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+    def run(batch, new):
+        width = PROMPT + new
+        ids = np.zeros((batch, width), np.int32)
+        ids[:, :PROMPT] = 5
+        mask = np.zeros((batch, width), bool)
+        mask[:, :PROMPT] = True
+        lm.generate({"token_ids": ids, "padding_mask": mask}, stop_token_ids=None)
+
+    return run
+
+
+def _time(run, batch, new, repeats):
+    """Best wall time of ``repeats`` calls after one warm-up (compile) call."""
+    run(batch, new)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(batch, new)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS):
+    """Measures both decoders on the current backend.
+
+    Args:
+        repeats: timed calls per setting (the best is kept).
+        batches: batch sizes.
+        new_tokens: new-token counts.
+
+    Returns:
+        A list of result dicts, one per (batch, new tokens).
+    """
+    import keras
+
+    ours, peer = _kerazoo_decoder(), _keras_hub_decoder()
+    rows = []
+    for batch in batches:
+        for new in new_tokens:
+            t_ours = _time(ours, batch, new, repeats)
+            t_peer = _time(peer, batch, new, repeats)
+            rows.append({
+                "backend": keras.backend.backend(), "batch": batch, "new_tokens": new,
+                "kerazoo_tokens_per_s": batch * new / t_ours, "keras_hub_tokens_per_s": batch * new / t_peer,
+                "speedup": t_peer / t_ours, "kerazoo_ms_per_token": 1000 * t_ours / new,
+                "keras_hub_ms_per_token": 1000 * t_peer / new,
+            })
+    return rows
+
+
+def flatness(rows):
+    """Time per new token at the longest output ÷ at the shortest, per backend and batch."""
+    out = {}
+    for r in rows:
+        out.setdefault((r["backend"], r["batch"]), {})[r["new_tokens"]] = r["kerazoo_ms_per_token"]
+    return {k: v[max(v)] / v[min(v)] for k, v in out.items() if len(v) > 1}
+
+
+def run_all(backends, repeats=2):
+    """Runs the suite in one subprocess per backend and gathers the results."""
+    rows = []
+    for backend in backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+        code = f"import json; from kerazoo.bench import generate_suite as g; print('RESULT' + json.dumps(g.run_current_backend({repeats})))"
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+        if proc.returncode or not lines:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"generate benchmark on {backend} failed: {' | '.join(tail)}")
+        rows += json.loads(lines[-1][len("RESULT"):])
+    return rows
+
+
+def markdown(rows):
+    """The results as a Markdown table plus the flatness figures."""
+    lines = [
+        "| backend | batch | new tokens | kerazoo tokens/s | keras_hub tokens/s | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['batch']} | {r['new_tokens']} | {r['kerazoo_tokens_per_s']:,.0f} | "
+            f"{r['keras_hub_tokens_per_s']:,.0f} | {r['speedup']:.1f}x |"
+        )
+    lines.append("")
+    lines.append("Flat cost (kerazoo time per new token at 511 ÷ at 128 new tokens):")
+    lines.append("")
+    for (backend, batch), ratio in sorted(flatness(rows).items()):
+        lines.append(f"- {backend}, batch {batch}: {ratio:.2f}")
+    return "\n".join(lines) + "\n"
