@@ -136,3 +136,18 @@ def test_bad_prompts(tokenizer):
     for prompts in ([], [1, 2], None):
         with pytest.raises(ValueError, match="prompts"):
             kz.generate(model, prompts, 4)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_gpt_cached_logits_equal_the_forward_pass(tie):
+    keras.utils.set_random_seed(1)
+    model = build("gpt", vocab_size=40, max_length=16, num_layers=2, num_heads=2, hidden_dim=8, tie_embeddings=tie)
+    x = np.random.default_rng(0).integers(0, 40, (2, 9)).astype("int32")
+    full = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(x)))
+    cache = model.init_cache(2, 16)
+    _, cache = model.call_with_cache(x[:, :4], cache, 0)  # prefill 4, then step
+    steps = []
+    for t in range(4, 9):
+        logits, cache = model.call_with_cache(x[:, t:t + 1], cache, t)
+        steps.append(keras.ops.convert_to_numpy(keras.ops.stop_gradient(logits))[:, 0])
+    np.testing.assert_allclose(np.stack(steps, 1), full[:, 4:], atol=1e-5)

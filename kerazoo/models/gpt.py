@@ -16,6 +16,7 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerazoo.models import gpt_decode
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.tokenizer_holder import TokenizerHolder
 
@@ -144,8 +145,9 @@ class GPT(TokenizerHolder, keras.Model):
         self.tokenizer = tokenizer
 
     # --- cached decoding -------------------------------------------------
-    # The key/value cache of every block, stacked as keras_hub's GPT-2 does:
-    # (batch, num_layers, 2 [key, value], length, num_heads, head_dim).
+    # The cache is a tuple (keys_0, values_0, keys_1, values_1, ...), one
+    # (batch, length, num_heads, head_dim) tensor each, updated in place by
+    # the decoding loop (see gpt_decode.py for why not keras_hub's layout).
 
     def init_cache(self, batch_size, length):
         """An empty key/value cache for ``length`` positions.
@@ -155,12 +157,11 @@ class GPT(TokenizerHolder, keras.Model):
             length: positions the cache holds (at most ``max_length``).
 
         Returns:
-            A zero float tensor of shape
-            ``(batch, num_layers, 2, length, num_heads, head_dim)``.
+            A tuple of ``2 * num_layers`` zero tensors
+            ``(batch, length, num_heads, head_dim)``.
         """
-        head_dim = self.hidden_dim // self.num_heads
-        shape = (batch_size, self.num_layers, 2, length, self.num_heads, head_dim)
-        return ops.zeros(shape, dtype=self.compute_dtype)
+        shape = (batch_size, length, self.num_heads, self.hidden_dim // self.num_heads)
+        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2 * self.num_layers))
 
     def call_with_cache(self, token_ids, cache, index):
         """Runs ``token_ids`` at positions ``index ...`` and updates the cache.
@@ -170,26 +171,25 @@ class GPT(TokenizerHolder, keras.Model):
 
         Args:
             token_ids: int tensor ``(batch, t)``.
-            cache: the tensor from ``init_cache``.
+            cache: the tuple from ``init_cache``.
             index: position of ``token_ids[:, 0]`` (int or scalar tensor).
 
         Returns:
             ``(logits, cache)``: float32 logits ``(batch, t, vocab)`` and the
             updated cache.
         """
-        x = self.token_embedding(token_ids)
-        x = x + self.position_embedding(x, start_index=index)
-        layer_caches = []
+        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
+        x = ops.take(embeddings, token_ids, axis=0)
+        positions = gpt_decode.weight(self.position_embedding.position_embeddings)
+        x = x + ops.slice(positions, [index, 0], [token_ids.shape[1], positions.shape[1]])[None]
+        new_cache = []
         for i, block in enumerate(self.transformer_layers):
-            x, layer_cache = block(
-                x,
-                self_attention_cache=cache[:, i],
-                self_attention_cache_update_index=index,
-            )
-            layer_caches.append(layer_cache)
-        x = self.final_norm(x)
-        logits = ops.cast(self.token_embedding(x, reverse=True), "float32")
-        return logits, ops.stack(layer_caches, axis=1)
+            x, keys, values = gpt_decode.block_step(block, x, cache[2 * i], cache[2 * i + 1], index)
+            new_cache += [keys, values]
+        x = gpt_decode._layer_norm(x, self.final_norm)
+        head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
+        logits = ops.einsum("btd,vd->btv", x, head)
+        return ops.cast(logits, "float32"), tuple(new_cache)
 
     def prefill(self, token_ids, cache):
         """Fills the cache for a whole (padded) prompt buffer in one pass.

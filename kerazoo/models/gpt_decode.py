@@ -1,0 +1,80 @@
+"""The GPT's single-position decoding step, written on the raw weights.
+
+keras_hub's ``CachedMultiHeadAttention`` keeps keys and values stacked in one
+``(batch, 2, length, heads, head_dim)`` tensor per block, and its GPT-2 stacks
+those again across blocks: every decoded token rewrites (copies) the whole
+cache several times, which is most of the cost of a step on CPU. Here each
+block's keys and values are separate loop-carried tensors updated in place
+(``slice_update``), and the block's arithmetic is spelled out with
+``keras.ops`` on the weights of the very same keras_hub sub-layers, so no
+layer-call overhead is paid per token (that overhead dominates eager PyTorch).
+The result equals the training graph's forward pass (tested).
+"""
+
+import math
+
+from keras import ops
+
+
+def weight(variable):
+    """A variable's current value (the traced one inside a StatelessScope)."""
+    return None if variable is None else variable.value
+
+
+def _dense(x, layer):
+    """``keras.layers.Dense`` without the call machinery."""
+    y = ops.matmul(x, weight(layer.kernel))
+    return y if layer.bias is None else y + weight(layer.bias)
+
+
+def _einsum_dense(x, layer, equation):
+    """``keras.layers.EinsumDense`` without the call machinery."""
+    y = ops.einsum(equation, x, weight(layer.kernel))
+    return y if layer.bias is None else y + weight(layer.bias)
+
+
+def _layer_norm(x, layer):
+    """``keras.layers.LayerNormalization`` over the last axis."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * ops.rsqrt(var + layer.epsilon) * weight(layer.gamma) + weight(layer.beta)
+
+
+def _attention(block, x, key_cache, value_cache, index):
+    """Causal self-attention of ``x`` (positions ``index ...``) over the cache."""
+    attn = block._self_attention_layer
+    query = _einsum_dense(x, attn._query_dense, "btd,dhk->bthk")
+    key = _einsum_dense(x, attn._key_dense, "btd,dhk->bthk")
+    value = _einsum_dense(x, attn._value_dense, "btd,dhk->bthk")
+    key_cache = ops.slice_update(key_cache, [0, index, 0, 0], ops.cast(key, key_cache.dtype))
+    value_cache = ops.slice_update(value_cache, [0, index, 0, 0], ops.cast(value, value_cache.dtype))
+    scores = ops.einsum("bthk,bshk->bhts", query, key_cache) / math.sqrt(query.shape[-1])
+    steps, length = x.shape[1], key_cache.shape[1]
+    # Position index + t may attend to cache positions 0 .. index + t.
+    visible = ops.arange(length)[None, :] <= (ops.arange(steps)[:, None] + index)
+    scores = ops.where(visible[None, None], scores, ops.cast(-1e9, scores.dtype))
+    probs = ops.softmax(scores, axis=-1)
+    out = ops.einsum("bhts,bshk->bthk", probs, value_cache)
+    return _einsum_dense(out, attn._output_dense, "bthk,hkd->btd"), key_cache, value_cache
+
+
+def block_step(block, x, key_cache, value_cache, index):
+    """One pre-norm ``TransformerDecoder`` block on cached positions.
+
+    Args:
+        block: a ``keras_hub.layers.TransformerDecoder`` built with
+            ``normalize_first=True`` and no cross-attention.
+        x: hidden states ``(batch, t, dim)`` of positions ``index ...``.
+        key_cache, value_cache: ``(batch, length, heads, head_dim)``.
+        index: position of ``x[:, 0]``.
+
+    Returns:
+        ``(x, key_cache, value_cache)`` after the block.
+    """
+    h = _layer_norm(x, block._self_attention_layer_norm)
+    attended, key_cache, value_cache = _attention(block, h, key_cache, value_cache, index)
+    x = x + attended
+    h = _layer_norm(x, block._feedforward_layer_norm)
+    h = block.activation(_dense(h, block._feedforward_intermediate_dense))
+    x = x + _dense(h, block._feedforward_output_dense)
+    return x, key_cache, value_cache
