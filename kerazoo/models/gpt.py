@@ -146,7 +146,7 @@ class GPT(TokenizerHolder, keras.Model):
 
     # --- cached decoding -------------------------------------------------
     # The cache is a tuple (keys_0, values_0, keys_1, values_1, ...), one
-    # (batch, length, num_heads, head_dim) tensor each, updated in place by
+    # (batch, num_heads, length, head_dim) tensor each, updated in place by
     # the decoding loop (see gpt_decode.py for why not keras_hub's layout).
 
     def init_cache(self, batch_size, length):
@@ -158,9 +158,9 @@ class GPT(TokenizerHolder, keras.Model):
 
         Returns:
             A tuple of ``2 * num_layers`` zero tensors
-            ``(batch, length, num_heads, head_dim)``.
+            ``(batch, num_heads, length, head_dim)``.
         """
-        shape = (batch_size, length, self.num_heads, self.hidden_dim // self.num_heads)
+        shape = (batch_size, self.num_heads, length, self.hidden_dim // self.num_heads)
         return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2 * self.num_layers))
 
     def call_with_cache(self, token_ids, cache, index):

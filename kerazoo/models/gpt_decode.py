@@ -43,19 +43,21 @@ def _layer_norm(x, layer):
 def _attention(block, x, key_cache, value_cache, index):
     """Causal self-attention of ``x`` (positions ``index ...``) over the cache."""
     attn = block._self_attention_layer
-    query = _einsum_dense(x, attn._query_dense, "btd,dhk->bthk")
-    key = _einsum_dense(x, attn._key_dense, "btd,dhk->bthk")
-    value = _einsum_dense(x, attn._value_dense, "btd,dhk->bthk")
-    key_cache = ops.slice_update(key_cache, [0, index, 0, 0], ops.cast(key, key_cache.dtype))
-    value_cache = ops.slice_update(value_cache, [0, index, 0, 0], ops.cast(value, value_cache.dtype))
-    scores = ops.einsum("bthk,bshk->bhts", query, key_cache) / math.sqrt(query.shape[-1])
-    steps, length = x.shape[1], key_cache.shape[1]
+    # Heads-first layouts (batch, heads, positions, head_dim) let both
+    # attention products run on the cache as stored, with no transpose of it.
+    query = _einsum_dense(x, attn._query_dense, "btd,dhk->bhtk")
+    key = _einsum_dense(x, attn._key_dense, "btd,dhk->bhtk")
+    value = _einsum_dense(x, attn._value_dense, "btd,dhk->bhtk")
+    key_cache = ops.slice_update(key_cache, [0, 0, index, 0], ops.cast(key, key_cache.dtype))
+    value_cache = ops.slice_update(value_cache, [0, 0, index, 0], ops.cast(value, value_cache.dtype))
+    scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache) / math.sqrt(query.shape[-1])
+    steps, length = x.shape[1], key_cache.shape[2]
     # Position index + t may attend to cache positions 0 .. index + t.
     visible = ops.arange(length)[None, :] <= (ops.arange(steps)[:, None] + index)
     scores = ops.where(visible[None, None], scores, ops.cast(-1e9, scores.dtype))
     probs = ops.softmax(scores, axis=-1)
-    out = ops.einsum("bhts,bshk->bthk", probs, value_cache)
-    return _einsum_dense(out, attn._output_dense, "bthk,hkd->btd"), key_cache, value_cache
+    out = ops.einsum("bhts,bhsk->bhtk", probs, value_cache)
+    return _einsum_dense(out, attn._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
 
 
 def block_step(block, x, key_cache, value_cache, index):
@@ -65,7 +67,7 @@ def block_step(block, x, key_cache, value_cache, index):
         block: a ``keras_hub.layers.TransformerDecoder`` built with
             ``normalize_first=True`` and no cross-attention.
         x: hidden states ``(batch, t, dim)`` of positions ``index ...``.
-        key_cache, value_cache: ``(batch, length, heads, head_dim)``.
+        key_cache, value_cache: ``(batch, heads, length, head_dim)``.
         index: position of ``x[:, 0]``.
 
     Returns:
