@@ -45,9 +45,10 @@ def _attention(block, x, key_cache, value_cache, index):
     attn = block._self_attention_layer
     # Heads-first layouts (batch, heads, positions, head_dim) let both
     # attention products run on the cache as stored, with no transpose of it.
-    query = _einsum_dense(x, attn._query_dense, "btd,dhk->bhtk")
-    key = _einsum_dense(x, attn._key_dense, "btd,dhk->bhtk")
-    value = _einsum_dense(x, attn._value_dense, "btd,dhk->bhtk")
+    query, key, value = (
+        ops.transpose(_einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
+        for dense in (attn._query_dense, attn._key_dense, attn._value_dense)
+    )
     key_cache = ops.slice_update(key_cache, [0, 0, index, 0], ops.cast(key, key_cache.dtype))
     value_cache = ops.slice_update(value_cache, [0, 0, index, 0], ops.cast(value, value_cache.dtype))
     scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache) / math.sqrt(query.shape[-1])
