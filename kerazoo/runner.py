@@ -159,6 +159,24 @@ def _check_workdir(work_dir, resume):
         raise ValueError(f"nothing to resume: {work_dir} does not exist")
 
 
+def _claim_workdir(runs_dir, work_dir, resume):
+    """Creates the partial folder, failing if another process already has.
+
+    ``os.mkdir`` is atomic: of two runs of the same recipe started together,
+    exactly one gets the folder; the other stops instead of sharing it.
+    """
+    if resume:
+        return
+    os.makedirs(runs_dir, exist_ok=True)
+    try:
+        os.mkdir(work_dir)
+    except FileExistsError:
+        raise ValueError(
+            f"another run of this recipe is in progress or unfinished at {work_dir}; "
+            "wait for it, pass --resume, or delete it"
+        ) from None
+
+
 @dataclasses.dataclass
 class RunResult:
     """What a finished run left."""
@@ -203,6 +221,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     log(f"model: {recipe.arch}, {model.count_params():,} parameters; "
         f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
 
+    _claim_workdir(runs_dir, work_dir, resume)
     os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
     if not os.path.isdir(saved_tokenizer):
         tokenizers_lib.save_tokenizer(prep.tokenizer, saved_tokenizer)
