@@ -218,9 +218,3 @@ class GPT(TokenizerHolder, keras.Model):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "tokenizer": self._tokenizer_config(),
         }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        tokenizer = cls._pop_tokenizer(config)
-        return cls(tokenizer=tokenizer, **config)

@@ -168,9 +168,3 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
             "dropout": self.dropout,
             "tokenizer": self._tokenizer_config(),
         }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        tokenizer = cls._pop_tokenizer(config)
-        return cls(tokenizer=tokenizer, **config)

@@ -31,10 +31,15 @@ class TokenizerHolder:
             return None
         return keras.saving.serialize_keras_object(self.tokenizer)
 
-    @staticmethod
-    def _pop_tokenizer(config):
-        """Removes and deserializes the tokenizer entry of a config dict."""
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuilds the model from its hyper-parameters and tokenizer config.
+
+        The zoo's models are built from hyper-parameters (keras_hub's
+        Backbone pattern), not from a serialized layer graph.
+        """
+        config = dict(config)
         tokenizer = config.pop("tokenizer", None)
         if isinstance(tokenizer, dict):
             tokenizer = keras.saving.deserialize_keras_object(tokenizer)
-        return tokenizer
+        return cls(tokenizer=tokenizer, **config)
