@@ -41,7 +41,14 @@ def _layer_norm(x, layer):
 
 
 def _attention(block, x, key_cache, value_cache, index):
-    """Causal self-attention of ``x`` (positions ``index ...``) over the cache."""
+    """Causal self-attention of ``x`` (positions ``index ...``) over the cache.
+
+    The new positions attend to the cache as it was (positions before
+    ``index``) and to each other, and only then are their keys and values
+    written into the cache. Reading the cache before updating it lets XLA
+    update it in place; attending to the freshly updated cache made XLA copy
+    every cache tensor on every step.
+    """
     attn = block._self_attention_layer
     # Heads-first layouts (batch, heads, positions, head_dim) let both
     # attention products run on the cache as stored, with no transpose of it.
@@ -49,15 +56,22 @@ def _attention(block, x, key_cache, value_cache, index):
         ops.transpose(_einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
         for dense in (attn._query_dense, attn._key_dense, attn._value_dense)
     )
-    key_cache = ops.slice_update(key_cache, [0, 0, index, 0], ops.cast(key, key_cache.dtype))
-    value_cache = ops.slice_update(value_cache, [0, 0, index, 0], ops.cast(value, value_cache.dtype))
-    scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache) / math.sqrt(query.shape[-1])
+    key, value = ops.cast(key, key_cache.dtype), ops.cast(value, value_cache.dtype)
+    query = query / math.sqrt(query.shape[-1])
     steps, length = x.shape[1], key_cache.shape[2]
-    # Position index + t may attend to cache positions 0 .. index + t.
-    visible = ops.arange(length)[None, :] <= (ops.arange(steps)[:, None] + index)
-    scores = ops.where(visible[None, None], scores, ops.cast(-1e9, scores.dtype))
+    old_scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache)
+    old_visible = ops.arange(length)[None, :] < index
+    new_scores = ops.einsum("bhtk,bhsk->bhts", query, key)
+    new_visible = ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
+    scores = ops.concatenate([
+        ops.where(old_visible[None, None], old_scores, ops.cast(-1e9, old_scores.dtype)),
+        ops.where(new_visible[None, None], new_scores, ops.cast(-1e9, new_scores.dtype)),
+    ], axis=-1)
     probs = ops.softmax(scores, axis=-1)
-    out = ops.einsum("bhts,bhsk->bhtk", probs, value_cache)
+    out = ops.einsum("bhts,bhsk->bhtk", probs[..., :length], value_cache)
+    out = out + ops.einsum("bhts,bhsk->bhtk", probs[..., length:], value)
+    key_cache = ops.slice_update(key_cache, [0, 0, index, 0], key)
+    value_cache = ops.slice_update(value_cache, [0, 0, index, 0], value)
     return _einsum_dense(out, attn._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
 
 
