@@ -9,6 +9,11 @@ block's keys and values are separate loop-carried tensors updated in place
 ``keras.ops`` on the weights of the very same keras_hub sub-layers, so no
 layer-call overhead is paid per token (that overhead dominates eager PyTorch).
 The result equals the training graph's forward pass (tested).
+
+Known cost: XLA (CPU) still copies each cache tensor once or twice per loop
+iteration (``jax.jit(...).lower(...).compile().as_text()`` shows the copies
+in the while body), so a step's cost grows with the cache length; reading the
+cache before writing it removed half of those copies.
 """
 
 import math
