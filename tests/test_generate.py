@@ -85,8 +85,7 @@ def test_tiny_top_p_is_greedy(model):
 
 def test_never_returns_text_past_a_stop_string(model):
     full = kz.generate(model, "hello", 20)
-    if len(full) < 4:
-        pytest.skip("this random model ends its text at once")
+    assert len(full) >= 4, "the seeded test model writes enough text to cut"
     stop = full[2:4]
     out = kz.generate(model, "hello", 20, stop=[stop])
     assert stop not in out and full.startswith(out)
