@@ -35,7 +35,7 @@ def _greedy_by_recomputation(model, ids, n):
     seq = list(ids)
     new = []
     for _ in range(n):
-        logits = np.asarray(model(np.array([seq], np.int32)))[0, -1]
+        logits = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(np.array([seq], np.int32))))[0, -1]
         token = int(np.argmax(logits))
         if token == EOS_ID:
             break

@@ -178,6 +178,10 @@ class GPT(TokenizerHolder, keras.Model):
             ``(logits, cache)``: float32 logits ``(batch, t, vocab)`` and the
             updated cache.
         """
+        if keras.config.backend() == "torch":
+            from kerazoo.models import gpt_decode_torch
+
+            return gpt_decode_torch.call_with_cache(self, token_ids, cache, index)
         embeddings = gpt_decode.weight(self.token_embedding.embeddings)
         x = ops.take(embeddings, token_ids, axis=0)
         positions = gpt_decode.weight(self.position_embedding.position_embeddings)
