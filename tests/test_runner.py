@@ -55,3 +55,10 @@ def test_loaded_run_model_carries_its_tokenizer(tiny_recipe, tmp_path):
     model = kz.load_run(result.path)
     assert model.tokenizer.kind == "char"
     assert isinstance(kz.generate(model, "The", 4), str)
+
+
+def test_tensorboard_and_early_stopping_options(tiny_recipe, tmp_path):
+    recipe = kz.load_recipe(tiny_recipe("rnn", extra="tensorboard = true\nearly_stopping_patience = 1"))
+    result = kz.run_recipe(recipe, str(tmp_path), verbose=0, log=lambda *_: None)
+    assert os.listdir(os.path.join(result.path, "tensorboard"))
+    assert 1 <= result.metrics["steps"] <= 4
