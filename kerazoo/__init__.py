@@ -6,10 +6,15 @@ Example:
     >>> model = kz.models.build("gpt", tokenizer=tok, num_layers=2)
 """
 
+import os
+
+# Quieten TensorFlow's C++ start-up logging before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 # Importing the tokenizers registers their classes with Keras, so that a
 # `.keras` file holding one loads in a fresh process after `import kerazoo`.
 from kerazoo import data, metrics, models, tokenizers
-from kerazoo.generate import generate
+from kerazoo.generate import generate, stream
 from kerazoo.models import build
 from kerazoo.recipes import load_recipe
 from kerazoo.runner import load_run, run_recipe
@@ -28,6 +33,7 @@ __all__ = [
     "models",
     "run_recipe",
     "save_tokenizer",
+    "stream",
     "tokenizers",
     "train_tokenizer",
 ]

@@ -100,6 +100,7 @@ def _cmd_compare(args):
     from kerazoo.recipes import load_recipe
     from kerazoo.runner import run_recipe
 
+    _check_out(args.out)
     recipes = [load_recipe(path, args.overrides) for path in args.recipes]  # validate all first
     shared, key, paths = None, None, []
     for recipe in recipes:
@@ -124,31 +125,43 @@ def _emit_table(table, out):
     return 0
 
 
+def _check_out(out):
+    """Fails early when --out points into a folder that does not exist."""
+    if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise ValueError(f"--out {out}: folder {os.path.dirname(os.path.abspath(out))} does not exist")
+
+
 def _cmd_report(args):
     from kerazoo import report
 
+    _check_out(args.out)
     return _emit_table(report.markdown_table(args.runs), args.out)
 
 
 def _sampling_kwargs(args):
     """generate()/stream() keyword arguments from the command line."""
-    sampler = args.sampler or ("temperature" if args.temperature is not None else "greedy")
     return dict(
-        max_new_tokens=args.max_new_tokens, sampler=sampler,
-        temperature=1.0 if args.temperature is None else args.temperature,
+        max_new_tokens=args.max_new_tokens, sampler=args.sampler, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, stop=args.stop, seed=args.seed,
     )
 
 
 def _stream_one(model, prompt, kwargs, no_stream):
-    """Prints a prompt and its continuation, piece by piece as decoded."""
+    """Prints a prompt and its continuation, piece by piece as decoded.
+
+    The first piece is produced before anything is printed, so bad settings
+    fail without leaving the prompt half-printed on stdout.
+    """
     from kerazoo.generate import generate, stream
 
-    print(prompt, end="", flush=True)
     if no_stream or kwargs["sampler"] == "beam":
-        print(generate(model, prompt, **kwargs), flush=True)
+        text = generate(model, prompt, **kwargs)
+        print(prompt + text, flush=True)
         return
-    for piece in stream(model, prompt, **{k: v for k, v in kwargs.items() if k != "num_beams"}):
+    pieces = stream(model, prompt, **{k: v for k, v in kwargs.items() if k != "num_beams"})
+    first = next(pieces, "")
+    print(prompt + first, end="", flush=True)
+    for piece in pieces:
         print(piece, end="", flush=True)
     print(flush=True)
 

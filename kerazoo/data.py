@@ -214,7 +214,10 @@ def split_corpus(docs, val_fraction=0.1, seed=0, mode="auto"):
     if mode == "auto":
         mode = "shuffle" if len(docs) >= _MIN_DOCS_TO_SHUFFLE else "tail"
     if mode == "shuffle" and len(docs) < 2:
-        raise ValueError("a shuffled split needs at least 2 documents; use split = \"tail\"")
+        raise ValueError(
+            f"data.split = \"shuffle\" needs at least 2 documents, the corpus has {len(docs)}; "
+            "use data.split = \"auto\" or \"tail\""
+        )
     train, val = _split_shuffle(docs, val_fraction, seed) if mode == "shuffle" else _split_tail(docs, val_fraction)
     train, val = [d for d in train if d], [d for d in val if d]
     if not train or not val:

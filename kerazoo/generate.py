@@ -93,6 +93,29 @@ def _check_args(prompts, max_new_tokens, stop):
         raise ValueError("stop must be a list of strings")
 
 
+def _resolve_sampler(sampler, temperature):
+    """The sampler to use: greedy unless sampling was asked for.
+
+    A temperature with no sampler means temperature sampling (as on the
+    command line); a temperature with greedy or beam search has no effect,
+    so it is refused rather than silently ignored.
+    """
+    if sampler is None:
+        sampler = "greedy" if temperature is None else "temperature"
+    if sampler in ("greedy", "beam") and temperature is not None:
+        raise ValueError(f"temperature has no effect with sampler='{sampler}'; use a sampling sampler")
+    return sampler, 1.0 if temperature is None else temperature
+
+
+def _resolve_seed(seed):
+    """The given seed, or a fresh random one: no seed means new text each call."""
+    if seed is None:
+        return int(np.random.default_rng().integers(0, 2**31 - 1))
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    return int(seed) & 0x7FFFFFFF
+
+
 def _start(model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer):
     """Validates arguments and sets up a decoding batch."""
     model = _resolve_model(model)
@@ -103,17 +126,18 @@ def _start(model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, n
         raise ValueError("stop must be a list of strings, e.g. stop=[\"\\n\\n\"]")
     stop = list(stop or [])
     _check_args(prompts, max_new_tokens, stop)
+    sampler, temperature = _resolve_sampler(sampler, temperature)
     spec = SamplerSpec(sampler, float(temperature), int(top_k), float(top_p), int(num_beams)).validate()
     ids = _fit_context(model, _encode(tokenizer, prompts), max_new_tokens)
-    return model, tokenizer, spec, ids, stop
+    return model, tokenizer, spec, ids, stop, _resolve_seed(seed)
 
 
 def generate(
     model,
     prompts,
     max_new_tokens=64,
-    sampler="greedy",
-    temperature=1.0,
+    sampler=None,
+    temperature=None,
     top_k=50,
     top_p=0.9,
     num_beams=4,
@@ -127,13 +151,14 @@ def generate(
         model: a causal LM of the zoo, a run folder or a ``.keras`` file.
         prompts: a string, or a list of strings (decoded together).
         max_new_tokens: new tokens per prompt at most.
-        sampler: ``greedy``, ``temperature``, ``top_k``, ``top_p`` or ``beam``.
-        temperature: softmax temperature of the sampling kinds.
+        sampler: ``greedy``, ``temperature``, ``top_k``, ``top_p`` or ``beam``;
+            None means greedy, or ``temperature`` when a temperature is given.
+        temperature: softmax temperature of the sampling kinds (default 1).
         top_k: candidates kept by ``top_k``.
         top_p: probability mass kept by ``top_p``.
         num_beams: beams of ``beam`` search.
         stop: stop strings; the output ends before the first one.
-        seed: sampler seed (same seed, same text).
+        seed: sampler seed (same seed, same text); None draws a fresh one.
         tokenizer: overrides the model's own tokenizer.
 
     Returns:
@@ -145,7 +170,7 @@ def generate(
     """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else prompts
-    model, tokenizer, spec, ids, stop = _start(
+    model, tokenizer, spec, ids, stop, seed = _start(
         model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer
     )
     if spec.kind == "beam":
@@ -169,8 +194,8 @@ def stream(
     model,
     prompt,
     max_new_tokens=64,
-    sampler="greedy",
-    temperature=1.0,
+    sampler=None,
+    temperature=None,
     top_k=50,
     top_p=0.9,
     stop=None,
@@ -189,7 +214,7 @@ def stream(
     Yields:
         Pieces of text.
     """
-    model, tokenizer, spec, ids, stop = _start(
+    model, tokenizer, spec, ids, stop, seed = _start(
         model, [prompt], max_new_tokens, sampler, temperature, top_k, top_p, 1, stop, seed, tokenizer
     )
     if spec.kind == "beam":

@@ -273,6 +273,8 @@ def parse_recipe(raw, where="<recipe>"):
     context = model.get("max_length")
     if context is not None and recipe.train.seq_len > context:
         _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+    if context is not None and recipe.train.sample_tokens >= context:
+        _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}) must be smaller than model.max_length ({context})")
     return recipe
 
 
@@ -289,6 +291,8 @@ def load_recipe(path, overrides=None):
     Raises:
         RecipeError: missing file, invalid TOML, or an invalid recipe.
     """
+    if os.path.isdir(path):
+        raise RecipeError(f"recipe {path} is a folder, not a .toml file")
     if not os.path.isfile(path):
         raise RecipeError(f"recipe {path} does not exist")
     try:

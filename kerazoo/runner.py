@@ -159,6 +159,21 @@ def _check_workdir(work_dir, resume):
         raise ValueError(f"nothing to resume: {work_dir} does not exist")
 
 
+def _check_resumable(work_dir, recipe):
+    """Refuses to resume a run with a changed recipe or a diverged loss."""
+    saved = os.path.join(work_dir, "recipe.toml")
+    if os.path.exists(saved):
+        with open(saved, encoding="utf-8") as f:
+            if f.read() != dump_recipe(recipe):
+                raise ValueError(
+                    f"the recipe differs from the one the unfinished run at {work_dir} started with "
+                    f"(see its recipe.toml); resume with the same recipe and --set values"
+                )
+    history = _read_history(os.path.join(work_dir, "history.csv"))
+    if history and not math.isfinite(history[-1].get("loss", 0.0)):
+        raise ValueError(f"the unfinished run at {work_dir} diverged (NaN loss); delete it and lower train.learning_rate")
+
+
 def _claim_workdir(runs_dir, work_dir, resume):
     """Creates the partial folder, failing if another process already has.
 
@@ -209,6 +224,8 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     t = recipe.train
     work_dir = runs.partial_dir(runs_dir, recipe.name)
     _check_workdir(work_dir, resume)
+    if resume:
+        _check_resumable(work_dir, recipe)
     saved_tokenizer = os.path.join(work_dir, "tokenizer")
     if resume and tokenizer is None and os.path.isdir(saved_tokenizer):
         tokenizer = tokenizers_lib.load_tokenizer(saved_tokenizer)
@@ -246,8 +263,8 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
 
     log("evaluating on the whole validation split ...")
     scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
-    sampler = "temperature" if t.sample_temperature > 0 else "greedy"
-    sample = generate(model, t.sample_prompt, t.sample_tokens, sampler, t.sample_temperature or 1.0, seed=t.seed)
+    temperature = t.sample_temperature if t.sample_temperature > 0 else None  # 0: greedy
+    sample = generate(model, t.sample_prompt, t.sample_tokens, temperature=temperature, seed=t.seed)
     steps_done = len(history) * t.eval_every
     tokens_this_process = counter.steps * t.batch_size * t.seq_len
     metrics = {

@@ -150,3 +150,19 @@ def test_gpt_cached_logits_equal_the_forward_pass(tie):
         logits, cache = model.call_with_cache(x[:, t:t + 1], cache, t)
         steps.append(keras.ops.convert_to_numpy(keras.ops.stop_gradient(logits))[:, 0])
     np.testing.assert_allclose(np.stack(steps, 1), full[:, 4:], atol=1e-5)
+
+
+def test_no_seed_means_fresh_samples(model):
+    outs = {kz.generate(model, "hello", 16, sampler="temperature", temperature=2.0) for _ in range(4)}
+    assert len(outs) > 1
+
+
+def test_temperature_alone_means_sampling_and_greedy_refuses_it(model):
+    a = kz.generate(model, "hello", 12, temperature=2.0, seed=1)
+    assert a == kz.generate(model, "hello", 12, sampler="temperature", temperature=2.0, seed=1)
+    with pytest.raises(ValueError, match="temperature has no effect with sampler='greedy'"):
+        kz.generate(model, "hello", 4, sampler="greedy", temperature=0.5)
+
+
+def test_stream_is_exported(model):
+    assert "".join(kz.stream(model, "hello", 8)) == kz.generate(model, "hello", 8)

@@ -86,3 +86,14 @@ def test_parse_from_a_dict():
 def test_bad_override_syntax(override):
     with pytest.raises(RecipeError, match="expected section.key=value"):
         load_recipe("recipes/pydocs_gpt.toml", [override])
+
+
+def test_sample_tokens_must_fit_the_context(tmp_path):
+    path = _write(tmp_path, '[model]\narch = "gpt"\nmax_length = 32\n[train]\nseq_len = 32\n')
+    with pytest.raises(RecipeError, match="'train.sample_tokens' \\(64\\) must be smaller than model.max_length"):
+        load_recipe(path)
+
+
+def test_recipe_path_that_is_a_folder(tmp_path):
+    with pytest.raises(RecipeError, match="is a folder"):
+        load_recipe(str(tmp_path))

@@ -62,3 +62,15 @@ def test_tensorboard_and_early_stopping_options(tiny_recipe, tmp_path):
     result = kz.run_recipe(recipe, str(tmp_path), verbose=0, log=lambda *_: None)
     assert os.listdir(os.path.join(result.path, "tensorboard"))
     assert 1 <= result.metrics["steps"] <= 4
+
+
+def test_resume_refuses_a_changed_recipe(tiny_recipe, tmp_path):
+    runs = str(tmp_path / "runs")
+    path = tiny_recipe("gpt")
+    with pytest.raises(KeyboardInterrupt):
+        kz.run_recipe(kz.load_recipe(path), runs, verbose=0, log=lambda *_: None, callbacks=[_CrashAfterFirstCheck()])
+    changed = kz.load_recipe(path, ["model.hidden_dim=32"])
+    with pytest.raises(ValueError, match="the recipe differs"):
+        kz.run_recipe(changed, runs, resume=True, verbose=0, log=lambda *_: None)
+    saved = open(os.path.join(runs, ".tiny_gpt.partial", "recipe.toml")).read()
+    assert "hidden_dim = 16" in saved, "the unfinished run is left as it was"
