@@ -41,15 +41,9 @@ def beam_search(model, prompts, max_new_tokens, num_beams):
         A list of lists of new ids, end token excluded.
     """
     lengths = np.array([len(p) for p in prompts], np.int32)
-    width = decoding._round_up(int(lengths.max()) + max_new_tokens, decoding.LENGTH_BUCKET)
-    if getattr(model, "max_length", None) is not None:
-        width = min(width, model.max_length)
+    width = decoding.buffer_width(model, lengths, max_new_tokens)
     batch = len(prompts)
-    tokens = np.full((batch, width), PAD_ID, np.int32)
-    mask = np.zeros((batch, width), bool)
-    for row, ids in enumerate(prompts):
-        tokens[row, : len(ids)] = ids
-        mask[row, : len(ids)] = True
+    tokens, mask = decoding.pack_prompts(prompts, batch, width)
     key = ("beam", num_beams, batch, width)
     per_model = decoding._COMPILED.setdefault(model, {})
     if key not in per_model:

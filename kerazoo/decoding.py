@@ -127,6 +127,33 @@ def compiled(model, spec, key, stop_at_eos=True):
     return per_model[full_key]
 
 
+def buffer_width(model, lengths, max_new_tokens):
+    """The token-buffer length for prompts of ``lengths``: bucketed, within the context."""
+    width = _round_up(int(max(lengths)) + max_new_tokens, LENGTH_BUCKET)
+    limit = getattr(model, "max_length", None)
+    return width if limit is None else min(width, limit)
+
+
+def pack_prompts(prompts, rows, width):
+    """Right-pads prompts into a token buffer and a mask of prompt positions.
+
+    Args:
+        prompts: list of lists of ids.
+        rows: buffer rows (at least ``len(prompts)``); extra rows copy row 0.
+        width: buffer length.
+
+    Returns:
+        ``(tokens, mask)``: int32 and bool numpy arrays ``(rows, width)``.
+    """
+    tokens = np.full((rows, width), PAD_ID, np.int32)
+    mask = np.zeros((rows, width), bool)
+    for row, ids in enumerate(prompts):
+        tokens[row, : len(ids)] = ids
+        mask[row, : len(ids)] = True
+    tokens[len(prompts):], mask[len(prompts):] = tokens[0], mask[0]
+    return tokens, mask
+
+
 class DecodeState:
     """A batch being decoded: host-side buffers plus the device cache.
 
@@ -145,19 +172,10 @@ class DecodeState:
         self.n_rows = len(prompts)
         self.lengths = np.array([len(p) for p in prompts], np.int32)
         batch = batch_bucket(self.n_rows)
-        width = _round_up(int(self.lengths.max()) + max_new_tokens, LENGTH_BUCKET)
-        limit = getattr(model, "max_length", None)
-        if limit is not None:
-            width = min(width, limit)
-        self.width = width
+        self.width = width = buffer_width(model, self.lengths, max_new_tokens)
         self.prompt_width = min(_round_up(int(self.lengths.max()), LENGTH_BUCKET), width)
-        tokens = np.full((batch, width), PAD_ID, np.int32)
-        mask = np.zeros((batch, width), bool)
-        for row, ids in enumerate(prompts):
-            tokens[row, : len(ids)] = ids
-            mask[row, : len(ids)] = True
         # Rows added to fill the batch bucket copy row 0 and are dropped later.
-        tokens[self.n_rows:], mask[self.n_rows:] = tokens[0], mask[0]
+        tokens, mask = pack_prompts(prompts, batch, width)
         lengths = np.concatenate([self.lengths, np.full(batch - self.n_rows, self.lengths[0], np.int32)])
         self.row_end = np.minimum(lengths + max_new_tokens, width).astype(np.int32)
         self.prefill, self.loop = compiled(model, spec, (batch, width, self.prompt_width), stop_at_eos)
