@@ -217,8 +217,6 @@ def _installed_backends():
 
 
 def _cmd_bench(args):
-    import json
-
     from kerazoo.bench import generate_suite
     from kerazoo.runs import write_json, write_text
 
