@@ -247,9 +247,11 @@ class ZooTokenizer:
         text = _to_string_tensor(inputs)
         unbatched = text.shape.rank == 0
         batch = tf.expand_dims(text, 0) if unbatched else text
-        # tf-text ops live on the CPU; the no-convert scope stops keras_hub
-        # from turning our TF outputs into Python lists / backend tensors.
-        with tf.device("cpu"), no_convert_scope():
+        # The no-convert scope stops keras_hub from turning our TF outputs
+        # into Python lists / backend tensors. Nothing is pinned to a device:
+        # tf-text ops only have CPU kernels and TF places them there itself,
+        # so a graph that contains them (an export) stays device-agnostic.
+        with no_convert_scope():
             ids = self._tokenize_batch(batch)
         ids = self._to_sequence_length(tf.cast(ids, tf.int32))
         return ids[0] if unbatched else ids
@@ -284,7 +286,7 @@ class ZooTokenizer:
             ids = tf.RaggedTensor.from_tensor(ids)
         keep = (ids >= NUM_SPECIAL_TOKENS) & (ids < self.vocabulary_size())
         ids = tf.ragged.boolean_mask(ids, keep)
-        with tf.device("cpu"), no_convert_scope():
+        with no_convert_scope():
             text = self._detokenize_batch(ids)
         return text[0] if unbatched else text
 

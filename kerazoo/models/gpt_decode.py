@@ -63,7 +63,8 @@ def _attention(block, x, key_cache, value_cache, index):
     )
     key, value = ops.cast(key, key_cache.dtype), ops.cast(value, value_cache.dtype)
     query = query / math.sqrt(query.shape[-1])
-    steps, length = x.shape[1], key_cache.shape[2]
+    # The cache width is static under XLA, dynamic in an exported graph.
+    steps, length = x.shape[1], ops.shape(key_cache)[2]
     old_scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache)
     old_visible = ops.arange(length)[None, :] < index
     new_scores = ops.einsum("bhtk,bhsk->bhts", query, key)

@@ -1,0 +1,245 @@
+"""Versioned, atomic SavedModel export for TF Serving.
+
+    kerazoo export runs/pydocs_gpt            -> saved_models/pydocs_gpt/1/
+    kerazoo export runs/pydocs_gpt            -> saved_models/pydocs_gpt/2/
+
+TF Serving polls ``saved_models/<name>/`` and loads the highest integer
+version it finds, so a version folder must appear complete or not at all.
+The export is written into a hidden ``.export-*`` folder next to the versions
+(TF Serving ignores names that are not integers), checked (no XLA op, every
+signature answers its warm-up requests after a reload), and only then
+renamed to the next free version under a lock. An existing version is never
+overwritten; a failed export leaves nothing behind.
+
+The graph is traced on the TensorFlow backend. A model trained on JAX or
+PyTorch is exported by a TensorFlow subprocess that reloads its ``.keras``
+file (the weights are backend-neutral).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import keras
+
+from kerazoo.serving import signatures, warmup
+
+DEFAULT_BASE_DIR = "saved_models"
+METADATA_FILE = os.path.join("assets.extra", "kerazoo_export.json")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def check_name(name):
+    """Raises ValueError unless ``name`` is a plain folder name (no path tricks)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise ValueError(
+            f"invalid export name {name!r}: use letters, digits, '_', '-' and '.', "
+            "not starting with '.' or '-'"
+        )
+    return name
+
+
+def versions(model_dir):
+    """The published integer versions under a model folder, ascending."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(model_dir) if n.isdigit())
+
+
+@contextlib.contextmanager
+def _locked(model_dir):
+    """An exclusive lock on a model folder, so two exports never pick one version."""
+    with open(os.path.join(model_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def publish(staged, model_dir):
+    """Renames a complete staged export to the next free version.
+
+    Args:
+        staged: the finished export folder (inside ``model_dir``).
+        model_dir: ``saved_models/<name>``.
+
+    Returns:
+        The version folder.
+    """
+    with _locked(model_dir):
+        target = os.path.join(model_dir, str((versions(model_dir) or [0])[-1] + 1))
+        os.rename(staged, target)
+    return target
+
+
+def _default_name(model, source):
+    if source:
+        base = os.path.basename(os.path.normpath(source))
+        return base[: -len(".keras")] if base.endswith(".keras") else base
+    return model.name
+
+
+def _write_saved_model(model, tokenizer, path, default_new_tokens, cap):
+    """Traces the signatures and writes the SavedModel.
+
+    Plain ``tf.saved_model.save`` on a ``tf.Module`` that holds the model and
+    its tokenizer (so their variables and lookup resources are tracked), with
+    the concrete signatures traced once. Keras' ``ExportArchive`` does the
+    same but traces every endpoint a second time while saving, which doubles
+    the export time of a graph holding a decoding loop.
+    """
+    import tensorflow as tf
+
+    from kerazoo.serving.portable_ops import portable_ops
+
+    kind = signatures.model_kind(model)
+    holder = tf.Module()
+    holder.model, holder.tokenizer = model, tokenizer
+    with portable_ops():
+        endpoints = signatures.BUILDERS[kind](model, tokenizer, default_new_tokens, cap)
+        concrete = {name: fn.get_concrete_function() for name, fn in endpoints.items()}
+        tf.saved_model.save(holder, path, signatures=concrete)
+    return kind, sorted(concrete)
+
+
+def _check_graph(path):
+    """Raises ValueError if the saved graph contains XLA-only ops."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import xla_ops
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    found = sorted({op for graph in proto.meta_graphs for op in xla_ops(graph.graph_def)})
+    if found:
+        raise ValueError(f"the exported graph needs XLA (ops {', '.join(found)}); TF Serving runs without it")
+
+
+def _replay(path, requests):
+    """Loads the SavedModel afresh and runs every warm-up request through it."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    for name, inputs in requests:
+        loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def _export_here(model, name, base_dir, default_new_tokens, cap, source):
+    """Exports a model on the TensorFlow backend (see ``export``)."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("the model carries no tokenizer; a served model needs one to take text")
+    model_dir = os.path.join(base_dir, name)
+    os.makedirs(model_dir, exist_ok=True)
+    staged = tempfile.mkdtemp(dir=model_dir, prefix=".export-")
+    try:
+        kind, names = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap)
+        _check_graph(staged)
+        requests = warmup.REQUESTS[kind]()
+        warmup.write(staged, name, requests)
+        _write_metadata(staged, model, kind, names, default_new_tokens, cap, source)
+        _replay(staged, requests)
+        os.chmod(staged, 0o755)  # mkdtemp makes it private; servers run as other users
+        return publish(staged, model_dir)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
+    from kerazoo import __version__
+
+    meta = {
+        "kerazoo_version": __version__,
+        "kind": kind,
+        "model_class": type(model).__name__,
+        "model_config": {k: v for k, v in model.get_config().items() if k != "tokenizer"},
+        "tokenizer": getattr(model.tokenizer, "kind", None),
+        "signatures": names,
+        "defaults": dict(signatures.DEFAULTS, max_new_tokens=min(default_new_tokens, signatures.new_token_cap(model, cap))),
+        "max_new_tokens_cap": signatures.new_token_cap(model, cap),
+        "source": os.path.abspath(source) if source else None,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with open(os.path.join(path, METADATA_FILE), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2, sort_keys=True, default=str)
+
+
+def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
+    """Runs the export in a TensorFlow-backend process (for JAX / PyTorch models)."""
+    args = json.dumps({"source": source, "name": name, "base_dir": base_dir,
+                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap})
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    done = subprocess.run([sys.executable, "-m", "kerazoo.serving.exporter", args],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise ValueError(f"export under TensorFlow failed: {lines[-1] if lines else 'no output'}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["path"]
+
+
+def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signatures.DEFAULTS["max_new_tokens"],
+           max_new_tokens_cap=None):
+    """Exports a model as a TF Serving SavedModel, text in, text out.
+
+    Args:
+        model: a run folder, a ``.keras`` file, or a model of the zoo.
+        name: the served model's name (default: the run folder's name).
+        base_dir: the models' base folder; the export goes to
+            ``<base_dir>/<name>/<next version>/``.
+        max_new_tokens: new tokens of the ``greedy`` signature.
+        max_new_tokens_cap: most new tokens a request may ask for
+            (Transformers: at most their context minus one; recurrent
+            models: 1024 unless set).
+
+    Returns:
+        The path of the new version folder.
+
+    Example:
+        >>> kerazoo.export("runs/pydocs_gpt")
+        'saved_models/pydocs_gpt/1'
+    """
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    if max_new_tokens_cap is not None and (not isinstance(max_new_tokens_cap, int) or max_new_tokens_cap < 1):
+        raise ValueError(f"max_new_tokens_cap must be a positive int, got {max_new_tokens_cap!r}")
+    source = str(model) if isinstance(model, (str, os.PathLike)) else None
+    name = check_name(name if name is not None else _default_name(model, source))
+    if keras.backend.backend() != "tensorflow":
+        if source is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                file = os.path.join(tmp, "model.keras")
+                model.save(file)
+                return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap)
+        return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+    if source is not None:
+        from kerazoo.runner import load_run
+
+        model = load_run(source)
+    return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source)
+
+
+def _main(argv):
+    """Entry point of the TensorFlow export subprocess: JSON args in, JSON path out."""
+    args = json.loads(argv[0])
+    try:
+        path = export(args["source"], args["name"], args["base_dir"], args["max_new_tokens"],
+                      args["max_new_tokens_cap"])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"path": path}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+"""Tracing model code into a graph that runs without XLA.
+
+Keras' TensorFlow backend implements ``keras.ops.slice_update`` with
+``XlaDynamicUpdateSlice``, an XLA op. Inside ``jit_compile`` functions that
+is the fastest choice, but TF Serving runs graphs without XLA by default, so
+an exported graph must not contain it. While the export traces the model's
+cached-decoding step, ``portable_ops()`` swaps in an equivalent made of plain
+TensorFlow ops (pad + select), which every TF runtime can run on any device.
+The swap is trace-time only and undone on exit; ``xla_ops`` lets the export
+check that no XLA op slipped into the graph through another route.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+
+def slice_update(inputs, start_indices, updates):
+    """``keras.ops.slice_update`` in plain TensorFlow ops.
+
+    Args:
+        inputs: the tensor to update.
+        start_indices: one start index per axis (ints or scalar tensors).
+        updates: the block written at ``start_indices``.
+
+    Returns:
+        ``inputs`` with the block replaced by ``updates``.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    updates = tf.cast(updates, inputs.dtype)
+    start = tf.stack([tf.cast(i, tf.int32) for i in start_indices])
+    after = tf.shape(inputs) - start - tf.shape(updates)
+    paddings = tf.stack([start, after], axis=1)
+    placed = tf.pad(updates, paddings)
+    inside = tf.pad(tf.ones_like(updates, dtype=tf.bool), paddings)
+    # Dynamic paddings lose the static shape; the loops that carry this
+    # tensor need it back.
+    return tf.ensure_shape(tf.where(inside, placed, inputs), inputs.shape)
+
+
+@contextlib.contextmanager
+def portable_ops():
+    """Within this block, ``keras.ops.slice_update`` traces to plain TF ops."""
+    original = keras.ops.slice_update
+    keras.ops.slice_update = slice_update
+    try:
+        yield
+    finally:
+        keras.ops.slice_update = original
+
+
+def xla_ops(graph_def):
+    """Names the XLA-only ops of a GraphDef, its function library included.
+
+    Args:
+        graph_def: a ``tf.compat.v1.GraphDef``.
+
+    Returns:
+        A sorted list of op type names starting with ``Xla``.
+    """
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes.extend(function.node_def)
+    return sorted({node.op for node in nodes if node.op.startswith("Xla")})

@@ -1,0 +1,139 @@
+"""The serving signatures of an export: text in, text (or numbers) out.
+
+Each builder returns ``{signature name: tf.function}``; every function takes
+and returns a dict of tensors whose first axis is the batch, so TF Serving
+accepts them in row ("instances") and columnar ("inputs") form, and its
+server-side batching can merge requests. Causal LMs get:
+
+- ``serving_default``: prompts plus per-row settings -> generated texts
+- ``greedy``: prompts only -> greedy texts with the export's default length
+- ``score``: texts -> log-likelihood, token count, perplexity, bits per byte
+
+``BUILDERS`` maps a model kind to its builder; the encoder and seq2seq
+models add ``classify`` and ``translate`` the same way.
+"""
+
+import math
+
+import tensorflow as tf
+
+from kerazoo.serving import graph_decode
+from kerazoo.tokenizers import PAD_ID
+
+# Documented defaults of the settings (README, "Serving with TF Serving on GPU").
+DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+
+_SETTINGS_SPECS = {
+    "max_new_tokens": tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+    "temperature": tf.TensorSpec([None], tf.float32, name="temperature"),
+    "top_k": tf.TensorSpec([None], tf.int32, name="top_k"),
+    "top_p": tf.TensorSpec([None], tf.float32, name="top_p"),
+    "seed": tf.TensorSpec([None], tf.int32, name="seed"),
+}
+
+
+def new_token_cap(model, cap=None):
+    """The most new tokens a request may ask for.
+
+    Transformers: the context minus one (the prompt keeps at least its last
+    token). Recurrent models have no context, so the export's ``cap`` bounds
+    the work one request can ask for.
+    """
+    context = getattr(model, "max_length", None)
+    if context is None:
+        return int(cap or 1024)
+    return min(context - 1, int(cap)) if cap else context - 1
+
+
+def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap):
+    """Graph generation: the texts, new-token counts and kept prompt lengths."""
+    context = getattr(model, "max_length", None)
+    ids = graph_decode.encode(tokenizer, prompts)
+    new_tokens = graph_decode.clamp_new_tokens(max_new_tokens, cap)
+    tokens, lengths = graph_decode.fit_prompts(ids, new_tokens, context)
+    tokens = graph_decode.decode(model, tokens, lengths, new_tokens, settings)
+    generated = graph_decode.new_tokens_of(tokens, lengths, new_tokens)
+    texts = graph_decode.valid_utf8(tokenizer.detokenize(generated))
+    return {
+        "texts": texts,
+        "token_counts": tf.cast(generated.row_lengths(), tf.int32),
+        "prompt_tokens": lengths,
+    }
+
+
+def _score(model, tokenizer, texts):
+    """Per-text log-likelihood (nats), token count, perplexity and bits per byte.
+
+    The text is scored after the end token (the document start), in windows
+    of the model's context, exactly as ``kerazoo.score`` and the training
+    evaluation do; log-probabilities are summed in float64.
+    """
+    ids = graph_decode.encode(tokenizer, texts)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    counts = tf.cast(targets.row_lengths(), tf.int32)
+    longest = tf.maximum(tf.reduce_max(counts), 1)
+    context = getattr(model, "max_length", None)
+    window = longest if context is None else tf.constant(context)
+    n_windows = (longest + window - 1) // window
+    shape = tf.stack([tf.shape(counts)[0], n_windows * window])
+    x = tf.reshape(inputs.to_tensor(PAD_ID, shape=shape), [-1, window])
+    y = tf.reshape(targets.to_tensor(PAD_ID, shape=shape), [-1, window])
+    logp = tf.nn.log_softmax(tf.cast(model(x, training=False), tf.float64), axis=-1)
+    picked = tf.reshape(tf.gather(logp, y, batch_dims=2), shape)
+    scored = tf.range(shape[1])[None, :] < counts[:, None]
+    log_likelihood = tf.reduce_sum(tf.where(scored, picked, 0.0), axis=1)
+    n_bytes = tf.strings.length(graph_decode.valid_utf8(texts), unit="BYTE")
+    nats = 0.0 - log_likelihood  # not -ll: an empty text would give -0.0
+    return {
+        "log_likelihood": log_likelihood,
+        "token_counts": counts,
+        "perplexity": tf.exp(nats / tf.cast(tf.maximum(counts, 1), tf.float64)),
+        "bits_per_byte": nats / math.log(2) / tf.cast(tf.maximum(n_bytes, 1), tf.float64),
+    }
+
+
+def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None):
+    """The signatures of a causal LM.
+
+    Args:
+        model: a causal LM of the zoo (TensorFlow backend).
+        tokenizer: its tokenizer layer.
+        default_new_tokens: new tokens of the ``greedy`` signature.
+        cap: most new tokens per request (see ``new_token_cap``).
+
+    Returns:
+        ``{name: tf.function}``.
+    """
+    cap = new_token_cap(model, cap)
+    default_new_tokens = min(int(default_new_tokens), cap)
+    prompts_spec = tf.TensorSpec([None], tf.string, name="prompts")
+
+    @tf.function(autograph=False, input_signature=[prompts_spec, *_SETTINGS_SPECS.values()])
+    def serving_default(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+        return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap)
+
+    @tf.function(autograph=False, input_signature=[prompts_spec])
+    def greedy(prompts):
+        rows = tf.shape(prompts)[0]
+        settings = {
+            "temperature": tf.zeros([rows]), "top_k": tf.zeros([rows], tf.int32),
+            "top_p": tf.ones([rows]), "seed": tf.zeros([rows], tf.int32),
+        }
+        return _generate(model, tokenizer, prompts, tf.fill([rows], default_new_tokens), settings, cap)
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def score(texts):
+        return _score(model, tokenizer, texts)
+
+    return {"serving_default": serving_default, "greedy": greedy, "score": score}
+
+
+def model_kind(model):
+    """The kind of model, which picks its signatures."""
+    if hasattr(model, "call_with_cache"):
+        return "causal_lm"
+    raise ValueError(f"cannot export a {type(model).__name__}: no serving signatures for this kind of model")
+
+
+BUILDERS = {"causal_lm": causal_lm}
