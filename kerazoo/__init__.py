@@ -16,8 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kerazoo import data, metrics, models, tokenizers
 from kerazoo.generate import generate, stream
 from kerazoo.models import build
+from kerazoo.metrics import score
 from kerazoo.recipes import load_recipe
 from kerazoo.runner import load_run, run_recipe
+from kerazoo.serving import export
 from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 __version__ = "0.1.0"
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "build",
     "data",
+    "export",
     "generate",
     "load_recipe",
     "load_run",
@@ -33,6 +36,7 @@ __all__ = [
     "models",
     "run_recipe",
     "save_tokenizer",
+    "score",
     "stream",
     "tokenizers",
     "train_tokenizer",

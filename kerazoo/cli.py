@@ -4,6 +4,8 @@
     kerazoo compare RECIPE.toml ... [--out table.md]
     kerazoo report RUN_DIR ...
     kerazoo generate RUN_DIR --prompt TEXT [--temperature T]
+    kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
+    kerazoo bench generate|serve
     kerazoo models
 
 A user's mistake prints one line on stderr and exits with status 2, with no
@@ -64,8 +66,18 @@ def _parser():
     p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
     p.add_argument("--no-stream", action="store_true", help="print the whole continuation at the end")
 
+    p = sub.add_parser("export", help="write a TF Serving SavedModel (text in, text out) to saved_models/NAME/VERSION")
+    p.add_argument("run", help="a run folder or a .keras file")
+    p.add_argument("--name", help="the served model's name (default: the run folder's name)")
+    p.add_argument("--base-dir", default="saved_models", help="the models' base folder (default: saved_models)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="new tokens of the 'greedy' signature (default 64)")
+    p.add_argument("--max-new-tokens-cap", type=int, default=None,
+                   help="most new tokens a request may ask for (default: context - 1; 1024 for RNNs)")
+
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["generate"], help="generate: cached decoding vs keras_hub GPT2CausalLM.generate")
+    p.add_argument("suite", choices=["generate", "serve"],
+                   help="generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
+                        "serve: the exported SavedModel vs in-process generation")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=2, help="timed calls per setting; the best is kept")
@@ -216,7 +228,19 @@ def _installed_backends():
     return [b for b, m in modules.items() if importlib.util.find_spec(m) is not None]
 
 
+def _cmd_export(args):
+    from kerazoo.serving import export
+
+    path = export(args.run, name=args.name, base_dir=args.base_dir, max_new_tokens=args.max_new_tokens,
+                  max_new_tokens_cap=args.max_new_tokens_cap)
+    print(f"exported: {path}")
+    print(f"inspect:  saved_model_cli show --dir {path} --all")
+    return 0
+
+
 def _cmd_bench(args):
+    if args.suite == "serve":
+        return _bench_serve(args)
     from kerazoo.bench import generate_suite
     from kerazoo.runs import write_json, write_text
 
@@ -233,6 +257,20 @@ def _cmd_bench(args):
     write_text(os.path.join(args.out, "generate.md"), table)
     print(table)
     print(f"results: {os.path.join(args.out, 'generate.json')}, {os.path.join(args.out, 'generate.md')}")
+    return 0
+
+
+def _bench_serve(args):
+    from kerazoo.bench import serve_suite
+    from kerazoo.runs import write_json, write_text
+
+    rows = serve_suite.run()
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "serve.json"), rows)
+    table = serve_suite.markdown(rows)
+    write_text(os.path.join(args.out, "serve.md"), table)
+    print(table)
+    print(f"results: {os.path.join(args.out, 'serve.json')}, {os.path.join(args.out, 'serve.md')}")
     return 0
 
 
@@ -253,6 +291,7 @@ COMMANDS = {
     "generate": _cmd_generate,
     "models": _cmd_models,
     "bench": _cmd_bench,
+    "export": _cmd_export,
 }
 
 

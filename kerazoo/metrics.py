@@ -115,3 +115,45 @@ def evaluate_lm(model, ids, docs, seq_len, batch_size=32):
     """
     nats, tokens = total_nll(model, ids, seq_len, batch_size)
     return lm_metrics(nats, tokens, text_bytes(docs))
+
+
+def score(model, texts, tokenizer=None, batch_size=32):
+    """Scores each text on its own: how likely the model finds it.
+
+    A text is scored after the end token (the document start the model
+    trained with), in windows of the model's context (one window for
+    recurrent models), exactly as the exported ``score`` signature does.
+
+    Args:
+        model: a causal LM of the zoo, a run folder or a ``.keras`` file.
+        texts: a list of strings.
+        tokenizer: overrides the model's own tokenizer.
+        batch_size: windows per forward pass.
+
+    Returns:
+        One dict per text: ``log_likelihood`` (nats, summed), ``tokens``,
+        ``perplexity`` and ``bits_per_byte``. An empty text scores 0 over
+        0 tokens.
+
+    Example:
+        >>> kerazoo.score("runs/pydocs_gpt", ["for x in range(3):", "zzzz qqqq"])
+    """
+    import tensorflow as tf
+
+    from kerazoo.generate import _resolve_model
+
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a list of strings")
+    model = _resolve_model(model)
+    tokenizer = tokenizer or getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("the model carries no tokenizer; pass tokenizer=")
+    context = getattr(model, "max_length", None)
+    out = []
+    for text in texts:
+        ids = np.concatenate([[tokenizer.eos_id], np.asarray(tokenizer.tokenize(tf.constant(text)))]).astype(np.int32)
+        nats, n = total_nll(model, ids, context or max(len(ids) - 1, 1), batch_size)
+        m = lm_metrics(nats, n, len(text.encode("utf-8")))
+        out.append({"log_likelihood": -nats, "tokens": n, "perplexity": m["perplexity"],
+                    "bits_per_byte": m["bits_per_byte"]})
+    return out

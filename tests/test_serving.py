@@ -1,0 +1,306 @@
+"""TF Serving export: layout, parity with Keras, a keras-free process, warm-up, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerazoo as kz
+from kerazoo import data
+from kerazoo.models import build
+from kerazoo.serving import exporter, warmup
+from kerazoo.serving.portable_ops import xla_ops
+
+from tests.conftest import CHINESE, ENGLISH
+
+LONG = "the quick brown fox " * 30  # longer than the gpt's 32-token context
+PROMPTS = [ENGLISH[:40], CHINESE[:10], "", LONG]
+NEW = 8
+
+MODELS = {
+    "gpt": ("unigram", dict(max_length=32, num_layers=2, num_heads=2, hidden_dim=16)),
+    "lstm": ("char", dict(embed_dim=8, hidden_dim=16, num_layers=2)),
+}
+
+
+def _corpus():
+    return data.read_corpus("builtin:pydocs")[:10] + [ENGLISH, CHINESE] * 5
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def exported(request, tmp_path_factory):
+    """A tiny model of each arch and its export: ``(model, version folder)``."""
+    kind, hparams = MODELS[request.param]
+    tokenizer = kz.train_tokenizer(_corpus(), kind, vocab_size=300 if kind == "unigram" else None)
+    keras.utils.set_random_seed(1)
+    model = build(request.param, tokenizer=tokenizer, **hparams)
+    base = tmp_path_factory.mktemp("saved_models")
+    return model, kz.export(model, name=request.param, base_dir=str(base))
+
+
+def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0):
+    rows = len(prompts)
+    out = signature(
+        prompts=tf.constant(prompts), max_new_tokens=tf.fill([rows], max_new_tokens),
+        temperature=tf.fill([rows], float(temperature)), top_k=tf.fill([rows], top_k),
+        top_p=tf.fill([rows], float(top_p)), seed=tf.fill([rows], seed),
+    )
+    return [t.decode("utf-8") for t in out["texts"].numpy()], out["token_counts"].numpy()
+
+
+def test_export_layout_is_versioned(exported, tmp_path):
+    model, path = exported
+    assert os.path.basename(path) == "1"
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert os.path.isfile(os.path.join(path, warmup.WARMUP_FILE))
+    meta = json.load(open(os.path.join(path, exporter.METADATA_FILE)))
+    assert meta["signatures"] == ["greedy", "score", "serving_default"]
+    # A second export is version 2; version 1 is untouched.
+    before = os.path.getmtime(os.path.join(path, "saved_model.pb"))
+    second = kz.export(model, name=os.path.basename(os.path.dirname(path)), base_dir=os.path.dirname(os.path.dirname(path)))
+    assert os.path.basename(second) == "2"
+    assert os.path.getmtime(os.path.join(path, "saved_model.pb")) == before
+    assert not [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".export-")]
+
+
+def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
+    model, _ = exported
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(warmup, "write", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        kz.export(model, name="m", base_dir=str(tmp_path))
+    assert [n for n in os.listdir(tmp_path / "m") if n != ".lock"] == []
+
+
+def test_greedy_matches_keras_token_for_token(exported):
+    model, path = exported
+    loaded = tf.saved_model.load(path)
+    texts, counts = _generate(loaded.signatures["serving_default"], PROMPTS)
+    assert texts == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    assert (counts <= NEW).all() and counts.sum() > 0
+    # The prompt-only signature is greedy with the export's default length.
+    default = min(64, exporter.signatures.new_token_cap(model))
+    out = loaded.signatures["greedy"](prompts=tf.constant(PROMPTS[:2]))
+    assert [t.decode() for t in out["texts"].numpy()] == kz.generate(model, PROMPTS[:2], max_new_tokens=default)
+
+
+def test_score_matches_keras_evaluation(exported):
+    model, path = exported
+    texts = [ENGLISH, CHINESE, "", LONG]
+    out = tf.saved_model.load(path).signatures["score"](texts=tf.constant(texts))
+    expected = kz.score(model, texts)
+    np.testing.assert_allclose(out["log_likelihood"].numpy(), [e["log_likelihood"] for e in expected], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out["token_counts"].numpy(), [e["tokens"] for e in expected])
+    np.testing.assert_allclose(out["perplexity"].numpy(), [e["perplexity"] for e in expected], rtol=1e-4)
+    np.testing.assert_allclose(out["bits_per_byte"].numpy(), [e["bits_per_byte"] for e in expected], rtol=1e-4, atol=1e-6)
+
+
+def test_score_equals_training_evaluation(exported):
+    """kz.score of one text is the run's evaluation (metrics.evaluate_lm) of that text."""
+    model, _ = exported
+    ids = data.tokenize_documents(model.tokenizer, [ENGLISH])
+    context = getattr(model, "max_length", None) or len(ids) - 1
+    reference = kz.metrics.evaluate_lm(model, ids, [ENGLISH], context)
+    mine = kz.score(model, [ENGLISH])[0]
+    assert mine["tokens"] == reference["tokens"]
+    assert mine["bits_per_byte"] == pytest.approx(reference["bits_per_byte"], rel=1e-9)
+
+
+# The served graph must load where only TensorFlow and TF Text's kernels
+# exist, as in TF Serving. TF Text's Python package imports tf.keras when
+# imported, so the process registers its kernels the way the C++ server
+# links them: tf.load_op_library on the package's op libraries.
+KERAS_FREE = textwrap.dedent("""
+    import glob, importlib.abc, importlib.machinery, importlib.util, json, os, sys
+
+    BLOCKED = ("keras", "keras_hub", "keras_nlp", "kerazoo", "tf_keras")
+
+    class Refuse(importlib.abc.Loader):
+        def create_module(self, spec):
+            return None
+        def exec_module(self, module):
+            raise ImportError(f"{module.__name__} is blocked in this process")
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in BLOCKED:
+                return importlib.machinery.ModuleSpec(name, Refuse(), is_package=True)
+
+    sys.meta_path.insert(0, Block())
+    import tensorflow as tf
+    text_ops = os.path.join(importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops")
+    for library in sorted(glob.glob(os.path.join(text_ops, "*.so"))):
+        tf.load_op_library(library)
+    for name in BLOCKED:
+        try:
+            __import__(name)
+            raise SystemExit(f"{name} was importable")
+        except ImportError:
+            pass
+    served = tf.saved_model.load(sys.argv[1])
+    prompts = json.loads(sys.argv[2])
+    n = len(prompts)
+    out = served.signatures["serving_default"](
+        prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
+        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32))
+    score = served.signatures["score"](texts=tf.constant(prompts))
+    print("RESULT" + json.dumps({
+        "texts": [t.decode("utf-8") for t in out["texts"].numpy()],
+        "log_likelihood": score["log_likelihood"].numpy().tolist(),
+        "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+    }))
+""")
+
+
+def _run_keras_free(path, prompts, new=NEW):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert proc.returncode == 0 and lines, proc.stderr[-2000:]
+    return json.loads(lines[-1][len("RESULT"):])
+
+
+def test_runs_in_a_process_without_keras(exported):
+    model, path = exported
+    result = _run_keras_free(path, PROMPTS)
+    assert result["loaded"] == []
+    assert result["texts"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    expected = [s["log_likelihood"] for s in kz.score(model, PROMPTS)]
+    np.testing.assert_allclose(result["log_likelihood"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_graph_needs_no_xla_and_pins_no_device(exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, path = exported
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    assert xla_ops(graph) == []
+    # TF's own checkpoint save/restore functions pin their file I/O to the
+    # CPU in every SavedModel. In the serving functions, the only pins allowed
+    # are TF Text's soft "CPU:*" on its own CPU-only kernels (and their
+    # constants); no model op is pinned, so the math runs on a GPU.
+    serving = [f for f in graph.library.function if "_traced_save" not in f.signature.name
+               and "_traced_restore" not in f.signature.name]
+    pinned = [n for f in serving for n in f.node_def if n.device]
+    assert {n.device for n in pinned} <= {"/device:CPU:*"}
+    assert [n.op for n in pinned if n.op != "Const" and hasattr(tf.raw_ops, n.op)] == []
+
+
+def test_warmup_records_replay(exported):
+    _, path = exported
+    requests = warmup.read(path)
+    assert {name for name, _ in requests} == {"serving_default", "greedy", "score"}
+    loaded = tf.saved_model.load(path)
+    for name, inputs in requests:
+        outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        rows = len(next(iter(inputs.values())))
+        assert all(v.shape[0] == rows for v in outputs.values())
+
+
+def test_saved_model_cli_lists_string_signatures(exported):
+    _, path = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("serving_default", "greedy", "score"):
+        assert f"signature_def['{name}']" in proc.stdout
+    default = proc.stdout.split("signature_def['serving_default']")[1]
+    assert "inputs['prompts'] tensor_info:\n        dtype: DT_STRING" in default
+    assert "outputs['texts'] tensor_info:\n        dtype: DT_STRING" in default
+
+
+def test_bad_input_is_answered(exported):
+    model, path = exported
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    cap = exporter.signatures.new_token_cap(model)
+    bad_utf8 = b"caf\xc3 \xff\xfe end"
+    prompts = tf.constant([b"", bad_utf8, LONG.encode(), "你".encode()])
+    rows = 4
+    for max_new, most in ((0, 0), (-5, 0), (10**9, cap)):
+        out = serve(prompts=prompts, max_new_tokens=tf.fill([rows], max_new), temperature=tf.zeros([rows]),
+                    top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]), seed=tf.zeros([rows], tf.int32))
+        counts = out["token_counts"].numpy()
+        assert (counts <= most).all() and (counts >= 0).all()
+        for text in out["texts"].numpy():
+            text.decode("utf-8")  # always valid UTF-8
+    context = getattr(model, "max_length", None)
+    if context:
+        assert (out["prompt_tokens"].numpy() + cap <= context).all()
+
+
+def test_sampling_settings_per_row(exported):
+    _, path = exported
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    prompts = [ENGLISH[:20]] * 4
+    greedy, _ = _generate(serve, prompts)
+    sampled, _ = _generate(serve, prompts, temperature=1.0, seed=7)
+    assert sampled == _generate(serve, prompts, temperature=1.0, seed=7)[0]  # seeded: reproducible
+    assert len(set(sampled)) == 1  # same prompt, same seed, same row result
+    assert _generate(serve, prompts, temperature=1.0, seed=8)[0] != sampled or sampled == greedy
+    assert _generate(serve, prompts, temperature=1.0, top_k=1, seed=3)[0] == greedy  # top-1 is greedy
+    assert _generate(serve, prompts, temperature=1.0, top_p=1e-6, seed=3)[0] == greedy  # tiny nucleus is greedy
+    # Rows are independent: a greedy row next to sampled rows stays greedy.
+    rows = 2
+    out = serve(prompts=tf.constant(prompts[:2]), max_new_tokens=tf.fill([rows], NEW),
+                temperature=tf.constant([0.0, 1.5]), top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]),
+                seed=tf.constant([0, 5]))
+    assert out["texts"].numpy()[0].decode() == greedy[0]
+
+
+def test_export_names_cannot_escape(exported, tmp_path):
+    model, _ = exported
+    for name in ("../evil", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="invalid export name"):
+            kz.export(model, name=name, base_dir=str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_of_a_run(tiny_recipe, tmp_path):
+    from kerazoo.cli import main
+
+    recipe = tiny_recipe("gpt", "byte")
+    result = kz.run_recipe(kz.load_recipe(recipe), str(tmp_path / "runs"), verbose=0)
+    base = str(tmp_path / "saved")
+    assert main(["export", result.path, "--base-dir", base, "--max-new-tokens", "5"]) == 0
+    assert sorted(os.listdir(os.path.join(base, "tiny_gpt"))) == [".lock", "1"]
+    assert main(["export", str(tmp_path / "missing"), "--base-dir", base]) == 2
+    assert main(["export", result.path, "--name", "../x", "--base-dir", base]) == 2
+
+
+JAX_EXPORT = textwrap.dedent("""
+    import json, sys
+    import kerazoo as kz
+    result = kz.run_recipe(kz.load_recipe(sys.argv[1]), sys.argv[2], verbose=0)
+    prompts = json.loads(sys.argv[4])
+    texts = kz.generate(result.path, prompts, max_new_tokens=6)
+    path = kz.export(result.path, base_dir=sys.argv[3])
+    print("RESULT" + json.dumps({"texts": texts, "path": path}))
+""")
+
+
+def test_a_model_trained_on_jax_exports(tiny_recipe, tmp_path):
+    pytest.importorskip("jax")
+    recipe = tiny_recipe("gpt", "byte")
+    prompts = ["The quick", "你好", ""]
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-c", JAX_EXPORT, recipe, str(tmp_path / "runs"), str(tmp_path / "saved"), json.dumps(prompts)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert proc.returncode == 0 and lines, proc.stderr[-2000:]
+    result = json.loads(lines[-1][len("RESULT"):])
+    served = tf.saved_model.load(result["path"]).signatures["serving_default"]
+    assert _generate(served, prompts, max_new_tokens=6)[0] == result["texts"]
