@@ -11,8 +11,8 @@ greedy output equals ``kerazoo.generate``'s token for token:
     prompts -> [end token] + ids      (the document start the model trained with)
             -> keep the last tokens   when prompt + new tokens overflow the context
     buffer  (batch, width) prompt ids, right-padded; new ids written in place
-    prefill Transformers fill the cache in fixed-size chunks of the shortest
-            prompt (a static chunk keeps the model's shapes static)
+    prefill Transformers fill the cache for the shortest prompt in chunks of
+            static sizes (32, then 16, 8, 4, 2), so the model's shapes stay static
     loop    one position per iteration for all rows; rows still inside their
             prompt copy it, the others sample; a row ends at the end token
             or after its new tokens
@@ -23,8 +23,8 @@ import tensorflow as tf
 from kerazoo.serving import graph_sampling
 from kerazoo.tokenizers import EOS_ID, PAD_ID
 
-# Prompt positions filled per prefill pass of a Transformer; the remainder
-# (fewer than this) is stepped through by the loop like RNNs do.
+# The largest prefill chunk of a Transformer (smaller powers of two fill the
+# rest of the shortest prompt; the loop steps through longer prompts' tails).
 PREFILL_CHUNK = 32
 
 
@@ -81,22 +81,35 @@ def fit_prompts(ids, new_tokens, context):
     return tf.where(inside, tokens, PAD_ID), kept
 
 
+def _prefill_chunk(model, tokens, cache, start, size):
+    """Runs positions ``[start, start + size)`` through the model into the cache."""
+    chunk = tf.slice(tokens, [0, start], [-1, size])
+    _, cache = model.call_with_cache(chunk, cache, start)
+    return start + size, cache
+
+
 def _prefill(model, tokens, cache, n_positions):
-    """Fills the cache for positions ``[0, n_positions)`` in whole chunks.
+    """Fills the cache for positions ``[0, n_positions)`` (all but at most one).
+
+    Whole ``PREFILL_CHUNK`` chunks first, then one chunk of each smaller power
+    of two that still fits: the model only ever sees static chunk lengths.
 
     Returns:
         ``(cache, filled)``: the cache and the number of positions filled.
     """
-
-    def cond(start, cache):
-        return start + PREFILL_CHUNK <= n_positions
-
-    def body(start, cache):
-        chunk = tf.slice(tokens, [0, start], [-1, PREFILL_CHUNK])
-        _, cache = model.call_with_cache(chunk, cache, start)
-        return start + PREFILL_CHUNK, cache
-
-    filled, cache = tf.while_loop(cond, body, (tf.constant(0), cache))
+    filled, cache = tf.while_loop(
+        lambda start, cache: start + PREFILL_CHUNK <= n_positions,
+        lambda start, cache: _prefill_chunk(model, tokens, cache, start, PREFILL_CHUNK),
+        (tf.constant(0), cache),
+    )
+    size = PREFILL_CHUNK // 2
+    while size > 1:
+        filled, cache = tf.cond(
+            filled + size <= n_positions,
+            lambda size=size: _prefill_chunk(model, tokens, cache, filled, size),
+            lambda: (filled, cache),
+        )
+        size //= 2
     return cache, filled
 
 

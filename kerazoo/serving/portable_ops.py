@@ -16,8 +16,28 @@ import keras
 import tensorflow as tf
 
 
+def _single_position_axis(inputs, start_indices, updates):
+    """The axis of a one-position write (the decoding step's cache update), or None.
+
+    That is: ``updates`` has size 1 on one axis and, on every other axis,
+    starts at 0 and spans the whole input (or the sizes are unknown).
+    """
+    axes = [a for a, size in enumerate(updates.shape) if size == 1 and inputs.shape[a] != 1]
+    if len(axes) != 1:
+        return None
+    for a, (size, full) in enumerate(zip(updates.shape, inputs.shape)):
+        if a != axes[0] and not (isinstance(start_indices[a], int) and start_indices[a] == 0
+                                 and (size is None or full is None or size == full)):
+            return None
+    return axes[0]
+
+
 def slice_update(inputs, start_indices, updates):
     """``keras.ops.slice_update`` in plain TensorFlow ops.
+
+    A one-position write (each decoding step's KV-cache update) is a single
+    select against a position mask, broadcasting ``updates``; any other block
+    is padded to full size and selected.
 
     Args:
         inputs: the tensor to update.
@@ -29,14 +49,20 @@ def slice_update(inputs, start_indices, updates):
     """
     inputs = tf.convert_to_tensor(inputs)
     updates = tf.cast(updates, inputs.dtype)
-    start = tf.stack([tf.cast(i, tf.int32) for i in start_indices])
-    after = tf.shape(inputs) - start - tf.shape(updates)
-    paddings = tf.stack([start, after], axis=1)
-    placed = tf.pad(updates, paddings)
-    inside = tf.pad(tf.ones_like(updates, dtype=tf.bool), paddings)
-    # Dynamic paddings lose the static shape; the loops that carry this
-    # tensor need it back.
-    return tf.ensure_shape(tf.where(inside, placed, inputs), inputs.shape)
+    axis = _single_position_axis(inputs, start_indices, updates)
+    if axis is not None:
+        shape = [1] * inputs.shape.rank
+        shape[axis] = -1
+        at = tf.equal(tf.range(tf.shape(inputs)[axis]), tf.cast(start_indices[axis], tf.int32))
+        out = tf.where(tf.reshape(at, shape), updates, inputs)
+    else:
+        start = tf.stack([tf.cast(i, tf.int32) for i in start_indices])
+        paddings = tf.stack([start, tf.shape(inputs) - start - tf.shape(updates)], axis=1)
+        inside = tf.pad(tf.ones_like(updates, dtype=tf.bool), paddings)
+        out = tf.where(inside, tf.pad(updates, paddings), inputs)
+    # Dynamic shapes lose the static shape; the loops that carry this tensor
+    # need it back.
+    return tf.ensure_shape(out, inputs.shape)
 
 
 @contextlib.contextmanager
