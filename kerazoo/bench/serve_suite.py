@@ -11,9 +11,10 @@ and sends the same requests, text in and text out, to
 - ``kerazoo.generate`` on the Keras model: the in-process loop, compiled
   with XLA, tokenizing and detokenizing in Python.
 
-Both decode greedily, so they produce the same tokens. Each request is
-timed alone after warm-up requests; the figures are requests/s, p50 and p99
-latency, and the ratio of the SavedModel's p50 latency to in-process.
+Both decode greedily, so they produce the same tokens. Requests are timed
+one at a time, the two paths taking turns, after warm-up requests. The
+figures are requests/s, p50 and p99 latency, and the ratio of the
+SavedModel's p50 latency to in-process.
 """
 
 import json
@@ -53,15 +54,24 @@ def _model():
     return build("gpt", tokenizer=tokenizer, dropout=0.0, **CONFIG)
 
 
-def _latencies(call, prompts, n_requests):
-    """Wall seconds of ``n_requests`` calls, after two warm-up calls."""
-    call(prompts)
-    call(prompts)
-    out = []
-    for _ in range(n_requests):
-        started = time.perf_counter()
+def _latencies(calls, prompts, n_requests):
+    """Wall seconds of ``n_requests`` calls of each function, after two warm-ups.
+
+    The functions take turns request by request, so a busy machine slows
+    both alike and their ratio stays fair.
+
+    Returns:
+        One list of seconds per function.
+    """
+    for call in calls:
         call(prompts)
-        out.append(time.perf_counter() - started)
+        call(prompts)
+    out = [[] for _ in calls]
+    for _ in range(n_requests):
+        for call, seconds in zip(calls, out):
+            started = time.perf_counter()
+            call(prompts)
+            seconds.append(time.perf_counter() - started)
     return out
 
 
@@ -112,9 +122,8 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
             prompts = _prompts(batch)
             texts, counts = call_saved(prompts)
             same = texts == generate(model, prompts, max_new_tokens=new_tokens)
-            saved = _summary(_latencies(call_saved, prompts, requests[batch]))
-            keras_side = _summary(_latencies(lambda p: generate(model, p, max_new_tokens=new_tokens), prompts,
-                                             requests[batch]))
+            in_process = lambda p: generate(model, p, max_new_tokens=new_tokens)  # noqa: E731
+            saved, keras_side = map(_summary, _latencies([call_saved, in_process], prompts, requests[batch]))
             rows.append({
                 "batch": batch, "new_tokens": new_tokens, "requests": requests[batch],
                 "new_tokens_per_request": int(counts.sum()), "same_text": bool(same),
