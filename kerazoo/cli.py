@@ -5,6 +5,7 @@
     kerazoo report RUN_DIR ...
     kerazoo generate RUN_DIR --prompt TEXT [--temperature T]
     kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
+    kerazoo predict EXPORT_DIR BODY_JSON
     kerazoo bench generate|serve
     kerazoo models
 
@@ -73,6 +74,10 @@ def _parser():
     p.add_argument("--max-new-tokens", type=int, default=64, help="new tokens of the 'greedy' signature (default 64)")
     p.add_argument("--max-new-tokens-cap", type=int, default=None,
                    help="most new tokens a request may ask for (default: context - 1; 1024 for RNNs)")
+
+    p = sub.add_parser("predict", help="answer a TF Serving REST :predict JSON body with an export, in-process")
+    p.add_argument("export_dir", help="a version folder, e.g. saved_models/pydocs_gpt/1")
+    p.add_argument("body", help='the JSON body, e.g. \'{"instances": [{"prompts": "def"}], "signature_name": "greedy"}\'')
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
     p.add_argument("suite", choices=["generate", "serve"],
@@ -238,6 +243,17 @@ def _cmd_export(args):
     return 0
 
 
+def _cmd_predict(args):
+    import json
+
+    from kerazoo.serving.rest import predict
+
+    if not os.path.isfile(os.path.join(args.export_dir, "saved_model.pb")):
+        raise ValueError(f"{args.export_dir} is not a SavedModel folder (no saved_model.pb)")
+    print(json.dumps(predict(args.export_dir, args.body), ensure_ascii=False, indent=1))
+    return 0
+
+
 def _cmd_bench(args):
     if args.suite == "serve":
         return _bench_serve(args)
@@ -292,6 +308,7 @@ COMMANDS = {
     "models": _cmd_models,
     "bench": _cmd_bench,
     "export": _cmd_export,
+    "predict": _cmd_predict,
 }
 
 

@@ -11,7 +11,10 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert blocks, "the README has a Python example"
     monkeypatch.chdir(tmp_path)
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+        code = compile(block, "README.md", "exec")
+        # A client of a live TF Serving server can only be compiled here.
+        if not block.startswith("# needs: a running TF Serving server"):
+            exec(code, {})
     out = capsys.readouterr().out
     assert "bits/byte" in out and "round trip" in out
     assert (tmp_path / "my_gpt.keras").exists()

@@ -304,3 +304,43 @@ def test_a_model_trained_on_jax_exports(tiny_recipe, tmp_path):
     result = json.loads(lines[-1][len("RESULT"):])
     served = tf.saved_model.load(result["path"]).signatures["serving_default"]
     assert _generate(served, prompts, max_new_tokens=6)[0] == result["texts"]
+
+
+def test_rest_predict_row_and_columnar(exported):
+    from kerazoo.serving.rest import predict
+
+    model, path = exported
+    rows = predict(path, {"instances": [
+        {"prompts": p, "max_new_tokens": NEW, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+        for p in PROMPTS[:2]
+    ]})
+    expected = kz.generate(model, PROMPTS[:2], max_new_tokens=NEW)
+    assert [r["texts"] for r in rows["predictions"]] == expected
+    columns = predict(path, json.dumps({"signature_name": "greedy", "inputs": {"prompts": PROMPTS[:2]}}))
+    assert set(columns["outputs"]) == {"texts", "token_counts", "prompt_tokens"}
+    for body, message in (
+        ({"instances": [{"prompts": "x"}]}, "input size does not match"),
+        ({"signature_name": "nope", "instances": ["x"]}, "signature 'nope' not found"),
+        ({"inputs": {}, "instances": []}, "exactly one of"),
+        ("{not json", "not JSON"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            predict(path, body)
+
+
+def test_shipped_serving_configs_parse():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "recipes", "serving")
+    config = text_format.Parse(open(os.path.join(folder, "models.config")).read(),
+                               model_server_config_pb2.ModelServerConfig())
+    assert [c.name for c in config.model_config_list.config] == ["pydocs_gpt", "pydocs_lstm", "pydocs_gru"]
+    # BatchingParameters (session_bundle_config.proto) is not in tensorflow-serving-api's
+    # Python package; check the shipped file against its field names instead.
+    fields = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+              "allowed_batch_sizes", "pad_variable_length_inputs", "thread_pool_name",
+              "enable_large_batch_splitting", "max_execution_batch_size"}
+    lines = [line.split("#")[0].strip() for line in open(os.path.join(folder, "batching_parameters.txt"))]
+    used = {line.split(":")[0].split("{")[0].strip() for line in lines if line}
+    assert used <= fields and "max_batch_size" in used
