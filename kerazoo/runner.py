@@ -283,6 +283,8 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
     if history and not math.isfinite(history[-1].get("loss", 0.0)):
         raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
 
+    if parallel.replicas > 1:
+        model = _single_device_copy(model, recipe, prep.tokenizer)
     log("evaluating on the whole validation split ...")
     scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
     temperature = t.sample_temperature if t.sample_temperature > 0 else None  # 0: greedy
@@ -316,6 +318,19 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
     runs.discard(os.path.join(work_dir, "backup"))
     path = runs.finish(work_dir, runs_dir, recipe.name)
     return RunResult(path, metrics, sample)
+
+
+def _single_device_copy(model, recipe, tokenizer):
+    """The trained weights in a model outside the data-parallel engine.
+
+    Evaluation, sampling and saving are one-device work; a distributed model
+    would run ``predict`` through the strategy (per-replica batches) and its
+    variables would be mirrored ones.
+    """
+    with precision.dtype_policy(recipe.train.precision):
+        plain = build(recipe.arch, tokenizer=tokenizer, **recipe.hparams)
+    plain.set_weights([keras.ops.convert_to_numpy(w) for w in model.get_weights()])
+    return plain
 
 
 def load_run(path):
