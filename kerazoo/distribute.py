@@ -5,8 +5,9 @@ global batch, split evenly over the devices, so the same recipe trains the
 same model on one device or many.
 
 - TensorFlow: ``tf.distribute.MirroredStrategy`` over this process's GPUs (or
-  CPU devices when there is no GPU), and ``MultiWorkerMirroredStrategy`` when
-  ``TF_CONFIG`` names a cluster of workers.
+  CPU devices when there is no GPU). Several hosts (``TF_CONFIG``) would take
+  ``MultiWorkerMirroredStrategy``, which Keras 3.15's ``fit`` cannot run
+  under (see ``_tensorflow``): a clear error points to JAX.
 - JAX: ``keras.distribution.DataParallel`` over the devices; with
   ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1 in the environment (and
   ``KERAS_DISTRIBUTION_JOB_ADDRESSES``, ``KERAS_DISTRIBUTION_PROCESS_ID``),
@@ -16,7 +17,6 @@ same model on one device or many.
 
 import contextlib
 import dataclasses
-import json
 import os
 
 import keras
@@ -92,30 +92,19 @@ def _tensorflow(section, where):
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
-        # Each worker mirrors over all its visible GPUs (or its CPU); limit
-        # them with CUDA_VISIBLE_DEVICES, not distribute.devices.
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        local = strategy.extended.worker_devices
-        if section.devices not in (0, len(local)):
-            raise RecipeError(
-                f"{where}: 'distribute.devices' ({section.devices}) must be 0 with TF_CONFIG: each worker "
-                f"uses its {len(local)} visible devices (restrict them with CUDA_VISIBLE_DEVICES)"
-            )
-        return Parallel(strategy.num_replicas_in_sync, _tf_is_chief(), strategy.scope,
-                        f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replicas")
+        # MultiWorkerMirroredStrategy is the engine for this, but Keras 3.15's
+        # fit cannot run under it: it strategy.reduce()s the peeked (x, y)
+        # batch and the scalar losses (axis=0) with collectives that reject
+        # both. An error now beats a crash after the data is prepared.
+        raise RecipeError(
+            f"{where}: 'distribute.strategy' = \"data_parallel\" across hosts (TF_CONFIG) does not run on "
+            "TensorFlow with Keras 3.15 (fit fails under MultiWorkerMirroredStrategy); use KERAS_BACKEND=jax "
+            "with KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID, or unset TF_CONFIG"
+        )
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     chosen = [d.name for d in _pick(devices, section.devices, where)]
     strategy = tf.distribute.MirroredStrategy(chosen)
     return Parallel(len(chosen), True, strategy.scope, f"MirroredStrategy over {', '.join(chosen)}")
-
-
-def _tf_is_chief():
-    """The chief of a TF_CONFIG cluster: task 'chief', or worker 0 when there is none."""
-    config = json.loads(os.environ["TF_CONFIG"])
-    task = config.get("task", {})
-    if task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
 
 
 def _jax(section, where):
