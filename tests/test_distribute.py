@@ -43,39 +43,53 @@ def _losses(result):
     return np.array([[h["loss"], h["val_loss"]] for h in result["history"]])
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_two_devices_give_the_loss_of_one(backend, tiny_recipe, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    devices = {"KERAZOO_TEST_CPUS": "2"} if backend == "tensorflow" \
-        else {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    out = tmp_path / "out.json"
-    _finish(_worker(tiny_recipe("gpt"), out, ["none", "data_parallel"], _env(backend, **devices)))
-    results = json.loads(out.read_text())
-    one, two = results["none"], results["data_parallel"]
-    assert (one["metrics"]["devices"], two["metrics"]["devices"]) == (1, 2)
-    np.testing.assert_allclose(_losses(two), _losses(one), atol=1e-5, rtol=0)
-    assert abs(two["metrics"]["val_loss"] - one["metrics"]["val_loss"]) < 1e-5
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
 
 
-def test_two_jax_processes_train_like_one(tiny_recipe, tmp_path):
-    """Two hosts on localhost (keras.distribution.initialize), one CPU device each."""
+def _check_two_devices(results):
+    one, two = results["none"], results["data_parallel"]
+    assert (one["metrics"]["devices"], two["metrics"]["devices"]) == (1, 2)
+    np.testing.assert_allclose(_losses(two), _losses(one), atol=1e-5, rtol=0)
+    assert abs(two["metrics"]["val_loss"] - one["metrics"]["val_loss"]) < 1e-5
+
+
+def test_two_tensorflow_devices_give_the_loss_of_one(tiny_recipe, tmp_path):
+    out = tmp_path / "out.json"
+    _finish(_worker(tiny_recipe("gpt"), out, ["none", "data_parallel"], _env("tensorflow", KERAZOO_TEST_CPUS="2")))
+    _check_two_devices(json.loads(out.read_text()))
+
+
+@pytest.fixture(scope="module")
+def jax_runs(tmp_path_factory):
+    """One process with 2 devices (one device, then both), and 2 processes of 1 device as two hosts."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    recipe = tiny_recipe("gpt")
+    from tests.conftest import ENGLISH, CHINESE, tiny_recipe_text
+
+    root = tmp_path_factory.mktemp("jax_runs")
+    (root / "corpus.txt").write_text((ENGLISH + CHINESE) * 40, encoding="utf-8")
+    recipe = root / "tiny_gpt.toml"
+    recipe.write_text(tiny_recipe_text(str(root / "corpus.txt"), "gpt"))
     hosts = dict(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{_free_port()}", KERAS_DISTRIBUTION_NUM_PROCESSES="2")
-    procs = [_worker(recipe, tmp_path / f"host{i}.json", ["data_parallel"],
+    procs = [_worker(str(recipe), root / f"host{i}.json", ["data_parallel"],
                      _env("jax", KERAS_DISTRIBUTION_PROCESS_ID=str(i), **hosts)) for i in range(2)]
-    single = _worker(recipe, tmp_path / "single.json", ["none"], _env("jax"))
-    _finish(*procs, single)
-    chief, other = (json.loads((tmp_path / f"host{i}.json").read_text())["data_parallel"] for i in range(2))
-    one = json.loads((tmp_path / "single.json").read_text())["none"]
+    procs.append(_worker(str(recipe), root / "devices.json", ["none", "data_parallel"],
+                         _env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")))
+    _finish(*procs)
+    return {name: json.loads((root / f"{name}.json").read_text()) for name in ("host0", "host1", "devices")}
+
+
+def test_two_jax_devices_give_the_loss_of_one(jax_runs):
+    _check_two_devices(jax_runs["devices"])
+
+
+def test_two_jax_processes_train_like_one(jax_runs):
+    """Two hosts on localhost (keras.distribution.initialize), one CPU device each."""
+    chief, other = jax_runs["host0"]["data_parallel"], jax_runs["host1"]["data_parallel"]
+    one = jax_runs["devices"]["none"]
     assert chief["chief"] and not other["chief"], "only the first process keeps a run folder"
     assert chief["metrics"]["devices"] == 2 and chief["metrics"]["steps"] == one["metrics"]["steps"]
     assert chief["metrics"]["val_loss"] == pytest.approx(other["metrics"]["val_loss"], abs=1e-6)
