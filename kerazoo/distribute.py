@@ -46,8 +46,8 @@ class Parallel:
 def setup(section, batch_size, where="<recipe>"):
     """Starts the recipe's data-parallel engine.
 
-    Call it before any TensorFlow op runs: ``MultiWorkerMirroredStrategy``
-    must configure the runtime's collectives at program start.
+    Call it before any JAX computation: joining several hosts
+    (``keras.distribution.initialize``) must come first.
 
     Args:
         section: the recipe's ``DistributeSection``.

@@ -228,7 +228,7 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
             written in that case.
         RuntimeError: the loss became NaN.
     """
-    # First: a multi-worker strategy must start before any TensorFlow op.
+    # First: joining several JAX hosts must happen before any JAX computation.
     parallel = distribute.setup(recipe.distribute, recipe.train.batch_size, recipe.path or "<recipe>")
     if parallel.is_chief:
         return _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
