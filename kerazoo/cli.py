@@ -7,6 +7,7 @@
     kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
     kerazoo predict EXPORT_DIR BODY_JSON
     kerazoo bench generate|serve
+    kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
     kerazoo models
 
 A user's mistake prints one line on stderr and exits with status 2, with no
@@ -87,6 +88,14 @@ def _parser():
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=2, help="timed calls per setting; the best is kept")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
+
+    p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
+    p.add_argument("recipe", help="a recipe .toml file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value on every backend (repeatable)")
+    p.add_argument("--backends", default="tensorflow,jax,torch", help="comma-separated (default: all three)")
+    p.add_argument("--out", default="backends_curves.png", help="the image to write (default: backends_curves.png)")
+    p.add_argument("--json", help="also write the histories and metrics to this JSON file")
 
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
@@ -290,6 +299,20 @@ def _bench_serve(args):
     return 0
 
 
+def _cmd_curves(args):
+    from kerazoo import curves
+    from kerazoo.runs import write_json
+
+    backends = curves.parse_backends(args.backends)
+    _check_out(args.out)
+    _check_out(args.json)
+    results = curves.run(args.recipe, backends, args.overrides, args.out)
+    if args.json:
+        write_json(args.json, results)
+    print(f"plot: {args.out}")
+    return 0
+
+
 def _cmd_models(args):
     from kerazoo.models import list_archs
 
@@ -309,6 +332,7 @@ COMMANDS = {
     "bench": _cmd_bench,
     "export": _cmd_export,
     "predict": _cmd_predict,
+    "curves": _cmd_curves,
 }
 
 

@@ -298,9 +298,16 @@ def lm_dataset(ids, seq_len, batch_size, shuffle=True, seed=0, repeat=False):
             f"too little text: {len(ids)} tokens make {len(x)} windows of seq_len={seq_len}, "
             f"fewer than batch_size={batch_size}"
         )
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    windows = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def stream(_):
+        ds = windows.shuffle(len(x), seed=seed, reshuffle_each_iteration=True) if shuffle else windows
+        return ds.repeat() if repeat else ds
+
+    # Built inside flat_map, the shuffle's seed state is fresh for every
+    # iterator, so each one replays the same seeded order (reshuffled every
+    # epoch). Keras' fit under a tf.distribute strategy peeks a batch with one
+    # iterator and trains with a second; with one shared state that second
+    # iterator would see another order than a one-device run.
+    ds = tf.data.Dataset.range(1).flat_map(stream)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

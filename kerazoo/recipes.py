@@ -9,6 +9,7 @@ an impossible value fails with a message that names the file and the key.
     [tokenizer]  which shared tokenizer to train (or load)
     [model]      arch = "...", plus that arch's hyper-parameters
     [train]      model.fit settings
+    [distribute] data-parallel training over devices and hosts (optional)
 """
 
 import dataclasses
@@ -79,6 +80,27 @@ class TrainSection:
     sample_prompt: str = ""  # prompt of the sample printed after training
     sample_tokens: int = 64  # tokens in that sample
     sample_temperature: float = 0.8  # its temperature (0: greedy)
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
+
+
+# The Keras dtype policies a recipe may train under.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributeSection:
+    """Data-parallel training: each device takes a share of every global batch.
+
+    ``train.batch_size`` stays the global batch, so a recipe trains the same
+    model on one device or many. Hosts come from the environment
+    (``TF_CONFIG`` on TensorFlow, ``KERAS_DISTRIBUTION_*`` on JAX).
+    """
+
+    strategy: str = "none"  # none | data_parallel
+    devices: int = 0  # devices per process to use (0: all visible); data_parallel only
+
+
+STRATEGIES = ("none", "data_parallel")
 
 
 @dataclasses.dataclass
@@ -91,6 +113,7 @@ class Recipe:
     model: dict  # {"arch": ..., **hyper-parameters}
     train: TrainSection
     path: str = ""  # the file it came from
+    distribute: DistributeSection = dataclasses.field(default_factory=DistributeSection)
 
     @property
     def arch(self):
@@ -107,10 +130,11 @@ class Recipe:
         out["tokenizer"] = {k: v for k, v in dataclasses.asdict(self.tokenizer).items() if v is not None}
         out["model"] = dict(self.model)
         out["train"] = dataclasses.asdict(self.train)
+        out["distribute"] = dataclasses.asdict(self.distribute)
         return out
 
 
-SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection}
+SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -187,6 +211,19 @@ def _check_values(recipe, where):
         _fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
     if t.warmup_steps >= t.steps:
         _fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
+    if t.precision not in PRECISIONS:
+        _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
+    _check_distribute(recipe.distribute, where)
+
+
+def _check_distribute(s, where):
+    """Rejects impossible [distribute] values; device counts are checked at run time."""
+    if s.strategy not in STRATEGIES:
+        _fail(where, "distribute.strategy", f"must be one of {', '.join(STRATEGIES)}, got '{s.strategy}'")
+    if s.devices < 0:
+        _fail(where, "distribute.devices", f"must not be negative, got {s.devices}")
+    if s.devices and s.strategy == "none":
+        _fail(where, "distribute.devices", f"({s.devices}) needs distribute.strategy = \"data_parallel\"")
 
 
 def _parse_model(raw, where):

@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import math
 import os
+import tempfile
 import time
 
 import keras
@@ -16,7 +17,9 @@ import numpy as np
 
 from kerazoo import callbacks as zoo_callbacks
 from kerazoo import data as data_lib
+from kerazoo import distribute
 from kerazoo import metrics as metrics_lib
+from kerazoo import precision
 from kerazoo import runs
 from kerazoo import tokenizers as tokenizers_lib
 from kerazoo.generate import generate
@@ -93,7 +96,7 @@ def _optimizer(t):
     # Decay matrices only: decaying biases and LayerNorm scales hurts and is
     # not what GPT-2 / nanoGPT do.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
+    return precision.scale_loss(optimizer, t.precision)
 
 
 def compile_model(model, t):
@@ -204,6 +207,10 @@ class RunResult:
 def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1, log=print, callbacks=None):
     """Trains, evaluates and saves one recipe.
 
+    With ``[distribute] strategy = "data_parallel"`` every process of a
+    cluster calls this with the same recipe; they train in step, and only the
+    chief keeps a run folder (the others work in a temporary one).
+
     Args:
         recipe: a validated ``Recipe``.
         runs_dir: where run folders go.
@@ -221,6 +228,17 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
             written in that case.
         RuntimeError: the loss became NaN.
     """
+    # First: joining several JAX hosts must happen before any JAX computation.
+    parallel = distribute.setup(recipe.distribute, recipe.train.batch_size, recipe.path or "<recipe>")
+    if parallel.is_chief:
+        return _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
+    with tempfile.TemporaryDirectory(prefix="kerazoo-worker-") as scratch:
+        result = _run(recipe, parallel, scratch, False, tokenizer, 0, lambda *_: None, callbacks)
+    return dataclasses.replace(result, path="")
+
+
+def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
+    """``run_recipe`` in this process's engine scope."""
     t = recipe.train
     work_dir = runs.partial_dir(runs_dir, recipe.name)
     _check_workdir(work_dir, resume)
@@ -234,9 +252,12 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     prep = prepare(recipe, tokenizer, log)
     train_ds = data_lib.lm_dataset(prep.train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
     val_ds, val_steps = _val_dataset(prep.val_ids, t)
-    model = compile_model(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
+    with precision.dtype_policy(t.precision), parallel.scope():
+        model = compile_model(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
     log(f"model: {recipe.arch}, {model.count_params():,} parameters; "
-        f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
+        f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens"
+        + (f"; {t.precision}" if t.precision != "float32" else "")
+        + (f"; {parallel.describe}" if parallel.describe else ""))
 
     _claim_workdir(runs_dir, work_dir, resume)
     os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
@@ -247,20 +268,23 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     cbs, clock, counter = _callbacks(t, work_dir)
     cbs += list(callbacks or [])
     started = time.perf_counter()
-    model.fit(
-        train_ds,
-        epochs=t.steps // t.eval_every,
-        steps_per_epoch=t.eval_every,
-        validation_data=val_ds,
-        validation_steps=val_steps,
-        callbacks=cbs,
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-    )
+    with parallel.scope():
+        model.fit(
+            train_ds,
+            epochs=t.steps // t.eval_every,
+            steps_per_epoch=t.eval_every,
+            validation_data=val_ds,
+            validation_steps=val_steps,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+        )
     history = _read_history(os.path.join(work_dir, "history.csv"))
     if history and not math.isfinite(history[-1].get("loss", 0.0)):
         raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
 
+    if parallel.replicas > 1:
+        model = _single_device_copy(model, recipe, prep.tokenizer)
     log("evaluating on the whole validation split ...")
     scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
     temperature = t.sample_temperature if t.sample_temperature > 0 else None  # 0: greedy
@@ -284,6 +308,8 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
         "train_seconds": clock.train_seconds,
         "wall_seconds": time.perf_counter() - started,
         "backend": keras.backend.backend(),
+        "precision": t.precision,
+        "devices": parallel.replicas,
     }
     model.save(os.path.join(work_dir, "model.keras"))
     runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
@@ -292,6 +318,19 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     runs.discard(os.path.join(work_dir, "backup"))
     path = runs.finish(work_dir, runs_dir, recipe.name)
     return RunResult(path, metrics, sample)
+
+
+def _single_device_copy(model, recipe, tokenizer):
+    """The trained weights in a model outside the data-parallel engine.
+
+    Evaluation, sampling and saving are one-device work; a distributed model
+    would run ``predict`` through the strategy (per-replica batches) and its
+    variables would be mirrored ones.
+    """
+    with precision.dtype_policy(recipe.train.precision):
+        plain = build(recipe.arch, tokenizer=tokenizer, **recipe.hparams)
+    plain.set_weights([keras.ops.convert_to_numpy(w) for w in model.get_weights()])
+    return plain
 
 
 def load_run(path):

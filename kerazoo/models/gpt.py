@@ -221,4 +221,5 @@ class GPT(TokenizerHolder, keras.Model):
             "tie_embeddings": self.tie_embeddings,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "tokenizer": self._tokenizer_config(),
+            "dtype": self.dtype_policy.name,  # mixed precision survives saving
         }

@@ -167,4 +167,5 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "tokenizer": self._tokenizer_config(),
+            "dtype": self.dtype_policy.name,  # mixed precision survives saving
         }

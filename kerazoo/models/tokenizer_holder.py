@@ -2,6 +2,8 @@
 
 import keras
 
+from kerazoo import precision
+
 
 class TokenizerHolder:
     """Mixin: a ``tokenizer`` attribute that is saved, but is not a layer.
@@ -36,10 +38,15 @@ class TokenizerHolder:
         """Rebuilds the model from its hyper-parameters and tokenizer config.
 
         The zoo's models are built from hyper-parameters (keras_hub's
-        Backbone pattern), not from a serialized layer graph.
+        Backbone pattern), not from a serialized layer graph; they are built
+        under the dtype policy they were saved with.
         """
         config = dict(config)
         tokenizer = config.pop("tokenizer", None)
         if isinstance(tokenizer, dict):
             tokenizer = keras.saving.deserialize_keras_object(tokenizer)
-        return cls(tokenizer=tokenizer, **config)
+        policy = config.pop("dtype", None) or keras.config.dtype_policy().name
+        if isinstance(policy, dict):  # a serialized DTypePolicy
+            policy = policy.get("config", {}).get("name", "float32")
+        with precision.dtype_policy(policy):
+            return cls(tokenizer=tokenizer, **config)

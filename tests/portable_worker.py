@@ -1,0 +1,67 @@
+"""Subprocess side of ``test_portable.py``: ``KERAS_BACKEND`` is fixed per process.
+
+    python tests/portable_worker.py train OUT_DIR          # train, save, record
+    python tests/portable_worker.py load OUT_DIR IN_DIR... # load, record
+
+Each records, per arch, the logits of fixed inputs and a greedy continuation
+in ``OUT_DIR/<arch>.<backend>.npz`` (for ``load``: the model's origin backend
+is in the file name it loaded).
+"""
+
+import os
+import sys
+
+import keras
+import numpy as np
+
+import kerazoo as kz
+from kerazoo import data as data_lib
+from kerazoo.recipes import parse_recipe
+from kerazoo.runner import compile_model
+
+TEXT = ("The quick brown fox jumps over the lazy dog. To be, or not to be, that is the question.\n" * 30)
+# The two families: the functional Transformer (keras_hub blocks, its own
+# cached step) and the Sequential recurrent stack (rnn and gru build through
+# the same RecurrentLM as lstm, whose cell carries two states). Each arch costs
+# a compile per process, and this test starts six processes.
+HPARAMS = {
+    "gpt": dict(max_length=32, num_layers=1, num_heads=2, hidden_dim=16),
+    "lstm": dict(embed_dim=8, hidden_dim=16, num_layers=1),
+}
+INPUTS = np.array([[3] + [ord(c) + 5 for c in "To be, or not to be"]] * 2, np.int32)  # byte ids: byte + 5
+PROMPT = "The quick"
+
+
+def _record(model, path):
+    logits = keras.ops.convert_to_numpy(model(INPUTS, training=False))
+    greedy = kz.generate(model, PROMPT, 12)
+    np.savez(path, logits=logits, greedy=np.array(greedy))
+
+
+def train(out_dir):
+    backend = keras.backend.backend()
+    tokenizer = kz.train_tokenizer([TEXT], "byte")
+    ids = data_lib.tokenize_documents(tokenizer, [TEXT])
+    for arch in HPARAMS:
+        keras.utils.set_random_seed(0)
+        model = kz.build(arch, tokenizer=tokenizer, dropout=0.0, **HPARAMS[arch])
+        t = parse_recipe({"model": {"arch": arch}, "train": {"steps": 6, "eval_every": 6, "warmup_steps": 1,
+                                                            "learning_rate": 1e-2}}).train
+        compile_model(model, t)
+        model.fit(data_lib.lm_dataset(ids, 16, 4, seed=0, repeat=True), steps_per_epoch=6, epochs=1,
+                  verbose=0, shuffle=False)
+        model.save(os.path.join(out_dir, f"{arch}.{backend}.keras"))
+        _record(model, os.path.join(out_dir, f"{arch}.{backend}.npz"))
+
+
+def load(out_dir, in_dirs):
+    for in_dir in in_dirs:
+        for name in sorted(os.listdir(in_dir)):
+            if name.endswith(".keras"):
+                model = keras.saving.load_model(os.path.join(in_dir, name), safe_mode=True)
+                _record(model, os.path.join(out_dir, name[: -len(".keras")] + ".npz"))
+
+
+if __name__ == "__main__":
+    command, out, *rest = sys.argv[1:]
+    train(out) if command == "train" else load(out, rest)

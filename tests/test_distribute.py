@@ -1,0 +1,131 @@
+"""Data-parallel training: the [distribute] section, and 2 devices or 2 processes agree with 1.
+
+The device count of a backend is fixed when it starts, so every run with
+several devices is a subprocess (``distribute_worker.py``): JAX gets 2 host
+devices from ``XLA_FLAGS``, TensorFlow 2 logical CPU devices. The same recipe
+(same seed, same global batch) runs on one device and on two.
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kerazoo as kz
+from kerazoo import distribute
+from kerazoo.recipes import RecipeError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "distribute_worker.py")
+
+
+def _env(backend, **extra):
+    return dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+
+
+def _worker(recipe, out, strategies, env):
+    return subprocess.Popen([sys.executable, WORKER, recipe, str(out), *strategies], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(*procs):
+    for proc in procs:
+        out, _ = proc.communicate()
+        assert proc.returncode == 0, out[-3000:]
+
+
+def _losses(result):
+    return np.array([[h["loss"], h["val_loss"]] for h in result["history"]])
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _check_two_devices(results):
+    one, two = results["none"], results["data_parallel"]
+    assert (one["metrics"]["devices"], two["metrics"]["devices"]) == (1, 2)
+    np.testing.assert_allclose(_losses(two), _losses(one), atol=1e-5, rtol=0)
+    assert abs(two["metrics"]["val_loss"] - one["metrics"]["val_loss"]) < 1e-5
+
+
+def test_two_tensorflow_devices_give_the_loss_of_one(tiny_recipe, tmp_path):
+    out = tmp_path / "out.json"
+    _finish(_worker(tiny_recipe("gpt"), out, ["none", "data_parallel"], _env("tensorflow", KERAZOO_TEST_CPUS="2")))
+    _check_two_devices(json.loads(out.read_text()))
+
+
+@pytest.fixture(scope="module")
+def jax_runs(tmp_path_factory):
+    """One process with 2 devices (one device, then both), and 2 processes of 1 device as two hosts."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    from tests.conftest import ENGLISH, CHINESE, tiny_recipe_text
+
+    root = tmp_path_factory.mktemp("jax_runs")
+    (root / "corpus.txt").write_text((ENGLISH + CHINESE) * 40, encoding="utf-8")
+    recipe = root / "tiny_gpt.toml"
+    recipe.write_text(tiny_recipe_text(str(root / "corpus.txt"), "gpt"))
+    hosts = dict(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{_free_port()}", KERAS_DISTRIBUTION_NUM_PROCESSES="2")
+    procs = [_worker(str(recipe), root / f"host{i}.json", ["data_parallel"],
+                     _env("jax", KERAS_DISTRIBUTION_PROCESS_ID=str(i), **hosts)) for i in range(2)]
+    procs.append(_worker(str(recipe), root / "devices.json", ["none", "data_parallel"],
+                         _env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")))
+    _finish(*procs)
+    return {name: json.loads((root / f"{name}.json").read_text()) for name in ("host0", "host1", "devices")}
+
+
+def test_two_jax_devices_give_the_loss_of_one(jax_runs):
+    _check_two_devices(jax_runs["devices"])
+
+
+def test_two_jax_processes_train_like_one(jax_runs):
+    """Two hosts on localhost (keras.distribution.initialize), one CPU device each."""
+    chief, other = jax_runs["host0"]["data_parallel"], jax_runs["host1"]["data_parallel"]
+    one = jax_runs["devices"]["none"]
+    assert chief["chief"] and not other["chief"], "only the first process keeps a run folder"
+    assert chief["metrics"]["devices"] == 2 and chief["metrics"]["steps"] == one["metrics"]["steps"]
+    assert chief["metrics"]["val_loss"] == pytest.approx(other["metrics"]["val_loss"], abs=1e-6)
+    # Same data and initial weights; across processes the per-step losses
+    # agree to ~1e-2 rather than to float precision (see README, Scaling out).
+    np.testing.assert_allclose(_losses(chief), _losses(one), atol=3e-2, rtol=0)
+    assert abs(chief["metrics"]["val_loss"] - one["metrics"]["val_loss"]) < 1e-2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('[distribute]\nstrategy = "horovod"', "'distribute.strategy' must be one of none, data_parallel, got 'horovod'"),
+        ('[distribute]\nstrategy = "data_parallel"\ndevices = -1', "'distribute.devices' must not be negative"),
+        ('[distribute]\ndevices = 2', "'distribute.devices' \\(2\\) needs distribute.strategy"),
+        ('[distribute]\nstrategy = "data_parallel"\ngpus = 2', "unknown key 'distribute.gpus'"),
+    ],
+)
+def test_bad_distribute_section_names_file_and_key(extra, message, tiny_recipe):
+    path = tiny_recipe("gpt", extra=extra)
+    with pytest.raises(RecipeError, match=f"{os.path.basename(path)}.*{message}"):
+        kz.load_recipe(path)
+
+
+def test_more_devices_than_visible_or_an_uneven_batch(tiny_recipe):
+    recipe = kz.load_recipe(tiny_recipe("gpt", extra='[distribute]\nstrategy = "data_parallel"\ndevices = 64'))
+    with pytest.raises(RecipeError, match="'distribute.devices' \\(64\\) exceeds the"):
+        distribute.setup(recipe.distribute, recipe.train.batch_size, recipe.path)
+
+
+def test_torch_and_tf_config_give_clear_errors(tiny_recipe, monkeypatch):
+    recipe = kz.load_recipe(tiny_recipe("gpt", extra='[distribute]\nstrategy = "data_parallel"'))
+    monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "torch")
+    with pytest.raises(RecipeError, match="not supported on the torch backend"):
+        distribute.setup(recipe.distribute, 4, recipe.path)
+    monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "tensorflow")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}}')
+    with pytest.raises(RecipeError, match="TF_CONFIG.*use KERAS_BACKEND=jax"):
+        distribute.setup(recipe.distribute, 4, recipe.path)

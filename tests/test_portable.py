@@ -1,0 +1,63 @@
+"""Portable weights: a model saved on one backend loads on the others.
+
+For every (saving backend, loading backend) pair and both model families, the loaded
+model gives the same logits (to 1e-4) and the same greedy text as the saved
+one did on its own backend. ``KERAS_BACKEND`` is fixed per process, so each
+side runs in its own subprocess (``portable_worker.py``).
+"""
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.portable_worker import HPARAMS
+
+BACKENDS = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b) is not None]
+PAIRS = list(itertools.permutations(BACKENDS, 2))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "portable_worker.py")
+
+
+def _run_all(argv_by_backend):
+    """Runs one worker per backend, together, and fails with their stderr."""
+    procs = {}
+    for backend, argv in argv_by_backend.items():
+        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        procs[backend] = subprocess.Popen([sys.executable, WORKER, *argv], env=env, cwd=ROOT,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for backend, proc in procs.items():
+        out, _ = proc.communicate()
+        assert proc.returncode == 0, f"{backend} worker failed:\n{out[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """``{(saved_on, loaded_on): {arch: npz}}``; loaded_on == saved_on is the original."""
+    if len(BACKENDS) < 2:
+        pytest.skip("needs at least two backends installed (pip install -e '.[jax,torch]')")
+    root = tmp_path_factory.mktemp("portable")
+    saved = {b: root / f"saved_{b}" for b in BACKENDS}
+    loaded = {b: root / f"loaded_{b}" for b in BACKENDS}
+    for d in [*saved.values(), *loaded.values()]:
+        d.mkdir()
+    _run_all({b: ["train", str(saved[b])] for b in BACKENDS})
+    _run_all({b: ["load", str(loaded[b])] + [str(saved[a]) for a in BACKENDS if a != b] for b in BACKENDS})
+    out = {}
+    for a in BACKENDS:
+        for b in BACKENDS:
+            folder = saved[a] if a == b else loaded[b]
+            out[a, b] = {arch: np.load(folder / f"{arch}.{a}.npz") for arch in HPARAMS}
+    return out
+
+
+@pytest.mark.parametrize("arch", list(HPARAMS))
+@pytest.mark.parametrize("saved_on, loaded_on", PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+def test_same_logits_and_greedy_text_on_another_backend(results, saved_on, loaded_on, arch):
+    original, moved = results[saved_on, saved_on][arch], results[saved_on, loaded_on][arch]
+    np.testing.assert_allclose(moved["logits"], original["logits"], atol=1e-4, rtol=0)
+    assert str(moved["greedy"]) == str(original["greedy"])
