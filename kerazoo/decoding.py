@@ -34,6 +34,9 @@ from kerazoo.tokenizers import EOS_ID, PAD_ID
 # Lengths are rounded up to a multiple of this, so nearby lengths share one
 # compiled function; batches are rounded up to a power of two.
 LENGTH_BUCKET = 64
+# Positions per chunk of the chunked loop (see _chunked_loop_fn); divides
+# LENGTH_BUCKET, so caches are already whole chunks unless the context is not.
+CHUNK = 32
 
 _COMPILED = weakref.WeakKeyDictionary()
 
@@ -52,10 +55,46 @@ def _prefills(model):
     return getattr(model, "max_length", None) is not None
 
 
-def _loop_fn(model, spec, eos_id=EOS_ID):
-    """The decoding loop for one model and sampler, in keras.ops."""
+def _choose(model_logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id):
+    """Picks position ``index`` of every row and writes it into ``tokens``.
 
-    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
+    A row still inside its prompt keeps its prompt token; a finished row
+    gets padding.
+
+    Returns:
+        ``(tokens, done)``.
+    """
+    temperature, top_p, seed = params
+    batch = tokens.shape[0]
+    chosen = sampling.next_token(model_logits[:, 0, :], spec, temperature, top_p, seed, index)
+    forced = ops.slice(prompt_mask, [0, index], [batch, 1])[:, 0]
+    current = ops.slice(tokens, [0, index], [batch, 1])[:, 0]
+    chosen = ops.where(forced, current, chosen)
+    chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
+    tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
+    finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, eos_id))
+    done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
+    return tokens, done
+
+
+def _chunked(model):
+    """Whether the loop decodes into small chunks (see ``_chunked_loop_fn``).
+
+    Compiled (XLA) loops only: eager PyTorch updates the cache in place anyway.
+    """
+    return hasattr(model, "call_with_chunk") and keras.backend.backend() != "torch"
+
+
+def _loop_fn(model, spec, eos_id=EOS_ID):
+    """The decoding loop for one model and sampler, in keras.ops (plain torch on PyTorch)."""
+    if keras.backend.backend() == "torch":
+        from kerazoo import decoding_torch
+
+        return decoding_torch.loop_fn(model, spec, eos_id)
+    if _chunked(model):
+        return _chunked_loop_fn(model, spec, eos_id)
+
+    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, *params):
         batch = tokens.shape[0]
 
         def cond(tokens, cache, done, index):
@@ -64,17 +103,49 @@ def _loop_fn(model, spec, eos_id=EOS_ID):
         def body(tokens, cache, done, index):
             previous = ops.slice(tokens, [0, index - 1], [batch, 1])
             logits, cache = model.call_with_cache(previous, cache, index - 1)
-            chosen = sampling.next_token(logits[:, 0, :], spec, temperature, top_p, seed, index)
-            forced = ops.slice(prompt_mask, [0, index], [batch, 1])[:, 0]
-            current = ops.slice(tokens, [0, index], [batch, 1])[:, 0]
-            chosen = ops.where(forced, current, chosen)
-            chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
-            tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
-            finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, eos_id))
-            done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
+            tokens, done = _choose(logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id)
             return tokens, cache, done, index + 1
 
         return ops.while_loop(cond, body, (tokens, cache, done, index))
+
+    return run
+
+
+def _chunked_loop_fn(model, spec, eos_id=EOS_ID):
+    """The decoding loop as an outer loop over chunks of ``CHUNK`` positions.
+
+    XLA on CPU copies a loop-carried buffer that the body both reads and
+    updates, so a loop carrying the whole KV cache paid O(cache) copying per
+    token. Here the inner loop carries only a ``CHUNK``-position slice of
+    the cache (``model.read_chunk``) and reads the big cache unchanged; the
+    outer loop writes the chunk back once per ``CHUNK`` tokens.
+    """
+
+    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, *params):
+        batch = tokens.shape[0]
+
+        def cond(tokens, cache, done, index):
+            return ops.logical_and(index < stop_index, ops.logical_not(ops.all(done)))
+
+        def outer(tokens, cache, done, index):
+            # Position index - 1 is fed next; its chunk starts at a multiple of CHUNK.
+            start = (index - 1) // CHUNK * CHUNK
+            chunk_stop = ops.minimum(stop_index, start + CHUNK + 1)
+
+            def inner_cond(tokens, chunk, done, index):
+                return ops.logical_and(index < chunk_stop, ops.logical_not(ops.all(done)))
+
+            def inner(tokens, chunk, done, index):
+                previous = ops.slice(tokens, [0, index - 1], [batch, 1])
+                logits, chunk = model.call_with_chunk(previous, cache, chunk, index - 1, start)
+                tokens, done = _choose(logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id)
+                return tokens, chunk, done, index + 1
+
+            chunk = model.read_chunk(cache, start, CHUNK)
+            tokens, chunk, done, index = ops.while_loop(inner_cond, inner, (tokens, chunk, done, index))
+            return tokens, model.write_chunk(cache, chunk, start), done, index
+
+        return ops.while_loop(cond, outer, (tokens, cache, done, index))
 
     return run
 
@@ -182,7 +253,7 @@ class DecodeState:
         self.tokens = ops.convert_to_tensor(tokens)
         self.mask = ops.convert_to_tensor(mask)
         self.done = ops.convert_to_tensor(lengths >= self.row_end)
-        cache = model.init_cache(batch, width)
+        cache = model.init_cache(batch, _round_up(width, CHUNK) if _chunked(model) else width)
         if _prefills(model):
             cache = self.prefill(ops.slice(self.tokens, [0, 0], [batch, self.prompt_width]), cache)
             self.index = int(self.lengths.min())
