@@ -11,9 +11,13 @@ The flow for a batch of prompts of different lengths:
 A row whose prompt is longer than ``start`` simply copies its own prompt
 tokens until it reaches its end, so rows of any length share one loop. The
 loop is compiled once per shape bucket: ``tf.function(jit_compile=True)`` on
-TensorFlow, ``jax.jit`` on JAX. On PyTorch it runs eagerly under
-``torch.no_grad`` (no graph compiler is needed for a single-token step to be
-cheap once the prefix is cached).
+TensorFlow, ``jax.jit`` on JAX. On PyTorch it runs eagerly, written in plain
+torch (``decoding_torch``): no graph compiler is needed for a single-token
+step to be cheap once the prefix is cached, but Keras' per-op dispatch is.
+
+Models with ``read_chunk`` / ``call_with_chunk`` / ``write_chunk`` (``gpt``)
+are decoded by the chunked loop of ``_chunked_loop_fn`` under XLA, which
+does not rewrite the whole cache per token.
 
 Models take part by providing ``init_cache(batch, length)``,
 ``call_with_cache(token_ids, cache, index) -> (logits, cache)`` and

@@ -10,10 +10,13 @@ block's keys and values are separate loop-carried tensors updated in place
 layer-call overhead is paid per token (that overhead dominates eager PyTorch).
 The result equals the training graph's forward pass (tested).
 
-Known cost: XLA (CPU) still copies each cache tensor once or twice per loop
-iteration (``jax.jit(...).lower(...).compile().as_text()`` shows the copies
-in the while body), so a step's cost grows with the cache length; reading the
-cache before writing it removed half of those copies.
+Known cost: a loop that carries the cache and updates it with ``block_step``
+makes XLA (CPU) copy each cache tensor once or twice per iteration
+(``jax.jit(...).lower(...).compile().as_text()`` shows the copies in the
+while body); reading the cache before writing it removed half of them. The
+decoding loop therefore uses ``chunk_block_step``, which reads the cache and
+writes a small chunk (see ``kerazoo.decoding._chunked_loop_fn``); XLA still
+copies the chunk (``CHUNK`` positions) per iteration, not the cache.
 """
 
 import math
