@@ -11,9 +11,13 @@ The flow for a batch of prompts of different lengths:
 A row whose prompt is longer than ``start`` simply copies its own prompt
 tokens until it reaches its end, so rows of any length share one loop. The
 loop is compiled once per shape bucket: ``tf.function(jit_compile=True)`` on
-TensorFlow, ``jax.jit`` on JAX. On PyTorch it runs eagerly under
-``torch.no_grad`` (no graph compiler is needed for a single-token step to be
-cheap once the prefix is cached).
+TensorFlow, ``jax.jit`` on JAX. On PyTorch it runs eagerly, written in plain
+torch (``decoding_torch``): no graph compiler is needed for a single-token
+step to be cheap once the prefix is cached, but Keras' per-op dispatch is.
+
+Models with ``read_chunk`` / ``call_with_chunk`` / ``write_chunk`` (``gpt``)
+are decoded by the chunked loop of ``_chunked_loop_fn`` under XLA, which
+does not rewrite the whole cache per token.
 
 Models take part by providing ``init_cache(batch, length)``,
 ``call_with_cache(token_ids, cache, index) -> (logits, cache)`` and
@@ -34,6 +38,11 @@ from kerazoo.tokenizers import EOS_ID, PAD_ID
 # Lengths are rounded up to a multiple of this, so nearby lengths share one
 # compiled function; batches are rounded up to a power of two.
 LENGTH_BUCKET = 64
+# Positions per chunk of the chunked loop (see _chunked_loop_fn); divides
+# LENGTH_BUCKET, so caches are already whole chunks unless the context is not.
+CHUNK = 32
+# The chunked loop attends over cache prefixes of multiples of this width.
+VISIBLE_BUCKET = 128
 
 _COMPILED = weakref.WeakKeyDictionary()
 
@@ -52,10 +61,46 @@ def _prefills(model):
     return getattr(model, "max_length", None) is not None
 
 
-def _loop_fn(model, spec, eos_id=EOS_ID):
-    """The decoding loop for one model and sampler, in keras.ops."""
+def _choose(model_logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id):
+    """Picks position ``index`` of every row and writes it into ``tokens``.
 
-    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
+    A row still inside its prompt keeps its prompt token; a finished row
+    gets padding.
+
+    Returns:
+        ``(tokens, done)``.
+    """
+    temperature, top_p, seed = params
+    batch = tokens.shape[0]
+    chosen = sampling.next_token(model_logits[:, 0, :], spec, temperature, top_p, seed, index)
+    forced = ops.slice(prompt_mask, [0, index], [batch, 1])[:, 0]
+    current = ops.slice(tokens, [0, index], [batch, 1])[:, 0]
+    chosen = ops.where(forced, current, chosen)
+    chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
+    tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
+    finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, eos_id))
+    done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
+    return tokens, done
+
+
+def _chunked(model):
+    """Whether the loop decodes into small chunks (see ``_chunked_loop_fn``).
+
+    Compiled (XLA) loops only: eager PyTorch updates the cache in place anyway.
+    """
+    return hasattr(model, "call_with_chunk") and keras.backend.backend() != "torch"
+
+
+def _loop_fn(model, spec, eos_id=EOS_ID):
+    """The decoding loop for one model and sampler, in keras.ops (plain torch on PyTorch)."""
+    if keras.backend.backend() == "torch":
+        from kerazoo import decoding_torch
+
+        return decoding_torch.loop_fn(model, spec, eos_id)
+    if _chunked(model):
+        return _chunked_loop_fn(model, spec, eos_id)
+
+    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, *params):
         batch = tokens.shape[0]
 
         def cond(tokens, cache, done, index):
@@ -64,17 +109,72 @@ def _loop_fn(model, spec, eos_id=EOS_ID):
         def body(tokens, cache, done, index):
             previous = ops.slice(tokens, [0, index - 1], [batch, 1])
             logits, cache = model.call_with_cache(previous, cache, index - 1)
-            chosen = sampling.next_token(logits[:, 0, :], spec, temperature, top_p, seed, index)
-            forced = ops.slice(prompt_mask, [0, index], [batch, 1])[:, 0]
-            current = ops.slice(tokens, [0, index], [batch, 1])[:, 0]
-            chosen = ops.where(forced, current, chosen)
-            chosen = ops.where(done, ops.zeros_like(chosen) + PAD_ID, chosen)
-            tokens = ops.slice_update(tokens, [0, index], chosen[:, None])
-            finished = ops.logical_and(ops.logical_not(forced), ops.equal(chosen, eos_id))
-            done = ops.logical_or(done, ops.logical_or(finished, index + 1 >= row_end))
+            tokens, done = _choose(logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id)
             return tokens, cache, done, index + 1
 
         return ops.while_loop(cond, body, (tokens, cache, done, index))
+
+    return run
+
+
+def visible_widths(cache_width):
+    """The static cache prefixes the chunked loop attends over: multiples of VISIBLE_BUCKET, then all."""
+    return [w for w in range(VISIBLE_BUCKET, cache_width, VISIBLE_BUCKET)] + [cache_width]
+
+
+def _chunked_loop_fn(model, spec, eos_id=EOS_ID):
+    """The decoding loop as an outer loop over chunks of ``CHUNK`` positions.
+
+    XLA on CPU copies a loop-carried buffer that the body both reads and
+    updates, so a loop carrying the whole KV cache paid O(cache) copying per
+    token. Here the inner loop carries only a ``CHUNK``-position slice of
+    the cache (``model.read_chunk``) and reads the big cache unchanged; the
+    outer loop writes the chunk back once per ``CHUNK`` tokens.
+
+    Reading the big cache costs memory traffic in proportion to its width
+    (at batch 16 and 512 positions, 67 MB per token), so each chunk attends
+    over the shortest prefix of ``visible_widths`` that holds every earlier
+    position: an ``ops.switch`` picks one of a few compiled inner loops.
+    """
+
+    def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, *params):
+        batch = tokens.shape[0]
+        widths = visible_widths(cache[0].shape[2])
+
+        def decode_chunk(width, tokens, cache, chunk, done, index, start, chunk_stop):
+            visible = model.read_chunk(cache, 0, width)
+
+            def cond(tokens, chunk, done, index):
+                return ops.logical_and(index < chunk_stop, ops.logical_not(ops.all(done)))
+
+            def body(tokens, chunk, done, index):
+                previous = ops.slice(tokens, [0, index - 1], [batch, 1])
+                logits, chunk = model.call_with_chunk(previous, visible, chunk, index - 1, start)
+                tokens, done = _choose(logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id)
+                return tokens, chunk, done, index + 1
+
+            return ops.while_loop(cond, body, (tokens, chunk, done, index))
+
+        branches = [lambda *args, w=w: decode_chunk(w, *args) for w in widths]
+
+        def cond(tokens, cache, done, index):
+            return ops.logical_and(index < stop_index, ops.logical_not(ops.all(done)))
+
+        def outer(tokens, cache, done, index):
+            # Position index - 1 is fed next; its chunk starts at a multiple of CHUNK.
+            start = (index - 1) // CHUNK * CHUNK
+            chunk_stop = ops.minimum(stop_index, start + CHUNK + 1)
+            chunk = model.read_chunk(cache, start, CHUNK)
+            args = (tokens, cache, chunk, done, index, start, chunk_stop)
+            if len(branches) == 1:
+                tokens, chunk, done, index = branches[0](*args)
+            else:
+                # The first width that holds positions 0 ... start - 1.
+                branch = ops.sum(ops.cast(ops.convert_to_tensor(widths[:-1]) < start, "int32"))
+                tokens, chunk, done, index = ops.switch(branch, branches, *args)
+            return tokens, model.write_chunk(cache, chunk, start), done, index
+
+        return ops.while_loop(cond, outer, (tokens, cache, done, index))
 
     return run
 
@@ -182,7 +282,7 @@ class DecodeState:
         self.tokens = ops.convert_to_tensor(tokens)
         self.mask = ops.convert_to_tensor(mask)
         self.done = ops.convert_to_tensor(lengths >= self.row_end)
-        cache = model.init_cache(batch, width)
+        cache = model.init_cache(batch, _round_up(width, CHUNK) if _chunked(model) else width)
         if _prefills(model):
             cache = self.prefill(ops.slice(self.tokens, [0, 0], [batch, self.prompt_width]), cache)
             self.index = int(self.lengths.min())

@@ -173,7 +173,11 @@ def generate(
     model, tokenizer, spec, ids, stop, seed = _start(
         model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer
     )
-    if spec.kind == "beam":
+    # One beam is greedy search, and is decoded as such: the beam sampler
+    # ranks float32 log-probabilities, whose resolution near log(1 / vocab)
+    # (~5e-7) cannot order tokens whose logits differ by less, which argmax
+    # on the logits does (an untrained torch-seeded LSTM hit such a tie).
+    if spec.kind == "beam" and spec.num_beams > 1:
         from kerazoo.beam import beam_search
 
         new_ids = beam_search(model, ids, max_new_tokens, spec.num_beams)

@@ -30,14 +30,14 @@ def model(request, tokenizer):
     return build(request.param, tokenizer=tokenizer, **ARCH_HPARAMS[request.param])
 
 
-def _greedy_by_recomputation(model, ids, n):
+def _greedy_by_recomputation(model, ids, n, stop_at_eos=True):
     """Reference: rerun the whole sequence for every new token, no cache."""
     seq = list(ids)
     new = []
     for _ in range(n):
         logits = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(np.array([seq], np.int32))))[0, -1]
         token = int(np.argmax(logits))
-        if token == EOS_ID:
+        if token == EOS_ID and stop_at_eos:
             break
         new.append(token)
         seq.append(token)
@@ -49,6 +49,17 @@ def test_cached_greedy_matches_full_recomputation(model, tokenizer):
     state = decoding.DecodeState(model, [ids], 12, kz.sampling.SamplerSpec("greedy"))
     state.advance()
     assert state.new_ids()[0] == _greedy_by_recomputation(model, ids, 12)
+
+
+def test_long_cached_greedy_crosses_chunks_and_visible_widths(tokenizer):
+    """Past several decoding chunks and a visible-cache bucket, decoding still equals recomputation."""
+    keras.utils.set_random_seed(2)
+    model = build("gpt", tokenizer=tokenizer, max_length=256, num_layers=1, num_heads=2, hidden_dim=16)
+    ids, n = [EOS_ID, 70, 71], decoding.VISIBLE_BUCKET + decoding.CHUNK
+    state = decoding.DecodeState(model, [ids], n, kz.sampling.SamplerSpec("greedy"), stop_at_eos=False)
+    state.advance()
+    decoded = keras.ops.convert_to_numpy(state.tokens)[0, len(ids):len(ids) + n].tolist()
+    assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False)
 
 
 def test_batch_of_ragged_prompts_equals_one_at_a_time(model):

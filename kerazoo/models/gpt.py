@@ -182,18 +182,90 @@ class GPT(TokenizerHolder, keras.Model):
             from kerazoo.models import gpt_decode_torch
 
             return gpt_decode_torch.call_with_cache(self, token_ids, cache, index)
-        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
-        x = ops.take(embeddings, token_ids, axis=0)
-        positions = gpt_decode.weight(self.position_embedding.position_embeddings)
-        x = x + ops.slice(positions, [index, 0], [token_ids.shape[1], positions.shape[1]])[None]
+        x = self._embed_positions(token_ids, index)
         new_cache = []
         for i, block in enumerate(self.transformer_layers):
             x, keys, values = gpt_decode.block_step(block, x, cache[2 * i], cache[2 * i + 1], index)
             new_cache += [keys, values]
+        return self._logits(x), tuple(new_cache)
+
+    def _embed_positions(self, token_ids, index):
+        """Token plus position embeddings of ``token_ids`` at positions ``index ...``."""
+        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
+        x = ops.take(embeddings, token_ids, axis=0)
+        positions = gpt_decode.weight(self.position_embedding.position_embeddings)
+        return x + ops.slice(positions, [index, 0], [token_ids.shape[1], positions.shape[1]])[None]
+
+    def _logits(self, x):
+        """Final norm and output head: float32 logits of hidden states ``x``."""
         x = gpt_decode._layer_norm(x, self.final_norm)
+        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
         head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
-        logits = ops.einsum("btd,vd->btv", x, head)
-        return ops.cast(logits, "float32"), tuple(new_cache)
+        return ops.cast(ops.einsum("btd,vd->btv", x, head), "float32")
+
+    # A faster path for compiled loops (XLA): the loop carries a small chunk
+    # of new keys/values and reads the big cache, which it writes once per
+    # chunk (see gpt_decode._chunk_attention). ``call_with_cache`` stays the
+    # plain interface (TF Serving export uses it).
+
+    def read_chunk(self, cache, start, size):
+        """The cache's positions ``start ... start + size - 1``, to decode into.
+
+        Args:
+            cache: the tuple from ``init_cache``; ``start + size`` must not
+                exceed its length.
+            start: first position (int or scalar tensor).
+            size: static chunk length.
+
+        Returns:
+            A tuple like the cache with ``size`` positions.
+        """
+        return tuple(ops.slice(c, [0, 0, start, 0], (c.shape[0], c.shape[1], size, c.shape[3])) for c in cache)
+
+    def write_chunk(self, cache, chunk, start):
+        """Writes a chunk from ``read_chunk`` back at position ``start``.
+
+        Returns:
+            The updated cache.
+        """
+        return tuple(ops.slice_update(c, [0, 0, start, 0], k) for c, k in zip(cache, chunk))
+
+    def call_with_chunk(self, token_ids, cache, chunk, index, start):
+        """``call_with_cache`` that writes into a chunk and only reads the cache.
+
+        Args:
+            token_ids: int tensor ``(batch, t)``.
+            cache: the cache, valid for positions before ``start``.
+            chunk: from ``read_chunk(cache, start, size)``, valid for
+                positions ``start ... index - 1``.
+            index: position of ``token_ids[:, 0]``; ``index + t <= start + size``.
+            start: first position of the chunk.
+
+        Returns:
+            ``(logits, chunk)``: float32 logits ``(batch, t, vocab)`` and the
+            chunk with positions ``index ... index + t - 1`` written.
+        """
+        x = self._embed_positions(token_ids, index)
+        new_chunk = []
+        for i, block in enumerate(self.transformer_layers):
+            x, written = gpt_decode.chunk_block_step(
+                block, x, cache[2 * i:2 * i + 2], chunk[2 * i:2 * i + 2], index, start
+            )
+            new_chunk += written
+        return self._logits(x), tuple(new_chunk)
+
+    def torch_step(self):
+        """A plain-torch ``call_with_cache`` for eager PyTorch loops.
+
+        Returns:
+            ``step(token_ids, cache, index) -> (logits, cache)`` on torch
+            tensors, with ``index`` a Python int; it writes the cache in
+            place (see ``gpt_decode_torch``). Weights are read when it is made.
+        """
+        from kerazoo.models import gpt_decode_torch
+
+        step = gpt_decode_torch.TorchStep(self)
+        return lambda token_ids, cache, index: (step(token_ids, cache, index), cache)
 
     def prefill(self, token_ids, cache):
         """Fills the cache for a whole (padded) prompt buffer in one pass.

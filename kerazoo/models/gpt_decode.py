@@ -10,10 +10,13 @@ block's keys and values are separate loop-carried tensors updated in place
 layer-call overhead is paid per token (that overhead dominates eager PyTorch).
 The result equals the training graph's forward pass (tested).
 
-Known cost: XLA (CPU) still copies each cache tensor once or twice per loop
-iteration (``jax.jit(...).lower(...).compile().as_text()`` shows the copies
-in the while body), so a step's cost grows with the cache length; reading the
-cache before writing it removed half of those copies.
+Known cost: a loop that carries the cache and updates it with ``block_step``
+makes XLA (CPU) copy each cache tensor once or twice per iteration
+(``jax.jit(...).lower(...).compile().as_text()`` shows the copies in the
+while body); reading the cache before writing it removed half of them. The
+decoding loop therefore uses ``chunk_block_step``, which reads the cache and
+writes a small chunk (see ``kerazoo.decoding._chunked_loop_fn``); XLA still
+copies the chunk (``CHUNK`` positions) per iteration, not the cache.
 """
 
 import math
@@ -45,6 +48,50 @@ def _layer_norm(x, layer):
     return (x - mean) * ops.rsqrt(var + layer.epsilon) * weight(layer.gamma) + weight(layer.beta)
 
 
+def _projections(block, x, dtype):
+    """Heads-first ``(batch, heads, t, head_dim)`` query (pre-scaled), key and value of ``x``."""
+    attn = block._self_attention_layer
+    # Heads-first layouts (batch, heads, positions, head_dim) let both
+    # attention products run on the cache as stored, with no transpose of it.
+    query, key, value = (
+        ops.transpose(_einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
+        for dense in (attn._query_dense, attn._key_dense, attn._value_dense)
+    )
+    return query / math.sqrt(query.shape[-1]), ops.cast(key, dtype), ops.cast(value, dtype)
+
+
+def _attend(query, parts):
+    """One softmax of ``query`` over several key/value sources.
+
+    Args:
+        query: ``(batch, heads, t, head_dim)``, already scaled.
+        parts: ``(keys, values, visible)`` triples; keys and values
+            ``(batch, heads, s, head_dim)``, ``visible`` a bool mask that
+            broadcasts to ``(t, s)``.
+
+    Returns:
+        ``(batch, heads, t, head_dim)``.
+    """
+    scores = [
+        ops.where(visible[None, None], ops.einsum("bhtk,bhsk->bhts", query, keys), ops.cast(-1e9, query.dtype))
+        for keys, _, visible in parts
+    ]
+    probs = ops.softmax(ops.concatenate(scores, axis=-1), axis=-1)
+    out, offset = None, 0
+    for keys, values, _ in parts:
+        # ops.shape: static under XLA, a tensor in an exported graph, whose
+        # cache width is dynamic.
+        width = ops.shape(keys)[2]
+        part = ops.einsum("bhts,bhsk->bhtk", probs[..., offset:offset + width], values)
+        out, offset = part if out is None else out + part, offset + width
+    return out
+
+
+def _causal(steps):
+    """Position ``i`` of ``steps`` new positions sees new positions ``<= i``."""
+    return ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
+
+
 def _attention(block, x, key_cache, value_cache, index):
     """Causal self-attention of ``x`` (positions ``index ...``) over the cache.
 
@@ -54,31 +101,35 @@ def _attention(block, x, key_cache, value_cache, index):
     update it in place; attending to the freshly updated cache made XLA copy
     every cache tensor on every step.
     """
-    attn = block._self_attention_layer
-    # Heads-first layouts (batch, heads, positions, head_dim) let both
-    # attention products run on the cache as stored, with no transpose of it.
-    query, key, value = (
-        ops.transpose(_einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
-        for dense in (attn._query_dense, attn._key_dense, attn._value_dense)
-    )
-    key, value = ops.cast(key, key_cache.dtype), ops.cast(value, value_cache.dtype)
-    query = query / math.sqrt(query.shape[-1])
-    # The cache width is static under XLA, dynamic in an exported graph.
-    steps, length = x.shape[1], ops.shape(key_cache)[2]
-    old_scores = ops.einsum("bhtk,bhsk->bhts", query, key_cache)
-    old_visible = ops.arange(length)[None, :] < index
-    new_scores = ops.einsum("bhtk,bhsk->bhts", query, key)
-    new_visible = ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
-    scores = ops.concatenate([
-        ops.where(old_visible[None, None], old_scores, ops.cast(-1e9, old_scores.dtype)),
-        ops.where(new_visible[None, None], new_scores, ops.cast(-1e9, new_scores.dtype)),
-    ], axis=-1)
-    probs = ops.softmax(scores, axis=-1)
-    out = ops.einsum("bhts,bhsk->bhtk", probs[..., :length], value_cache)
-    out = out + ops.einsum("bhts,bhsk->bhtk", probs[..., length:], value)
+    query, key, value = _projections(block, x, key_cache.dtype)
+    old_visible = ops.arange(ops.shape(key_cache)[2])[None, :] < index
+    out = _attend(query, [(key_cache, value_cache, old_visible), (key, value, _causal(x.shape[1]))])
     key_cache = ops.slice_update(key_cache, [0, 0, index, 0], key)
     value_cache = ops.slice_update(value_cache, [0, 0, index, 0], value)
-    return _einsum_dense(out, attn._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
+    return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
+
+
+def _chunk_attention(block, x, cache, chunk, index, start):
+    """Self-attention of ``x`` at ``index`` over a read-only cache plus a small chunk.
+
+    The chunk holds cache positions ``start ... start + C - 1`` (slot ``i``
+    is position ``start + i``) and receives the new keys and values; the big
+    cache is only read, for the positions before ``start``. A loop that
+    carries only the chunk updates a few kilobytes per token instead of
+    rewriting (copying) the whole cache, which XLA on CPU did every step.
+    """
+    (key_cache, value_cache), (key_chunk, value_chunk) = cache, chunk
+    query, key, value = _projections(block, x, key_chunk.dtype)
+    slot = index - start
+    parts = [
+        (key_cache, value_cache, ops.arange(key_cache.shape[2])[None, :] < start),
+        (key_chunk, value_chunk, ops.arange(key_chunk.shape[2])[None, :] < slot),
+        (key, value, _causal(x.shape[1])),
+    ]
+    out = _attend(query, parts)
+    key_chunk = ops.slice_update(key_chunk, [0, 0, slot, 0], key)
+    value_chunk = ops.slice_update(value_chunk, [0, 0, slot, 0], value)
+    return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), (key_chunk, value_chunk)
 
 
 def block_step(block, x, key_cache, value_cache, index):
@@ -96,8 +147,32 @@ def block_step(block, x, key_cache, value_cache, index):
     """
     h = _layer_norm(x, block._self_attention_layer_norm)
     attended, key_cache, value_cache = _attention(block, h, key_cache, value_cache, index)
-    x = x + attended
+    return _feedforward(block, x + attended), key_cache, value_cache
+
+
+def _feedforward(block, x):
+    """The block's pre-norm MLP with its residual."""
     h = _layer_norm(x, block._feedforward_layer_norm)
     h = block.activation(_dense(h, block._feedforward_intermediate_dense))
-    x = x + _dense(h, block._feedforward_output_dense)
-    return x, key_cache, value_cache
+    return x + _dense(h, block._feedforward_output_dense)
+
+
+def chunk_block_step(block, x, cache, chunk, index, start):
+    """``block_step`` writing into a small chunk; the cache is only read.
+
+    Args:
+        block: the keras_hub block.
+        x: hidden states ``(batch, t, dim)`` of positions ``index ...``.
+        cache: this block's ``(keys, values)``, ``(batch, heads, length, head_dim)``,
+            valid before position ``start``.
+        chunk: this block's ``(keys, values)`` for positions ``start ...``,
+            ``(batch, heads, chunk_size, head_dim)``, valid before ``index``.
+        index: position of ``x[:, 0]`` (``start <= index < start + chunk_size``).
+        start: first position held by the chunk.
+
+    Returns:
+        ``(x, chunk)`` after the block.
+    """
+    h = _layer_norm(x, block._self_attention_layer_norm)
+    attended, chunk = _chunk_attention(block, h, cache, chunk, index, start)
+    return _feedforward(block, x + attended), chunk

@@ -3,13 +3,12 @@
 On PyTorch, Keras runs eagerly and each ``keras.ops`` call costs tens of
 microseconds of dispatch (dtype standardisation, tensor conversion); a
 decoding step is ~150 tiny ops, so that dispatch, not arithmetic, set the
-speed. This mirrors ``gpt_decode.block_step`` op for op on the same weights,
-in torch, and attends only to the filled part of the cache (eager shapes can
-vary at no cost). It runs under ``torch.no_grad`` and writes the cache in
-place. Tested equal to the Keras forward pass.
+speed. ``TorchStep`` mirrors ``gpt_decode.block_step`` on the same weights
+in torch, with the query/key/value projections fused into one matmul and
+PyTorch's fused ``scaled_dot_product_attention``; it attends only to the
+filled part of the cache (eager shapes can vary at no cost) and writes the
+cache in place. Tested equal to the Keras forward pass.
 """
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -19,76 +18,104 @@ def _v(variable):
     return None if variable is None else variable.value
 
 
-def _dense(x, layer):
-    y = x @ _v(layer.kernel)
-    return y if layer.bias is None else y + _v(layer.bias)
-
-
-def _layer_norm(x, layer):
-    return F.layer_norm(x, (x.shape[-1],), _v(layer.gamma), _v(layer.beta), layer.epsilon)
-
-
-def _heads(x, dense):
-    """``EinsumDense`` "btd,dhk->bthk", returned heads-first (b, h, t, k)."""
-    kernel = _v(dense.kernel)
-    d, h, k = kernel.shape
-    y = (x @ kernel.reshape(d, h * k)).reshape(x.shape[0], x.shape[1], h, k)
-    if dense.bias is not None:
-        y = y + _v(dense.bias)
-    return y.transpose(1, 2)
-
-
-def _activation(block, x):
+def _activation(block):
     """The block's activation, in torch when it is GELU (the zoo's choice)."""
     if getattr(block.activation, "__name__", "") == "gelu":
-        return F.gelu(x)  # keras' gelu defaults to the exact (erf) form
-    return block.activation(x)
+        return F.gelu  # keras' gelu defaults to the exact (erf) form
+    return block.activation
 
 
-def block_step(block, x, key_cache, value_cache, index):
-    """One pre-norm ``TransformerDecoder`` block (see ``gpt_decode.block_step``).
+class _Block:
+    """One pre-norm ``TransformerDecoder`` block's weights, laid out for torch."""
+
+    def __init__(self, block):
+        attn = block._self_attention_layer
+        denses = (attn._query_dense, attn._key_dense, attn._value_dense)
+        dim, self.heads, self.head_dim = _v(denses[0].kernel).shape
+        # One (dim, 3 * heads * head_dim) matmul instead of three.
+        self.qkv_kernel = torch.cat([_v(d.kernel).reshape(dim, -1) for d in denses], dim=1)
+        self.qkv_bias = None if denses[0].bias is None else torch.cat([_v(d.bias).reshape(-1) for d in denses])
+        self.out_kernel = _v(attn._output_dense.kernel).reshape(-1, dim)
+        self.out_bias = _v(attn._output_dense.bias)
+        # Tensors read once here: a Keras variable's ``.value`` costs a few
+        # microseconds of Python per access.
+        self.norm1, self.norm2 = _norm(block._self_attention_layer_norm), _norm(block._feedforward_layer_norm)
+        ff1, ff2 = block._feedforward_intermediate_dense, block._feedforward_output_dense
+        self.ff1, self.ff2 = (_v(ff1.kernel), _v(ff1.bias)), (_v(ff2.kernel), _v(ff2.bias))
+        self.activation = _activation(block)
+
+    def _linear(self, x, kernel, bias):
+        return x @ kernel if bias is None else torch.addmm(bias, x.flatten(0, 1), kernel).view(*x.shape[:2], -1)
+
+    def __call__(self, x, key_cache, value_cache, index):
+        """Runs the block on positions ``index ...``; writes their keys/values into the cache."""
+        batch, steps, _ = x.shape
+        h = F.layer_norm(x, *self.norm1)
+        qkv = self._linear(h, self.qkv_kernel, self.qkv_bias).view(batch, steps, 3, self.heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        end = index + steps
+        key_cache[:, :, index:end] = key
+        value_cache[:, :, index:end] = value
+        keys, values = key_cache[:, :, :end], value_cache[:, :, :end]
+        if steps == 1:  # one new position sees every filled one: no mask
+            out = F.scaled_dot_product_attention(query, keys, values)
+        else:
+            visible = torch.ones(steps, end, dtype=torch.bool, device=x.device).tril(diagonal=index)
+            out = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible)
+        out = out.transpose(1, 2).reshape(batch, steps, -1)
+        x = x + self._linear(out, self.out_kernel, self.out_bias)
+        h = self.activation(self._linear(F.layer_norm(x, *self.norm2), *self.ff1))
+        return x + self._linear(h, *self.ff2)
+
+
+def _norm(layer):
+    """``F.layer_norm``'s arguments after the input, for a Keras LayerNormalization."""
+    gamma = _v(layer.gamma)
+    return (gamma.shape[-1],), gamma, _v(layer.beta), layer.epsilon
+
+
+class TorchStep:
+    """``GPT.call_with_cache`` in plain torch, on a snapshot of the weights.
+
+    Build it once per decoding call (the fused weights are copies), then
+    call it once per position.
 
     Args:
-        block: the keras_hub block.
-        x: torch tensor ``(batch, t, dim)`` of positions ``index ...``.
-        key_cache, value_cache: ``(batch, heads, length, head_dim)``; updated in place.
-        index: int position of ``x[:, 0]``.
-
-    Returns:
-        ``(x, key_cache, value_cache)``.
+        model: a ``kerazoo`` GPT on the torch backend.
     """
-    attn = block._self_attention_layer
-    steps = x.shape[1]
-    h = _layer_norm(x, block._self_attention_layer_norm)
-    query, key, value = (_heads(h, d) for d in (attn._query_dense, attn._key_dense, attn._value_dense))
-    end = index + steps
-    key_cache[:, :, index:end] = key
-    value_cache[:, :, index:end] = value
-    scores = query @ key_cache[:, :, :end].transpose(-1, -2) / math.sqrt(query.shape[-1])
-    visible = torch.ones(steps, end, dtype=torch.bool, device=x.device).tril(diagonal=index)
-    probs = torch.softmax(scores.masked_fill(~visible, -1e9), dim=-1)
-    out = (probs @ value_cache[:, :, :end]).transpose(1, 2)
-    out_kernel = _v(attn._output_dense.kernel)
-    out = out.reshape(out.shape[0], steps, -1) @ out_kernel.reshape(-1, out_kernel.shape[-1])
-    if attn._output_dense.bias is not None:
-        out = out + _v(attn._output_dense.bias)
-    x = x + out
-    h = _layer_norm(x, block._feedforward_layer_norm)
-    x = x + _dense(_activation(block, _dense(h, block._feedforward_intermediate_dense)), block._feedforward_output_dense)
-    return x, key_cache, value_cache
+
+    def __init__(self, model):
+        self.embeddings = _v(model.token_embedding.embeddings)
+        self.positions = _v(model.position_embedding.position_embeddings)
+        self.blocks = [_Block(block) for block in model.transformer_layers]
+        self.final_norm = _norm(model.final_norm)
+        head = self.embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings).T
+        self.head = head.T.contiguous()
+
+    def __call__(self, token_ids, cache, index):
+        """Logits of ``token_ids`` (int ``(batch, t)``) at positions ``index ...``.
+
+        Args:
+            token_ids: torch int tensor ``(batch, t)``.
+            cache: tuple ``(keys_0, values_0, ...)`` of torch tensors; the
+                positions ``index ... index + t - 1`` are written in place.
+            index: Python int.
+
+        Returns:
+            float32 logits ``(batch, t, vocab)``.
+        """
+        steps = token_ids.shape[1]
+        x = self.embeddings[token_ids] + self.positions[index:index + steps]
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache[2 * i], cache[2 * i + 1], index)
+        return (F.layer_norm(x, *self.final_norm) @ self.head).float()
 
 
 def call_with_cache(model, token_ids, cache, index):
     """``GPT.call_with_cache`` in torch: embeddings, blocks, final norm, head."""
-    index = int(index)
     cache = tuple(torch.as_tensor(c) for c in cache)
     embeddings = _v(model.token_embedding.embeddings)
-    x = embeddings[torch.as_tensor(token_ids, device=embeddings.device).long()]
-    x = x + _v(model.position_embedding.position_embeddings)[index:index + token_ids.shape[1]]
-    new_cache = []
-    for i, block in enumerate(model.transformer_layers):
-        x, keys, values = block_step(block, x, cache[2 * i], cache[2 * i + 1], index)
-        new_cache += [keys, values]
-    x = _layer_norm(x, model.final_norm)
-    head = embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings).T
-    return (x @ head.T).float(), tuple(new_cache)
+    token_ids = torch.as_tensor(token_ids, device=embeddings.device).long()
+    with torch.no_grad():
+        logits = TorchStep(model)(token_ids, cache, int(index))
+    return logits, cache
