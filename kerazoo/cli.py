@@ -267,7 +267,6 @@ def _cmd_bench(args):
     if args.suite == "serve":
         return _bench_serve(args)
     from kerazoo.bench import generate_suite
-    from kerazoo.runs import write_json, write_text
 
     backends = _installed_backends() if args.backend == "all" else args.backend.split(",")
     unknown = [b for b in backends if b not in ("tensorflow", "jax", "torch")]
@@ -276,27 +275,27 @@ def _cmd_bench(args):
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     rows = generate_suite.run_all(backends, args.repeats)
-    os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "generate.json"), rows)
-    table = generate_suite.markdown(rows)
-    write_text(os.path.join(args.out, "generate.md"), table)
+    return _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
+
+
+def _write_bench(out, suite, rows, table):
+    """Writes a suite's JSON rows and Markdown table to ``out`` and prints the table."""
+    from kerazoo.runs import write_json, write_text
+
+    os.makedirs(out, exist_ok=True)
+    paths = [os.path.join(out, f"{suite}.{ext}") for ext in ("json", "md")]
+    write_json(paths[0], rows)
+    write_text(paths[1], table)
     print(table)
-    print(f"results: {os.path.join(args.out, 'generate.json')}, {os.path.join(args.out, 'generate.md')}")
+    print(f"results: {', '.join(paths)}")
     return 0
 
 
 def _bench_serve(args):
     from kerazoo.bench import serve_suite
-    from kerazoo.runs import write_json, write_text
 
     rows = serve_suite.run()
-    os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "serve.json"), rows)
-    table = serve_suite.markdown(rows)
-    write_text(os.path.join(args.out, "serve.md"), table)
-    print(table)
-    print(f"results: {os.path.join(args.out, 'serve.json')}, {os.path.join(args.out, 'serve.md')}")
-    return 0
+    return _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
 
 
 def _cmd_curves(args):

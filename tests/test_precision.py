@@ -1,6 +1,5 @@
 """Mixed precision: a recipe option, loss scaling for float16, float32 logits, cached decoding and saving."""
 
-import os
 
 import keras
 import numpy as np
