@@ -75,3 +75,33 @@ def _recipe_file(tmp_path, arch):
     path = tmp_path / "r.toml"
     path.write_text(f'[model]\narch = "{arch}"\n[train]\nsteps = 8\neval_every = 8\nwarmup_steps = 1\n')
     return str(path)
+
+
+def _tiny(arch, vocab_size=40):
+    hparams = dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16) if arch == "gpt" \
+        else dict(embed_dim=8, hidden_dim=16, num_layers=1)
+    return kz.build(arch, vocab_size=vocab_size, dropout=0.0, **hparams)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_train_step_uses_only_its_own_gradient(arch):
+    """Step two from weights w1 equals one fresh step from w1.
+
+    Guards against gradients that leak from one step into the next: on
+    PyTorch, Keras clears them with ``Module.zero_grad()``, which misses
+    any variable the model did not register as a torch parameter (then the
+    second update would add the first step's gradient again).
+    """
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(5, 40, size=(2, 3, 9)).astype("int32")
+    model, fresh = _tiny(arch), _tiny(arch)
+    for m in (model, fresh):
+        m.compile(optimizer=keras.optimizers.SGD(0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(x[0, :, :-1], x[0, :, 1:])
+    fresh.set_weights(model.get_weights())
+    model.train_on_batch(x[1, :, :-1], x[1, :, 1:])
+    fresh.train_on_batch(x[1, :, :-1], x[1, :, 1:])
+    for a, b in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6)

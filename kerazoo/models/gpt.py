@@ -143,6 +143,7 @@ class GPT(TokenizerHolder, keras.Model):
         self.tie_embeddings = tie_embeddings
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tokenizer = tokenizer
+        self._register_torch_params()
 
     # --- cached decoding -------------------------------------------------
     # The cache is a tuple (keys_0, values_0, keys_1, values_1, ...), one

@@ -10,12 +10,22 @@ filled part of the cache (eager shapes can vary at no cost) and writes the
 cache in place. Tested equal to the Keras forward pass.
 """
 
+import keras
 import torch
 import torch.nn.functional as F
 
 
-def _v(variable):
-    return None if variable is None else variable.value
+def _v(variable, dtype=None):
+    """A Keras variable's torch tensor, cast to ``dtype`` when given.
+
+    Under a mixed policy the variables are float32 and the cache holds the
+    16-bit compute dtype; Keras layers cast their weights to the compute
+    dtype on every call, so the step does the same once, here.
+    """
+    if variable is None:
+        return None
+    value = variable.value
+    return value if dtype is None else value.to(dtype)
 
 
 def _activation(block):
@@ -28,20 +38,22 @@ def _activation(block):
 class _Block:
     """One pre-norm ``TransformerDecoder`` block's weights, laid out for torch."""
 
-    def __init__(self, block):
+    def __init__(self, block, dtype):
         attn = block._self_attention_layer
         denses = (attn._query_dense, attn._key_dense, attn._value_dense)
         dim, self.heads, self.head_dim = _v(denses[0].kernel).shape
         # One (dim, 3 * heads * head_dim) matmul instead of three.
-        self.qkv_kernel = torch.cat([_v(d.kernel).reshape(dim, -1) for d in denses], dim=1)
-        self.qkv_bias = None if denses[0].bias is None else torch.cat([_v(d.bias).reshape(-1) for d in denses])
-        self.out_kernel = _v(attn._output_dense.kernel).reshape(-1, dim)
-        self.out_bias = _v(attn._output_dense.bias)
+        self.qkv_kernel = torch.cat([_v(d.kernel, dtype).reshape(dim, -1) for d in denses], dim=1)
+        self.qkv_bias = None if denses[0].bias is None else torch.cat([_v(d.bias, dtype).reshape(-1) for d in denses])
+        self.out_kernel = _v(attn._output_dense.kernel, dtype).reshape(-1, dim)
+        self.out_bias = _v(attn._output_dense.bias, dtype)
         # Tensors read once here: a Keras variable's ``.value`` costs a few
         # microseconds of Python per access.
-        self.norm1, self.norm2 = _norm(block._self_attention_layer_norm), _norm(block._feedforward_layer_norm)
+        self.norm1 = _norm(block._self_attention_layer_norm, dtype)
+        self.norm2 = _norm(block._feedforward_layer_norm, dtype)
         ff1, ff2 = block._feedforward_intermediate_dense, block._feedforward_output_dense
-        self.ff1, self.ff2 = (_v(ff1.kernel), _v(ff1.bias)), (_v(ff2.kernel), _v(ff2.bias))
+        self.ff1 = (_v(ff1.kernel, dtype), _v(ff1.bias, dtype))
+        self.ff2 = (_v(ff2.kernel, dtype), _v(ff2.bias, dtype))
         self.activation = _activation(block)
 
     def _linear(self, x, kernel, bias):
@@ -68,10 +80,10 @@ class _Block:
         return x + self._linear(h, *self.ff2)
 
 
-def _norm(layer):
+def _norm(layer, dtype):
     """``F.layer_norm``'s arguments after the input, for a Keras LayerNormalization."""
-    gamma = _v(layer.gamma)
-    return (gamma.shape[-1],), gamma, _v(layer.beta), layer.epsilon
+    gamma = _v(layer.gamma, dtype)
+    return (gamma.shape[-1],), gamma, _v(layer.beta, dtype), layer.epsilon
 
 
 class TorchStep:
@@ -85,11 +97,13 @@ class TorchStep:
     """
 
     def __init__(self, model):
-        self.embeddings = _v(model.token_embedding.embeddings)
-        self.positions = _v(model.position_embedding.position_embeddings)
-        self.blocks = [_Block(block) for block in model.transformer_layers]
-        self.final_norm = _norm(model.final_norm)
-        head = self.embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings).T
+        # The compute dtype: float32, or bfloat16/float16 under a mixed policy.
+        dtype = getattr(torch, keras.backend.standardize_dtype(model.compute_dtype))
+        self.embeddings = _v(model.token_embedding.embeddings, dtype)
+        self.positions = _v(model.position_embedding.position_embeddings, dtype)
+        self.blocks = [_Block(block, dtype) for block in model.transformer_layers]
+        self.final_norm = _norm(model.final_norm, dtype)
+        head = self.embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings, dtype).T
         self.head = head.T.contiguous()
 
     def __call__(self, token_ids, cache, index):
