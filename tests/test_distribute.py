@@ -97,6 +97,26 @@ def test_two_jax_processes_train_like_one(jax_runs):
     assert abs(chief["metrics"]["val_loss"] - one["metrics"]["val_loss"]) < 1e-5
 
 
+def test_two_tensorflow_workers_train_like_one(tiny_recipe):
+    """Two workers on localhost (TF_CONFIG, MultiWorkerMirroredStrategy), one CPU device each."""
+    root = os.path.dirname(tiny_recipe("gpt"))
+    recipe = tiny_recipe("gpt")
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = [_worker(recipe, os.path.join(root, f"worker{i}.json"), ["data_parallel"],
+                     _env("tensorflow", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+             for i in range(2)]
+    procs.append(_worker(recipe, os.path.join(root, "one.json"), ["none"], _env("tensorflow")))
+    _finish(*procs)
+    chief, other, one = (json.loads(open(os.path.join(root, f"{n}.json")).read())
+                         for n in ("worker0", "worker1", "one"))
+    chief, other, one = chief["data_parallel"], other["data_parallel"], one["none"]
+    assert chief["chief"] and not other["chief"], "only worker 0 keeps a run folder"
+    assert chief["metrics"]["devices"] == 2 and chief["metrics"]["steps"] == one["metrics"]["steps"]
+    assert chief["metrics"]["val_loss"] == pytest.approx(other["metrics"]["val_loss"], abs=1e-6)
+    np.testing.assert_allclose(_losses(chief), _losses(one), atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -118,12 +138,16 @@ def test_more_devices_than_visible_or_an_uneven_batch(tiny_recipe):
         distribute.setup(recipe.distribute, recipe.train.batch_size, recipe.path)
 
 
-def test_torch_and_tf_config_give_clear_errors(tiny_recipe, monkeypatch):
+def test_torch_gives_a_clear_error(tiny_recipe, monkeypatch):
     recipe = kz.load_recipe(tiny_recipe("gpt", extra='[distribute]\nstrategy = "data_parallel"'))
     monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "torch")
     with pytest.raises(RecipeError, match="not supported on the torch backend"):
         distribute.setup(recipe.distribute, 4, recipe.path)
+
+
+def test_tf_config_with_a_device_count_is_refused(tiny_recipe, monkeypatch):
+    recipe = kz.load_recipe(tiny_recipe("gpt", extra='[distribute]\nstrategy = "data_parallel"\ndevices = 1'))
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}')
     monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "tensorflow")
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}}')
-    with pytest.raises(RecipeError, match="TF_CONFIG.*use KERAS_BACKEND=jax"):
+    with pytest.raises(RecipeError, match="'distribute.devices' \\(1\\) is not supported with TF_CONFIG"):
         distribute.setup(recipe.distribute, 4, recipe.path)
