@@ -113,11 +113,20 @@ def _cmd_train(args):
 
 def _print_result(result):
     m = result.metrics
-    print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
-          f"{m['val_bits_per_byte']:.4f} bits/byte")
+    task = m.get("task", "causal_lm")
+    if task == "masked_lm":
+        print(f"validation: masked-token loss {m['val_loss']:.4f} nats | perplexity {m['val_perplexity']:.2f} | "
+              f"masked-token accuracy {m['val_masked_accuracy']:.2%}")
+    elif task == "classify":
+        print(f"validation: accuracy {m['val_accuracy']:.2%} | macro-F1 {m['val_macro_f1']:.4f} "
+              f"over {m['val_rows']:,} rows")
+    elif "val_bits_per_byte" in m:
+        print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
+              f"{m['val_bits_per_byte']:.4f} bits/byte")
     print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
           f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
-    print(f"sample: {result.sample!r}")
+    if result.sample:
+        print(f"sample: {result.sample!r}")
     print(f"run folder: {result.path}")
 
 

@@ -39,7 +39,8 @@ class DataSection:
     split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
     seed: int = 0  # seed of the shuffled split
     label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
-    val_source: str = ""  # a separate validation file (same columns); empty: split data.source
+    val_source: str = ""  # a separate validation file; empty: split data.source
+    val_column: str = ""  # text field of data.val_source when it differs from data.column
 
 
 @dataclasses.dataclass(frozen=True)

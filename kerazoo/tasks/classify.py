@@ -145,7 +145,7 @@ def _read_data(recipe, log):
     d = recipe.data
     texts, labels = data_lib.read_labelled(d.source, d.column, d.label_column)
     if d.val_source:
-        val_texts, val_labels = data_lib.read_labelled(d.val_source, d.column, d.label_column)
+        val_texts, val_labels = data_lib.read_labelled(d.val_source, d.val_column or d.column, d.label_column)
         train = (texts, labels)
     else:
         tr, va = data_lib.split_rows(len(texts), d.val_fraction, d.seed)
