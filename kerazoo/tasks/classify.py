@@ -204,6 +204,53 @@ def build_classifier(recipe, tokenizer, encoder, names):
     return model
 
 
+def length_buckets(seq_len):
+    """Padded lengths of training batches: 8, 16, 32, ... up to ``seq_len``."""
+    sizes, size = [], 8
+    while size < seq_len:
+        sizes.append(size)
+        size *= 2
+    return sizes + [seq_len]
+
+
+def train_dataset(x, y, batch_size, seed):
+    """Shuffled, repeating training batches, padded to a few bucket lengths.
+
+    Texts of similar length share a batch, padded only to their bucket
+    (8, 16, 32, ... ``seq_len`` tokens): short texts (most of SST-2's are a
+    few words) do not pay for the longest one, and the compiled train step
+    sees only a handful of shapes.
+
+    Args:
+        x: packed ids ``(n, seq_len)`` padded with ``PAD_ID``.
+        y: int label ids ``(n,)``.
+        batch_size: rows per batch.
+        seed: shuffle seed.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(ids, labels)``.
+    """
+    lengths = (x != PAD_ID).sum(axis=1).astype(np.int32)
+    y = np.asarray(y, np.int32)
+    base = tf.data.Dataset.from_tensor_slices((x, lengths, y)).map(lambda ids, n, label: (ids[:n], label))
+    buckets = length_buckets(x.shape[1])
+
+    def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
+        return base.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    ds = tf.data.Dataset.range(1).flat_map(stream).bucket_by_sequence_length(
+        lambda ids, label: tf.shape(ids)[0],
+        bucket_boundaries=[b + 1 for b in buckets[:-1]] + [buckets[-1] + 1],
+        bucket_batch_sizes=[batch_size] * (len(buckets) + 1),
+        padded_shapes=([None], []),
+        padding_values=(PAD_ID, 0),
+        pad_to_bucket_boundary=True,
+        drop_remainder=True,
+    )
+    # pad_to_bucket_boundary pads to boundary - 1, i.e. to the bucket sizes.
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def compile_classifier(model, train):
     """Compiles a classifier: cross-entropy over labels, accuracy."""
     model.compile(
@@ -241,18 +288,13 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     log(f"model: {recipe.arch} classifier ({model.pooling} pooling), {model.count_params():,} parameters; "
         f"{t.steps} steps of {t.batch_size} texts x {t.seq_len} tokens")
 
-    base = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-
-    def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
-        return base.shuffle(len(x_train), seed=t.seed, reshuffle_each_iteration=True).repeat()
-
-    train_ds = tf.data.Dataset.range(1).flat_map(stream).batch(t.batch_size, drop_remainder=True)
+    train_ds = train_dataset(x_train, y_train, t.batch_size, t.seed)
     val_batch = min(t.batch_size, len(x_val))
     n_val = len(x_val) // val_batch
     val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch, drop_remainder=True)
     history, clock, counter, started = common.fit_run(
-        model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds.prefetch(tf.data.AUTOTUNE),
+        model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds,
         val_ds, val_steps, verbose, callbacks)
 
     log("evaluating on the whole validation set ...")
