@@ -295,24 +295,29 @@ def _check_distribute(s, where):
         _fail(where, "distribute.devices", f"({s.devices}) needs distribute.strategy = \"data_parallel\"")
 
 
-def init_from_arch(path):
-    """The arch of a finished run folder (its ``metrics.json``), for ``model.init_from``.
+def check_init_from(path, arch, where="<recipe>"):
+    """Checks that ``model.init_from`` names a finished run of ``arch``.
+
+    Args:
+        path: the run folder.
+        arch: the recipe's ``model.arch``.
+        where: the recipe file, for messages.
 
     Raises:
-        ValueError: the folder or its files are missing.
+        RecipeError: the folder or its model is missing, or it is another arch.
     """
     import json
 
     if not os.path.isdir(path):
-        raise ValueError(f"'model.init_from' run folder {path} does not exist")
+        raise RecipeError(f"{where}: 'model.init_from' run folder {path} does not exist")
     meta = os.path.join(path, "metrics.json")
     if not os.path.isfile(os.path.join(path, "model.keras")) or not os.path.isfile(meta):
-        raise ValueError(f"'model.init_from' {path} is not a finished run folder (no model.keras / metrics.json)")
+        raise RecipeError(f"{where}: 'model.init_from' {path} is not a finished run folder "
+                          "(no model.keras / metrics.json)")
     with open(meta, encoding="utf-8") as f:
-        arch = json.load(f).get("arch")
-    if not isinstance(arch, str):
-        raise ValueError(f"'model.init_from' {path}: metrics.json names no arch")
-    return arch
+        found = json.load(f).get("arch")
+    if found != arch:
+        raise RecipeError(f"{where}: 'model.arch' is '{arch}' but the run at {path} is a '{found}'")
 
 
 def _parse_model(raw, where):
@@ -331,14 +336,19 @@ def _parse_model(raw, where):
         if extra:
             _fail(where, f"model.{extra[0]}", "cannot be set with model.init_from: the hyper-parameters "
                                               "are the pre-trained run's")
+        if "arch" not in raw:
+            raise RecipeError(f"{where}: missing key 'model.arch' (the arch of the run model.init_from names)")
+        if not isinstance(raw["arch"], str):
+            _fail(where, "model.arch", "must be a string")
         try:
-            arch = init_from_arch(init_from)
+            get_arch(raw["arch"])
         except ValueError as e:
-            raise RecipeError(f"{where}: {e}") from None
-        if raw.get("arch", arch) != arch:
-            _fail(where, "model.arch", f"is '{raw['arch']}' but the run at {init_from} is a '{arch}'")
-        get_arch(arch)
-        return {"arch": arch, "init_from": init_from}
+            raise RecipeError(f"{where}: [model] {e}") from None
+        # The folder itself is checked when the recipe runs (check_init_from),
+        # so a recipe stays valid data before its pre-training run exists.
+        if os.path.isdir(init_from):
+            check_init_from(init_from, raw["arch"], where)
+        return {"arch": raw["arch"], "init_from": init_from}
     if "arch" not in raw:
         raise RecipeError(f"{where}: missing key 'model.arch'")
     try:

@@ -98,7 +98,7 @@ def _recipe(tmp_path, text):
     ('[model]\narch = "gpt"\n[task]\nkind = "masked_lm"', "'masked_lm' is not a task of arch 'gpt'"),
     ('[model]\narch = "bert"\n[task]\nkind = "causal"', "'task.kind' must be one of"),
     ('[model]\narch = "bilstm"\n[task]\npooling = "cls"', "'task.pooling' 'cls' needs a bert encoder"),
-    ('[model]\ninit_from = "no/such/run"', "'model.init_from' run folder no/such/run does not exist"),
+    ('[model]\ninit_from = "no/such/run"', "missing key 'model.arch'"),
     ('[model]\narch = "bert"\n[task]\nmask_rate = 1.5', "'task.mask_rate' must be in"),
 ])
 def test_task_section_is_validated(tmp_path, text, message):
@@ -111,10 +111,14 @@ def test_init_from_takes_no_hyperparameters(tmp_path):
     run.mkdir()
     (run / "model.keras").write_text("")
     (run / "metrics.json").write_text('{"arch": "bert"}')
-    recipe = load_recipe(_recipe(tmp_path, f'[model]\ninit_from = "{run}"\n[task]\nkind = "classify"'))
+    recipe = load_recipe(_recipe(tmp_path, f'[model]\narch = "bert"\ninit_from = "{run}"\n[task]\nkind = "classify"'))
     assert recipe.arch == "bert" and recipe.init_from == str(run) and recipe.task_kind == "classify"
     with pytest.raises(RecipeError, match="'model.num_layers' cannot be set with model.init_from"):
-        load_recipe(_recipe(tmp_path, f'[model]\ninit_from = "{run}"\nnum_layers = 2'))
+        load_recipe(_recipe(tmp_path, f'[model]\narch = "bert"\ninit_from = "{run}"\nnum_layers = 2'))
+    # A recipe whose pre-training run does not exist yet is valid data; running it is not.
+    later = load_recipe(_recipe(tmp_path, '[model]\narch = "bert"\ninit_from = "runs/later"\n[task]\nkind = "classify"'))
+    with pytest.raises(ValueError, match="'model.init_from' run folder runs/later does not exist"):
+        kz.run_recipe(later, str(tmp_path / "runs"), **QUIET)
     with pytest.raises(RecipeError, match="'model.arch' is 'lstm' but the run"):
         load_recipe(_recipe(tmp_path, f'[model]\narch = "lstm"\ninit_from = "{run}"'))
 

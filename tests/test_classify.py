@@ -108,6 +108,7 @@ def test_init_from_a_masked_lm_run_loads_encoder_and_tokenizer(labelled, text_fi
 source = "{train}"
 column = "sentence"
 [model]
+arch = "bert"
 init_from = "{pre.path}"
 [task]
 kind = "classify"

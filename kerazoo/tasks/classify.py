@@ -167,6 +167,9 @@ def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
 
     k = recipe.tokenizer
     if recipe.init_from:
+        from kerazoo.recipes import check_init_from
+
+        check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
         encoder = load_run(recipe.init_from)
         if encoder.tokenizer is None:
             raise ValueError(f"'model.init_from' {recipe.init_from}: the model carries no tokenizer")
