@@ -167,9 +167,6 @@ def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
 
     k = recipe.tokenizer
     if recipe.init_from:
-        from kerazoo.recipes import check_init_from
-
-        check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
         encoder = load_run(recipe.init_from)
         if encoder.tokenizer is None:
             raise ValueError(f"'model.init_from' {recipe.init_from}: the model carries no tokenizer")
@@ -272,7 +269,11 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     """
     from kerazoo.runner import RunResult
 
+    from kerazoo.recipes import check_init_from
+
     t = recipe.train
+    if recipe.init_from:  # first: a missing pre-training run is the likeliest mistake
+        check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
     work_dir, tokenizer = common.open_run(recipe, runs_dir, resume, tokenizer)
     keras.utils.set_random_seed(t.seed)
     (train_texts, train_labels), (val_texts, val_labels), names = _read_data(recipe, log)
