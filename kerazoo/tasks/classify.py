@@ -301,6 +301,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
         model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds,
         val_ds, val_steps, verbose, callbacks)
 
+    model = common.single_device(model, parallel)
     log("evaluating on the whole validation set ...")
     probs = predict_probabilities(model, tokenizer, val_texts, t.batch_size)
     scores = classification_metrics(y_val, probs.argmax(-1), names)

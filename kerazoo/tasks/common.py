@@ -91,6 +91,19 @@ def fit_run(model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, trai
     return history, clock, counter, started
 
 
+def single_device(model, parallel):
+    """The trained model outside the data-parallel engine (see ``runner._single_device_copy``).
+
+    Evaluation and saving are one-device work; the copy is rebuilt from the
+    model's own config (its dtype policy included) and takes its weights.
+    """
+    if parallel.replicas <= 1:
+        return model
+    plain = type(model).from_config(model.get_config())
+    plain.set_weights([keras.ops.convert_to_numpy(w) for w in model.get_weights()])
+    return plain
+
+
 def common_metrics(model, recipe, tokenizer, history, clock, counter, started, parallel, tokens_per_step):
     """The metrics every run reports (arch, sizes, steps, speed, backend).
 

@@ -142,6 +142,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     history, clock, counter, started = common.fit_run(
         model, recipe, parallel, work_dir, runs_dir, resume, prep.tokenizer, train_ds, val_ds, val_steps,
         verbose, callbacks)
+    model = common.single_device(model, parallel)
     log("evaluating masked tokens on the whole validation split ...")
     scores = evaluate_masked_lm(model, vx, vy, vw, t.batch_size)
     log(f"validation: masked-token loss {scores['loss']:.4f} nats | perplexity {scores['perplexity']:.2f} | "
