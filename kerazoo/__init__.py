@@ -20,12 +20,14 @@ from kerazoo.metrics import score
 from kerazoo.recipes import load_recipe
 from kerazoo.runner import load_run, run_recipe
 from kerazoo.serving import export
+from kerazoo.tasks.classify import classify
 from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "build",
+    "classify",
     "data",
     "export",
     "generate",

@@ -8,6 +8,8 @@
     kerazoo predict EXPORT_DIR BODY_JSON
     kerazoo bench generate|serve
     kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
+    kerazoo import-hf CHECKPOINT_DIR --name NAME [--runs-dir runs]
+    kerazoo classify RUN_DIR --text TEXT [--text TEXT ...]
     kerazoo models
 
 A user's mistake prints one line on stderr and exits with status 2, with no
@@ -97,6 +99,15 @@ def _parser():
     p.add_argument("--out", default="backends_curves.png", help="the image to write (default: backends_curves.png)")
     p.add_argument("--json", help="also write the histories and metrics to this JSON file")
 
+    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT) into a run folder")
+    p.add_argument("checkpoint", help="a folder with config.json, model.safetensors or pytorch_model.bin, vocab.txt")
+    p.add_argument("--name", help="the run name (default: the folder's name)")
+    p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+
+    p = sub.add_parser("classify", help="classify texts with a classifier run; prints JSON lines")
+    p.add_argument("run", help="a classifier run folder or .keras file")
+    p.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
+
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
 
@@ -113,11 +124,20 @@ def _cmd_train(args):
 
 def _print_result(result):
     m = result.metrics
-    print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
-          f"{m['val_bits_per_byte']:.4f} bits/byte")
+    task = m.get("task", "causal_lm")
+    if task == "masked_lm":
+        print(f"validation: masked-token loss {m['val_loss']:.4f} nats | perplexity {m['val_perplexity']:.2f} | "
+              f"masked-token accuracy {m['val_masked_accuracy']:.2%}")
+    elif task == "classify":
+        print(f"validation: accuracy {m['val_accuracy']:.2%} | macro-F1 {m['val_macro_f1']:.4f} "
+              f"over {m['val_rows']:,} rows")
+    elif "val_bits_per_byte" in m:
+        print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
+              f"{m['val_bits_per_byte']:.4f} bits/byte")
     print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
           f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
-    print(f"sample: {result.sample!r}")
+    if result.sample:
+        print(f"sample: {result.sample!r}")
     print(f"run folder: {result.path}")
 
 
@@ -322,7 +342,26 @@ def _cmd_models(args):
     return 0
 
 
+def _cmd_import_hf(args):
+    from kerazoo.hf import import_checkpoint
+
+    import_checkpoint(args.checkpoint, name=args.name, runs_dir=args.runs_dir)
+    return 0
+
+
+def _cmd_classify(args):
+    import json
+
+    from kerazoo.tasks.classify import classify
+
+    for text, result in zip(args.text, classify(args.run, args.text)):
+        print(json.dumps({"text": text, **result}, ensure_ascii=False))
+    return 0
+
+
 COMMANDS = {
+    "import-hf": _cmd_import_hf,
+    "classify": _cmd_classify,
     "train": _cmd_train,
     "compare": _cmd_compare,
     "report": _cmd_report,

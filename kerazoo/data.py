@@ -311,3 +311,103 @@ def lm_dataset(ids, seq_len, batch_size, shuffle=True, seed=0, repeat=False):
     # iterator would see another order than a one-device run.
     ds = tf.data.Dataset.range(1).flat_map(stream)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------
+# Labelled text (classification) and masked-LM windows.
+# ---------------------------------------------------------------------------
+
+LABELLED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+
+
+def read_labelled(path, text_column="text", label_column="label"):
+    """Reads (text, label) pairs from a CSV / TSV / JSONL file.
+
+    Args:
+        path: a ``.csv``, ``.tsv`` (header row) or ``.jsonl`` file.
+        text_column: the field holding the text.
+        label_column: the field holding the label (any value; kept as a string).
+
+    Returns:
+        ``(texts, labels)``: two lists of strings, in file order.
+
+    Raises:
+        ValueError: a missing or empty file, a missing column, an empty label
+            or a malformed row, naming the file.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"labelled data file {path} does not exist")
+    lower = path.lower()
+    if not lower.endswith(LABELLED_SUFFIXES):
+        raise ValueError(f"labelled data file {path}: expected {', '.join(LABELLED_SUFFIXES)}")
+    if lower.endswith((".csv", ".tsv")):
+        rows = read_table(path, [text_column, label_column])
+    else:
+        rows = []
+        for lineno, line in enumerate(_read_text_file(path).splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            for column in (text_column, label_column):
+                if column not in record:
+                    raise ValueError(f"{path}:{lineno}: column '{column}' not found; "
+                                     f"columns: {', '.join(map(str, record)) or 'none'}")
+            rows.append((str(record[text_column]), str(record[label_column])))
+    if not rows:
+        raise ValueError(f"labelled data file {path} is empty: it holds no rows")
+    for i, (_, label) in enumerate(rows):
+        if not label.strip():
+            raise ValueError(f"{path}: row {i + 1} has an empty label in column '{label_column}'")
+    return [r[0] for r in rows], [r[1].strip() for r in rows]
+
+
+def split_rows(n, val_fraction, seed):
+    """Deterministic train / validation row indices of a labelled set.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted int arrays, both non-empty.
+    """
+    if n < 2:
+        raise ValueError(f"{n} labelled row(s) cannot be split into train and validation")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, int(round(n * val_fraction))))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def mlm_windows(ids, seq_len):
+    """Packs an id stream into non-overlapping windows for masked-LM training.
+
+    Args:
+        ids: 1-D int array from ``tokenize_documents``.
+        seq_len: window length.
+
+    Returns:
+        An int32 array ``(n, seq_len)``; the tail that does not fill a window is
+        dropped.
+    """
+    n = len(ids) // seq_len
+    return np.asarray(ids[: n * seq_len], np.int32).reshape(n, seq_len)
+
+
+def mask_tokens(generator, windows):
+    """Applies a ``keras_hub.layers.MaskedLMMaskGenerator`` to a batch of windows.
+
+    Args:
+        generator: the mask generator (built with ``mask_selection_length``
+            equal to the window length, so its outputs are dense).
+        windows: int ``(batch, seq_len)`` tensor of original ids.
+
+    Returns:
+        ``(masked_ids, original_ids, weights)``: the model input, the targets
+        and float32 weights, 1.0 at the selected positions, else 0.0.
+    """
+    out = generator(windows)
+    seq_len = tf.shape(windows)[1]
+    hits = tf.one_hot(out["mask_positions"], seq_len) * tf.cast(out["mask_weights"], tf.float32)[..., None]
+    weights = tf.minimum(tf.reduce_sum(hits, axis=1), 1.0)
+    return tf.cast(out["token_ids"], tf.int32), windows, weights

@@ -10,6 +10,7 @@ an impossible value fails with a message that names the file and the key.
     [model]      arch = "...", plus that arch's hyper-parameters
     [train]      model.fit settings
     [distribute] data-parallel training over devices and hosts (optional)
+    [task]       what the model is trained for (optional; the arch's default)
 """
 
 import dataclasses
@@ -37,6 +38,9 @@ class DataSection:
     val_fraction: float = 0.1  # share held out for validation
     split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
     seed: int = 0  # seed of the shuffled split
+    label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
+    val_source: str = ""  # a separate validation file; empty: split data.source
+    val_column: str = ""  # text field of data.val_source when it differs from data.column
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +106,31 @@ class DistributeSection:
 
 STRATEGIES = ("none", "data_parallel")
 
+# What a recipe can train a model for. An empty [task] kind means the arch's
+# default (registry ``Arch.task``): next-token archs causal_lm, bert masked_lm,
+# bilstm classify, seq2seq seq2seq.
+TASKS = ("causal_lm", "masked_lm", "classify", "seq2seq")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSection:
+    """The training task and its settings."""
+
+    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq; empty: the arch's default
+    pooling: str = ""  # classify: cls | mean | last; empty: cls for bert, mean otherwise
+    classifier_dropout: float = 0.1  # classify: dropout before the output layer
+    mask_rate: float = 0.15  # masked_lm: share of tokens selected (of those: 80% <mask>, 10% random, 10% kept)
+
+
+def tasks_of(arch):
+    """The tasks an arch can be trained for, its default first."""
+    out = [arch.task]
+    if arch.encoder and not arch.causal:
+        out.append("masked_lm")
+    if arch.encoder:
+        out.append("classify")
+    return tuple(dict.fromkeys(out))
+
 
 @dataclasses.dataclass
 class Recipe:
@@ -114,14 +143,25 @@ class Recipe:
     train: TrainSection
     path: str = ""  # the file it came from
     distribute: DistributeSection = dataclasses.field(default_factory=DistributeSection)
+    task: TaskSection = dataclasses.field(default_factory=TaskSection)
 
     @property
     def arch(self):
         return self.model["arch"]
 
     @property
+    def init_from(self):
+        """The run folder whose model initialises this one ("" when none)."""
+        return self.model.get("init_from", "")
+
+    @property
     def hparams(self):
-        return {k: v for k, v in self.model.items() if k != "arch"}
+        return {k: v for k, v in self.model.items() if k not in ("arch", "init_from")}
+
+    @property
+    def task_kind(self):
+        """The task to train for: ``[task] kind``, or the arch's default."""
+        return self.task.kind or get_arch(self.arch).task
 
     def to_dict(self):
         """The resolved recipe as plain TOML-ready data (defaults filled in)."""
@@ -131,10 +171,12 @@ class Recipe:
         out["model"] = dict(self.model)
         out["train"] = dataclasses.asdict(self.train)
         out["distribute"] = dataclasses.asdict(self.distribute)
+        out["task"] = dataclasses.asdict(self.task)
         return out
 
 
-SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection}
+SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection,
+            "task": TaskSection}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -214,6 +256,33 @@ def _check_values(recipe, where):
     if t.precision not in PRECISIONS:
         _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
     _check_distribute(recipe.distribute, where)
+    _check_task(recipe, where)
+
+
+def _check_task(recipe, where):
+    """Rejects a task the arch cannot train for, and bad task settings."""
+    from kerazoo.models.classifier import POOLINGS
+
+    s = recipe.task
+    if s.kind and s.kind not in TASKS:
+        _fail(where, "task.kind", f"must be one of {', '.join(TASKS)}, got '{s.kind}'")
+    arch = get_arch(recipe.arch)
+    allowed = tasks_of(arch)
+    if recipe.task_kind not in allowed:
+        _fail(where, "task.kind", f"'{recipe.task_kind}' is not a task of arch '{arch.name}'; "
+                                  f"it trains for {', '.join(allowed)}")
+    if s.pooling and s.pooling not in POOLINGS:
+        _fail(where, "task.pooling", f"must be one of {', '.join(POOLINGS)}, got '{s.pooling}'")
+    if s.pooling == "cls" and recipe.arch != "bert":
+        _fail(where, "task.pooling", f"'cls' needs a bert encoder; use 'mean' or 'last' for '{recipe.arch}'")
+    if not 0.0 <= s.classifier_dropout < 1.0:
+        _fail(where, "task.classifier_dropout", f"must be in [0, 1), got {s.classifier_dropout}")
+    if not 0.0 < s.mask_rate < 1.0:
+        _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
+    if recipe.init_from and recipe.task_kind == "causal_lm":
+        _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
+    if recipe.task_kind == "classify" and not recipe.data.label_column:
+        _fail(where, "data.label_column", "must not be empty for a classify task")
 
 
 def _check_distribute(s, where):
@@ -226,10 +295,60 @@ def _check_distribute(s, where):
         _fail(where, "distribute.devices", f"({s.devices}) needs distribute.strategy = \"data_parallel\"")
 
 
+def check_init_from(path, arch, where="<recipe>"):
+    """Checks that ``model.init_from`` names a finished run of ``arch``.
+
+    Args:
+        path: the run folder.
+        arch: the recipe's ``model.arch``.
+        where: the recipe file, for messages.
+
+    Raises:
+        RecipeError: the folder or its model is missing, or it is another arch.
+    """
+    import json
+
+    if not os.path.isdir(path):
+        raise RecipeError(f"{where}: 'model.init_from' run folder {path} does not exist")
+    meta = os.path.join(path, "metrics.json")
+    if not os.path.isfile(os.path.join(path, "model.keras")) or not os.path.isfile(meta):
+        raise RecipeError(f"{where}: 'model.init_from' {path} is not a finished run folder "
+                          "(no model.keras / metrics.json)")
+    with open(meta, encoding="utf-8") as f:
+        found = json.load(f).get("arch")
+    if found != arch:
+        raise RecipeError(f"{where}: 'model.arch' is '{arch}' but the run at {path} is a '{found}'")
+
+
 def _parse_model(raw, where):
-    """Validates the [model] table against the registry."""
+    """Validates the [model] table against the registry.
+
+    With ``init_from`` the hyper-parameters are the pre-trained run's: the
+    table holds ``init_from`` and, optionally, the matching ``arch``.
+    """
     if not isinstance(raw, dict):
         raise RecipeError(f"{where}: [model] must be a table")
+    if "init_from" in raw:
+        init_from = raw["init_from"]
+        if not isinstance(init_from, str) or not init_from:
+            _fail(where, "model.init_from", f"must be a non-empty string (a run folder), got {init_from!r}")
+        extra = sorted(k for k in raw if k not in ("arch", "init_from"))
+        if extra:
+            _fail(where, f"model.{extra[0]}", "cannot be set with model.init_from: the hyper-parameters "
+                                              "are the pre-trained run's")
+        if "arch" not in raw:
+            raise RecipeError(f"{where}: missing key 'model.arch' (the arch of the run model.init_from names)")
+        if not isinstance(raw["arch"], str):
+            _fail(where, "model.arch", "must be a string")
+        try:
+            get_arch(raw["arch"])
+        except ValueError as e:
+            raise RecipeError(f"{where}: [model] {e}") from None
+        # The folder itself is checked when the recipe runs (check_init_from),
+        # so a recipe stays valid data before its pre-training run exists.
+        if os.path.isdir(init_from):
+            check_init_from(init_from, raw["arch"], where)
+        return {"arch": raw["arch"], "init_from": init_from}
     if "arch" not in raw:
         raise RecipeError(f"{where}: missing key 'model.arch'")
     try:
@@ -308,6 +427,10 @@ def parse_recipe(raw, where="<recipe>"):
     recipe = Recipe(name=name, model=model, path=where, **sections)
     _check_values(recipe, where)
     context = model.get("max_length")
+    if recipe.task_kind != "causal_lm":
+        if context is not None and recipe.train.seq_len > context:
+            _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+        return recipe
     if context is not None and recipe.train.seq_len > context:
         _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
     if context is not None and recipe.train.sample_tokens >= context:

@@ -1,11 +1,19 @@
 """Model builders and the registry of the zoo."""
 
+from kerazoo.models.bert import BERT, BERTConfig
+from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
+from kerazoo.models.classifier import Classifier
 from kerazoo.models.gpt import GPT, GPTConfig
 from kerazoo.models.registry import ARCHS, build, get_arch, list_archs, make_hparams
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
 
 __all__ = [
     "ARCHS",
+    "BERT",
+    "BERTConfig",
+    "BiLSTM",
+    "BiLSTMConfig",
+    "Classifier",
     "GPT",
     "GPTConfig",
     "RecurrentConfig",

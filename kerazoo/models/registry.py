@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from kerazoo.models.bert import BERT, BERTConfig
+from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
 from kerazoo.models.gpt import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
@@ -17,6 +19,10 @@ class Arch:
         config_cls: the hyper-parameter dataclass.
         builder: ``builder(vocab_size, config, tokenizer) -> keras.Model``.
         causal: whether it is a next-token (causal) language model.
+        task: the task a recipe trains it for when ``[task] kind`` is unset
+            (``causal_lm``, ``masked_lm``, ``classify``, ``seq2seq``).
+        encoder: whether classifier heads can pool its ``encode`` features.
+        model_cls: the model class it builds (None when shared, as RNNs).
     """
 
     name: str
@@ -24,6 +30,9 @@ class Arch:
     config_cls: type
     builder: object
     causal: bool = True
+    task: str = "causal_lm"
+    encoder: bool = False
+    model_cls: object = None
 
 
 def _recurrent_builder(cell):
@@ -33,15 +42,31 @@ def _recurrent_builder(cell):
     return build
 
 
+def _bert_builder(vocab_size, config, tokenizer):
+    return BERT(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
+def _bilstm_builder(vocab_size, config, tokenizer):
+    return BiLSTM(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
 def _gpt_builder(vocab_size, config, tokenizer):
     return GPT(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
 
 ARCHS = {
-    "rnn": Arch("rnn", "Sequential: Embedding -> SimpleRNN x N -> Dense", RecurrentConfig, _recurrent_builder("rnn")),
-    "gru": Arch("gru", "Sequential: Embedding -> GRU x N -> Dense", RecurrentConfig, _recurrent_builder("gru")),
-    "lstm": Arch("lstm", "Sequential: Embedding -> LSTM x N -> Dense", RecurrentConfig, _recurrent_builder("lstm")),
-    "gpt": Arch("gpt", "functional: token+position embedding -> pre-norm Transformer decoder x N -> tied head", GPTConfig, _gpt_builder),
+    "rnn": Arch("rnn", "Sequential: Embedding -> SimpleRNN x N -> Dense", RecurrentConfig, _recurrent_builder("rnn"),
+                encoder=True),
+    "gru": Arch("gru", "Sequential: Embedding -> GRU x N -> Dense", RecurrentConfig, _recurrent_builder("gru"),
+                encoder=True),
+    "lstm": Arch("lstm", "Sequential: Embedding -> LSTM x N -> Dense", RecurrentConfig, _recurrent_builder("lstm"),
+                 encoder=True),
+    "gpt": Arch("gpt", "functional: token+position embedding -> pre-norm Transformer decoder x N -> tied head", GPTConfig, _gpt_builder,
+                model_cls=GPT),
+    "bert": Arch("bert", "functional: token+position+segment embedding -> post-norm Transformer encoder x N -> masked-LM head",
+                 BERTConfig, _bert_builder, causal=False, task="masked_lm", encoder=True, model_cls=BERT),
+    "bilstm": Arch("bilstm", "functional: Embedding -> Bidirectional(LSTM) x N -> per-token head (pooled by classifiers)",
+                   BiLSTMConfig, _bilstm_builder, causal=False, task="classify", encoder=True, model_cls=BiLSTM),
 }
 
 
@@ -79,7 +104,7 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
     """Builds a model of the zoo.
 
     Args:
-        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``).
+        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``bert``, ``bilstm``).
         vocab_size: number of token ids. Taken from ``tokenizer`` if omitted.
         tokenizer: a kerazoo tokenizer layer; the model keeps it and saves it
             inside its ``.keras`` file.

@@ -105,6 +105,34 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
         """Recurrent models have no context limit."""
         return None
 
+    # --- as an encoder (classifier heads pool these features) ------------
+
+    def encode(self, token_ids):
+        """Hidden states of the top recurrent layer, for heads that pool them.
+
+        Padding (``PAD_ID``) is masked, so pooled features ignore it.
+
+        Args:
+            token_ids: int ids ``(batch, length)`` (symbolic or eager).
+
+        Returns:
+            ``(hidden, padding_mask)``: float ``(batch, length, hidden_dim)``
+            and bool ``(batch, length)``, True on real tokens.
+        """
+        from kerazoo.tokenizers import PAD_ID
+
+        padding_mask = ops.not_equal(token_ids, PAD_ID)
+        x = self.get_layer("embedding_dropout")(self.get_layer("token_embedding")(token_ids))
+        for i in range(self.num_layers):
+            x = self.get_layer(f"{self.cell}_{i}")(x, mask=padding_mask)
+            x = self.get_layer(f"{self.cell}_{i}_dropout")(x)
+        return x, padding_mask
+
+    @property
+    def feature_dim(self):
+        """Width of ``encode``'s hidden states."""
+        return self.hidden_dim
+
     # --- cached decoding -------------------------------------------------
     # The "cache" of a recurrent model is its state: every layer's cell
     # state(s), stacked as (batch, num_layers, states per cell, hidden_dim).

@@ -170,6 +170,8 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
         "source": os.path.abspath(source) if source else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if kind == "classify":
+        meta["label_names"] = list(model.label_names)
     with open(os.path.join(path, METADATA_FILE), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True, default=str)
 

@@ -9,6 +9,9 @@ server-side batching can merge requests. Causal LMs get:
 - ``greedy``: prompts only -> greedy texts with the export's default length
 - ``score``: texts -> log-likelihood, token count, perplexity, bits per byte
 
+Classifiers get ``serving_default`` and ``classify``: texts -> label names,
+label ids and probabilities.
+
 ``BUILDERS`` maps a model kind to its builder; the encoder and seq2seq
 models add ``classify`` and ``translate`` the same way.
 """
@@ -129,11 +132,47 @@ def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], c
     return {"serving_default": serving_default, "greedy": greedy, "score": score}
 
 
+def classify(model, tokenizer, default_new_tokens=None, cap=None):
+    """The signatures of a classifier: texts -> label names and probabilities.
+
+    The texts are packed exactly as ``kerazoo.classify`` packs them
+    (``tasks.classify.pack``: ``<s> ids </s>``, cut to the model's
+    ``max_length``), so the export and in-process predictions agree.
+
+    Args:
+        model: a ``Classifier`` (TensorFlow backend).
+        tokenizer: its tokenizer layer.
+        default_new_tokens: unused (a generation setting).
+        cap: unused.
+
+    Returns:
+        ``{"serving_default": fn, "classify": fn}``; ``fn(texts)`` returns
+        ``labels`` (string), ``label_ids`` (int32) and ``probabilities``
+        (float32, ``(batch, num_labels)`` in ``label_names`` order).
+    """
+    from kerazoo.tasks.classify import pack
+
+    names = tf.constant(list(model.label_names))
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def classify_texts(texts):
+        ids = pack(tokenizer, texts, model.max_length)
+        probabilities = tf.nn.softmax(tf.cast(model(ids, training=False), tf.float32), axis=-1)
+        label_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"labels": tf.gather(names, label_ids), "label_ids": label_ids, "probabilities": probabilities}
+
+    return {"serving_default": classify_texts, "classify": classify_texts}
+
+
 def model_kind(model):
     """The kind of model, which picks its signatures."""
+    from kerazoo.models.classifier import Classifier
+
+    if isinstance(model, Classifier):
+        return "classify"
     if hasattr(model, "call_with_cache"):
         return "causal_lm"
     raise ValueError(f"cannot export a {type(model).__name__}: no serving signatures for this kind of model")
 
 
-BUILDERS = {"causal_lm": causal_lm}
+BUILDERS = {"causal_lm": causal_lm, "classify": classify}

@@ -40,7 +40,13 @@ def causal_lm_requests(new_tokens=4):
     ]
 
 
-REQUESTS = {"causal_lm": causal_lm_requests}
+def classify_requests():
+    """Warm-up inputs of a classifier: one text, and a batch of different lengths."""
+    texts = np.array([p.encode("utf-8") for p in SAMPLE_PROMPTS], dtype=object)
+    return [("serving_default", {"texts": texts[:1]}), ("classify", {"texts": texts})]
+
+
+REQUESTS = {"causal_lm": causal_lm_requests, "classify": classify_requests}
 
 
 def write(export_dir, model_name, requests):
