@@ -37,6 +37,20 @@ class DataSection:
     val_fraction: float = 0.1  # share held out for validation
     split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
     seed: int = 0  # seed of the shuffled split
+    source_column: str = "source"  # seq2seq: the source-text column / JSON field
+    target_column: str = "target"  # seq2seq: the target-text column / JSON field
+    header: bool = True  # CSV/TSV starts with a header row; false: columns are named "1", "2", ... by position
+
+
+# Task kinds a recipe may name in [task]; an absent [task] means the arch's own.
+TASK_KINDS = ("causal_lm", "masked_lm", "classify", "seq2seq")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSection:
+    """What the model is trained to do (optional; default: the arch's task)."""
+
+    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq ("": the arch's default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +128,16 @@ class Recipe:
     train: TrainSection
     path: str = ""  # the file it came from
     distribute: DistributeSection = dataclasses.field(default_factory=DistributeSection)
+    task: TaskSection = dataclasses.field(default_factory=TaskSection)
 
     @property
     def arch(self):
         return self.model["arch"]
+
+    @property
+    def task_kind(self):
+        """The task this recipe trains: ``[task] kind``, or the arch's default."""
+        return self.task.kind or get_arch(self.arch).task
 
     @property
     def hparams(self):
@@ -131,10 +151,15 @@ class Recipe:
         out["model"] = dict(self.model)
         out["train"] = dataclasses.asdict(self.train)
         out["distribute"] = dataclasses.asdict(self.distribute)
+        if self.task.kind:
+            out["task"] = dataclasses.asdict(self.task)
         return out
 
 
-SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection}
+SECTIONS = {
+    "data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection,
+    "distribute": DistributeSection, "task": TaskSection,
+}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -214,6 +239,23 @@ def _check_values(recipe, where):
     if t.precision not in PRECISIONS:
         _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
     _check_distribute(recipe.distribute, where)
+    _check_task(recipe, where)
+
+
+def _check_task(recipe, where):
+    """Rejects an unknown task kind, or a task the arch cannot do."""
+    kind = recipe.task.kind
+    if kind and kind not in TASK_KINDS:
+        _fail(where, "task.kind", f"must be one of {', '.join(TASK_KINDS)}, got '{kind}'")
+    default = get_arch(recipe.arch).task
+    if (kind == "seq2seq") != (default == "seq2seq") and kind:
+        _fail(where, "task.kind", f"'{kind}' does not fit model.arch '{recipe.arch}' (its task is '{default}')")
+    if recipe.task_kind == "seq2seq":
+        d = recipe.data
+        if not d.source_column or not d.target_column:
+            _fail(where, "data.source_column", "and data.target_column must name the source and target columns")
+        if d.source_column == d.target_column:
+            _fail(where, "data.target_column", f"must differ from data.source_column ('{d.source_column}')")
 
 
 def _check_distribute(s, where):
@@ -308,7 +350,8 @@ def parse_recipe(raw, where="<recipe>"):
     recipe = Recipe(name=name, model=model, path=where, **sections)
     _check_values(recipe, where)
     context = model.get("max_length")
-    if context is not None and recipe.train.seq_len > context:
+    # seq2seq batches are whole pairs, padded to their longest: no seq_len windows.
+    if context is not None and recipe.train.seq_len > context and recipe.task_kind != "seq2seq":
         _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
     if context is not None and recipe.train.sample_tokens >= context:
         _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}) must be smaller than model.max_length ({context})")

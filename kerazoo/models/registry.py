@@ -5,6 +5,7 @@ import dataclasses
 from kerazoo.models.gpt import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
+from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +18,8 @@ class Arch:
         config_cls: the hyper-parameter dataclass.
         builder: ``builder(vocab_size, config, tokenizer) -> keras.Model``.
         causal: whether it is a next-token (causal) language model.
+        task: the task a recipe trains it for when it names none
+            (``causal_lm``, ``seq2seq``; see ``kerazoo.tasks``).
     """
 
     name: str
@@ -24,6 +27,7 @@ class Arch:
     config_cls: type
     builder: object
     causal: bool = True
+    task: str = "causal_lm"
 
 
 def _recurrent_builder(cell):
@@ -37,11 +41,19 @@ def _gpt_builder(vocab_size, config, tokenizer):
     return GPT(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
 
+def _seq2seq_builder(vocab_size, config, tokenizer):
+    return Seq2Seq(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
 ARCHS = {
     "rnn": Arch("rnn", "Sequential: Embedding -> SimpleRNN x N -> Dense", RecurrentConfig, _recurrent_builder("rnn")),
     "gru": Arch("gru", "Sequential: Embedding -> GRU x N -> Dense", RecurrentConfig, _recurrent_builder("gru")),
     "lstm": Arch("lstm", "Sequential: Embedding -> LSTM x N -> Dense", RecurrentConfig, _recurrent_builder("lstm")),
     "gpt": Arch("gpt", "functional: token+position embedding -> pre-norm Transformer decoder x N -> tied head", GPTConfig, _gpt_builder),
+    "seq2seq": Arch(
+        "seq2seq", "functional: Transformer encoder x N -> decoder x N with cross-attention -> tied head",
+        Seq2SeqConfig, _seq2seq_builder, causal=False, task="seq2seq",
+    ),
 }
 
 
@@ -79,7 +91,7 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
     """Builds a model of the zoo.
 
     Args:
-        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``).
+        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``seq2seq``).
         vocab_size: number of token ids. Taken from ``tokenizer`` if omitted.
         tokenizer: a kerazoo tokenizer layer; the model keeps it and saves it
             inside its ``.keras`` file.
@@ -87,7 +99,8 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
 
     Returns:
         A built ``keras.Model`` mapping int token ids ``(batch, length)`` to
-        logits ``(batch, length, vocab_size)``.
+        logits ``(batch, length, vocab_size)`` (``seq2seq``: a dict of
+        ``encoder_token_ids`` and ``decoder_token_ids`` to decoder logits).
 
     Raises:
         ValueError: unknown arch, unknown or ill-typed hyper-parameter,
