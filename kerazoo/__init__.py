@@ -21,6 +21,7 @@ from kerazoo.recipes import load_recipe
 from kerazoo.runner import load_run, run_recipe
 from kerazoo.serving import export
 from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
+from kerazoo.translate import translate
 
 __version__ = "0.1.0"
 
@@ -40,4 +41,5 @@ __all__ = [
     "stream",
     "tokenizers",
     "train_tokenizer",
+    "translate",
 ]
