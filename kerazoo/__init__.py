@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Importing the tokenizers registers their classes with Keras, so that a
 # `.keras` file holding one loads in a fresh process after `import kerazoo`.
-from kerazoo import data, metrics, models, tokenizers
+from kerazoo import data, metrics, models, pairs, tokenizers
 from kerazoo.generate import generate, stream
 from kerazoo.models import build
 from kerazoo.metrics import score
@@ -22,6 +22,7 @@ from kerazoo.runner import load_run, run_recipe
 from kerazoo.serving import export
 from kerazoo.tasks.classify import classify
 from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
+from kerazoo.translate import translate
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,12 @@ __all__ = [
     "load_tokenizer",
     "metrics",
     "models",
+    "pairs",
     "run_recipe",
     "save_tokenizer",
     "score",
     "stream",
     "tokenizers",
     "train_tokenizer",
+    "translate",
 ]

@@ -28,7 +28,7 @@ def _search_fn(model, num_beams):
     return search
 
 
-def beam_search(model, prompts, max_new_tokens, num_beams):
+def beam_search(model, prompts, max_new_tokens, num_beams, cache_fn=None):
     """Returns the most likely continuation of each prompt under beam search.
 
     Args:
@@ -36,6 +36,8 @@ def beam_search(model, prompts, max_new_tokens, num_beams):
         prompts: list of lists of prompt ids.
         max_new_tokens: new tokens per row at most.
         num_beams: beams per prompt (1 is greedy decoding).
+        cache_fn: ``cache_fn(batch, length) -> cache`` instead of
+            ``model.init_cache`` (seq2seq: the encoded sources).
 
     Returns:
         A list of lists of new ids, end token excluded.
@@ -48,7 +50,7 @@ def beam_search(model, prompts, max_new_tokens, num_beams):
     per_model = decoding._COMPILED.setdefault(model, {})
     if key not in per_model:
         per_model[key] = decoding._compile(model, _search_fn(model, num_beams))
-    cache = model.init_cache(batch, width)
+    cache = (cache_fn or model.init_cache)(batch, width)
     tokens_t = ops.convert_to_tensor(tokens)
     if decoding._prefills(model):
         cache = model.prefill(tokens_t, cache)

@@ -4,6 +4,7 @@
     kerazoo compare RECIPE.toml ... [--out table.md]
     kerazoo report RUN_DIR ...
     kerazoo generate RUN_DIR --prompt TEXT [--temperature T]
+    kerazoo translate RUN_DIR --text TEXT | --file FILE [--num-beams N]
     kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
     kerazoo predict EXPORT_DIR BODY_JSON
     kerazoo bench generate|serve
@@ -48,6 +49,14 @@ def _parser():
     _add_train_args(p)
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("translate", help="translate texts with a trained seq2seq model (cached greedy or beam decoding)")
+    p.add_argument("run", help="a seq2seq run folder or .keras file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a text to translate (repeatable; decoded as one batch)")
+    source.add_argument("--file", help="a file with one text per line; prints JSON lines")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="output tokens at most (default: the model's target context - 1)")
+    p.add_argument("--num-beams", type=int, default=1, help="1: greedy decoding; more: beam search")
 
     p = sub.add_parser("report", help="print the Markdown table of finished runs")
     p.add_argument("runs", nargs="+", help="run folders")
@@ -99,7 +108,7 @@ def _parser():
     p.add_argument("--out", default="backends_curves.png", help="the image to write (default: backends_curves.png)")
     p.add_argument("--json", help="also write the histories and metrics to this JSON file")
 
-    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT) into a run folder")
+    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT, GPT-2) into a run folder")
     p.add_argument("checkpoint", help="a folder with config.json, model.safetensors or pytorch_model.bin, vocab.txt")
     p.add_argument("--name", help="the run name (default: the folder's name)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
@@ -125,6 +134,15 @@ def _cmd_train(args):
 def _print_result(result):
     m = result.metrics
     task = m.get("task", "causal_lm")
+    if task == "seq2seq":
+        print(f"held out ({m['val_pairs']:,} pairs): loss {m['val_loss']:.4f} nats/token | "
+              f"BLEU {m['val_bleu']:.2f} | ROUGE-1 {m['val_rouge1']:.4f} | ROUGE-2 {m['val_rouge2']:.4f} | "
+              f"ROUGE-L {m['val_rougeL']:.4f}")
+        print(f"training: {m['steps']} steps, {m['pairs_seen']:,} pairs, {(m['pairs_per_sec'] or 0):,.0f} pairs/s, "
+              f"{m['wall_seconds']:.0f}s")
+        print(f"sample: {result.sample!r}")
+        print(f"run folder: {result.path}")
+        return
     if task == "masked_lm":
         print(f"validation: masked-token loss {m['val_loss']:.4f} nats | perplexity {m['val_perplexity']:.2f} | "
               f"masked-token accuracy {m['val_masked_accuracy']:.2%}")
@@ -255,6 +273,23 @@ def _cmd_generate(args):
     return 0
 
 
+def _cmd_translate(args):
+    import json
+
+    from kerazoo.runner import load_run
+    from kerazoo.translate import translate
+
+    model = load_run(args.run)
+    texts = _read_prompts(args.file) if args.file else args.text
+    if not texts:
+        raise ValueError(f"{args.file} holds no texts")
+    max_new_tokens = args.max_new_tokens or getattr(model, "max_length", 2) - 1
+    outputs = translate(model, texts, max_new_tokens=max_new_tokens, num_beams=args.num_beams)
+    for text, output in zip(texts, outputs):
+        print(json.dumps({"text": text, "translation": output}, ensure_ascii=False) if args.file else output)
+    return 0
+
+
 def _installed_backends():
     import importlib.util
 
@@ -366,6 +401,7 @@ COMMANDS = {
     "compare": _cmd_compare,
     "report": _cmd_report,
     "generate": _cmd_generate,
+    "translate": _cmd_translate,
     "models": _cmd_models,
     "bench": _cmd_bench,
     "export": _cmd_export,

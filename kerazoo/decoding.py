@@ -265,9 +265,12 @@ class DecodeState:
         seed: sampler seed.
         stop_at_eos: end a row at the end token (benchmarks turn it off to
             decode a fixed number of tokens).
+        cache_fn: ``cache_fn(batch, length) -> cache`` making the initial
+            cache instead of ``model.init_cache`` (a seq2seq model's holds
+            its encoded sources; see ``kerazoo.translate``).
     """
 
-    def __init__(self, model, prompts, max_new_tokens, spec, seed=0, stop_at_eos=True):
+    def __init__(self, model, prompts, max_new_tokens, spec, seed=0, stop_at_eos=True, cache_fn=None):
         self.model, self.spec = model, spec
         self.n_rows = len(prompts)
         self.lengths = np.array([len(p) for p in prompts], np.int32)
@@ -282,7 +285,7 @@ class DecodeState:
         self.tokens = ops.convert_to_tensor(tokens)
         self.mask = ops.convert_to_tensor(mask)
         self.done = ops.convert_to_tensor(lengths >= self.row_end)
-        cache = model.init_cache(batch, _round_up(width, CHUNK) if _chunked(model) else width)
+        cache = (cache_fn or model.init_cache)(batch, _round_up(width, CHUNK) if _chunked(model) else width)
         if _prefills(model):
             cache = self.prefill(ops.slice(self.tokens, [0, 0], [batch, self.prompt_width]), cache)
             self.index = int(self.lengths.min())

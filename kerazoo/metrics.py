@@ -157,3 +157,54 @@ def score(model, texts, tokenizer=None, batch_size=32):
         out.append({"log_likelihood": -nats, "tokens": n, "perplexity": m["perplexity"],
                     "bits_per_byte": m["bits_per_byte"]})
     return out
+
+
+def bleu(hypotheses, references):
+    """Corpus BLEU (sacrebleu's defaults: 13a tokenization, 4-grams, one reference).
+
+    Args:
+        hypotheses: list of output strings.
+        references: list of reference strings, one per hypothesis.
+
+    Returns:
+        BLEU on a 0-100 scale.
+    """
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def rouge(hypotheses, references):
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (Google's ``rouge-score``).
+
+    Words are Unicode word characters, lowercased (``rouge-score``'s default
+    tokenizer keeps ASCII letters only, which would split French words at
+    every accent); no stemming.
+
+    Args:
+        hypotheses: list of output strings.
+        references: list of reference strings, one per hypothesis.
+
+    Returns:
+        ``{"rouge1": ..., "rouge2": ..., "rougeL": ...}``, each in [0, 1].
+    """
+    from rouge_score import rouge_scorer
+
+    kinds = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(kinds), tokenizer=_UnicodeWords())
+    totals = dict.fromkeys(kinds, 0.0)
+    for hyp, ref in zip(hypotheses, references):
+        scores = scorer.score(ref, hyp)
+        for kind in kinds:
+            totals[kind] += scores[kind].fmeasure
+    n = max(len(hypotheses), 1)
+    return {kind: totals[kind] / n for kind in kinds}
+
+
+class _UnicodeWords:
+    """A ``rouge-score`` tokenizer: lowercased runs of Unicode word characters."""
+
+    def tokenize(self, text):
+        import re
+
+        return re.findall(r"\w+", text.lower())

@@ -41,6 +41,9 @@ class DataSection:
     label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
     val_source: str = ""  # a separate validation file; empty: split data.source
     val_column: str = ""  # text field of data.val_source when it differs from data.column
+    source_column: str = "source"  # seq2seq: the source-text column / JSON field
+    target_column: str = "target"  # seq2seq: the target-text column / JSON field
+    header: bool = True  # CSV/TSV starts with a header row; false: columns are named "1", "2", ... by position
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +286,12 @@ def _check_task(recipe, where):
         _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
     if recipe.task_kind == "classify" and not recipe.data.label_column:
         _fail(where, "data.label_column", "must not be empty for a classify task")
+    if recipe.task_kind == "seq2seq":
+        d = recipe.data
+        if not d.source_column or not d.target_column:
+            _fail(where, "data.source_column", "and data.target_column must name the source and target columns")
+        if d.source_column == d.target_column:
+            _fail(where, "data.target_column", f"must differ from data.source_column ('{d.source_column}')")
 
 
 def _check_distribute(s, where):
@@ -428,7 +437,8 @@ def parse_recipe(raw, where="<recipe>"):
     _check_values(recipe, where)
     context = model.get("max_length")
     if recipe.task_kind != "causal_lm":
-        if context is not None and recipe.train.seq_len > context:
+        # seq2seq batches are whole pairs, padded to their longest: no seq_len windows.
+        if context is not None and recipe.train.seq_len > context and recipe.task_kind != "seq2seq":
             _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
         return recipe
     if context is not None and recipe.train.seq_len > context:

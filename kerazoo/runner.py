@@ -240,8 +240,11 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
 def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     """``run_recipe`` in this process's engine scope."""
     if recipe.task_kind != "causal_lm":
+        # Other tasks (seq2seq, ...) have their own runners on the same machinery.
         from kerazoo.tasks import TASK_RUNNERS
 
+        if recipe.task_kind not in TASK_RUNNERS:
+            raise ValueError(f"task '{recipe.task_kind}' has no runner yet; available: causal_lm, {', '.join(TASK_RUNNERS)}")
         return TASK_RUNNERS[recipe.task_kind](recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
     t = recipe.train
     work_dir = runs.partial_dir(runs_dir, recipe.name)

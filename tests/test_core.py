@@ -20,8 +20,9 @@ from kerazoo.tokenizers import EOS_ID
 
 pytestmark = pytest.mark.core
 
-# The next-token archs; the encoders' core tests are in test_bert.py / test_classify.py.
-ARCHS = [a.name for a in REGISTRY.values() if a.causal]
+# The next-token archs; the encoders' and seq2seq's core tests are in test_bert.py,
+# test_classify.py and test_seq2seq.py.
+ARCHS = [a.name for a in REGISTRY.values() if a.task == "causal_lm"]
 QUIET = dict(verbose=0, log=lambda *_: None)
 
 
@@ -78,13 +79,31 @@ def _recipe_file(tmp_path, arch):
     return str(path)
 
 
+# Tiny hyper-parameters of every arch of the registry (not only the causal ones).
+TINY = {
+    "gpt": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
+    "bert": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
+    "bilstm": dict(embed_dim=8, hidden_dim=8),
+    "seq2seq": dict(max_source_length=16, max_length=16, num_encoder_layers=1, num_decoder_layers=1,
+                    num_heads=2, hidden_dim=16),
+}
+
+
 def _tiny(arch, vocab_size=40):
-    hparams = dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16) if arch == "gpt" \
-        else dict(embed_dim=8, hidden_dim=16, num_layers=1)
+    hparams = TINY.get(arch, dict(embed_dim=8, hidden_dim=16, num_layers=1))
     return kz.build(arch, vocab_size=vocab_size, dropout=0.0, **hparams)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+def _batch(arch, ids):
+    """``(x, y)`` of one training batch for the arch's inputs."""
+    if arch == "seq2seq":
+        from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
+
+        return {ENCODER_INPUT: ids[:, 1:], DECODER_INPUT: ids[:, :-1]}, ids[:, 1:]
+    return ids[:, :-1], ids[:, 1:]
+
+
+@pytest.mark.parametrize("arch", list(REGISTRY))
 def test_each_train_step_uses_only_its_own_gradient(arch):
     """Step two from weights w1 equals one fresh step from w1.
 
@@ -100,9 +119,9 @@ def test_each_train_step_uses_only_its_own_gradient(arch):
     for m in (model, fresh):
         m.compile(optimizer=keras.optimizers.SGD(0.5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.train_on_batch(x[0, :, :-1], x[0, :, 1:])
+    model.train_on_batch(*_batch(arch, x[0]))
     fresh.set_weights(model.get_weights())
-    model.train_on_batch(x[1, :, :-1], x[1, :, 1:])
-    fresh.train_on_batch(x[1, :, :-1], x[1, :, 1:])
+    model.train_on_batch(*_batch(arch, x[1]))
+    fresh.train_on_batch(*_batch(arch, x[1]))
     for a, b in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6)

@@ -12,9 +12,16 @@ import json
 import os
 
 from kerazoo.hf import bert as bert_import
+from kerazoo.hf import gpt2 as gpt2_import
+
+
+def _import_gpt2(folder, config, log):
+    """GPT-2's importer in ``IMPORTERS``' form."""
+    return gpt2_import.import_gpt2(folder), {"arch": "gpt", "model_type": "gpt2"}
+
 
 # model_type of config.json -> importer(folder, config, log) -> (keras model, info dict)
-IMPORTERS = {"bert": bert_import.import_bert}
+IMPORTERS = {"bert": bert_import.import_bert, "gpt2": _import_gpt2}
 
 
 def read_config(folder):

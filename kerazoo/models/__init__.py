@@ -6,6 +6,7 @@ from kerazoo.models.classifier import Classifier
 from kerazoo.models.gpt import GPT, GPTConfig
 from kerazoo.models.registry import ARCHS, build, get_arch, list_archs, make_hparams
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
+from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = [
     "ARCHS",
@@ -18,6 +19,8 @@ __all__ = [
     "GPTConfig",
     "RecurrentConfig",
     "RecurrentLM",
+    "Seq2Seq",
+    "Seq2SeqConfig",
     "build",
     "get_arch",
     "list_archs",

@@ -173,6 +173,7 @@ class BERT(TokenizerHolder, keras.Model):
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tokenizer = tokenizer
+        self._register_torch_params()
 
     def _encode_layers(self, token_ids):
         """Hidden states and padding mask of ``token_ids`` through this model's layers."""

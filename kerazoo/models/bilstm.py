@@ -87,6 +87,7 @@ class BiLSTM(TokenizerHolder, keras.Model):
         self.num_layers = num_layers
         self.dropout = dropout
         self.tokenizer = tokenizer
+        self._register_torch_params()
 
     def _encode_layers(self, token_ids):
         padding_mask = ops.not_equal(token_ids, PAD_ID)

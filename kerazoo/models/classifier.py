@@ -107,6 +107,7 @@ class Classifier(TokenizerHolder, keras.Model):
         self.dropout = dropout
         self.max_length = max_length
         self.tokenizer = tokenizer
+        self._register_torch_params()
 
     def get_config(self):
         return {

@@ -21,6 +21,33 @@ from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.tokenizer_holder import TokenizerHolder
 
 
+def gelu_tanh(x):
+    """GELU with the tanh approximation (GPT-2's ``gelu_new``)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+@keras.saving.register_keras_serializable(package="kerazoo")
+class LogitBias(keras.layers.Layer):
+    """Adds a learned ``(vocab,)`` bias to logits (zeros at initialisation).
+
+    Args:
+        vocab_size: the logits' last dimension.
+    """
+
+    def __init__(self, vocab_size, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, logits):
+        return logits + ops.cast(self.bias, logits.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size}
+
+
 @dataclasses.dataclass
 class GPTConfig:
     """Hyper-parameters of a GPT-style decoder."""
@@ -33,6 +60,8 @@ class GPTConfig:
     dropout: float = field(0.1, "dropout on embeddings, attention and MLP outputs")
     tie_embeddings: bool = field(True, "share the token embedding matrix with the output head")
     layer_norm_epsilon: float = field(1e-5, "LayerNorm epsilon")
+    gelu_approximate: bool = field(False, "tanh approximation of GELU in the MLP (GPT-2's); false: the exact erf form")
+    logit_bias: bool = field(False, "a learned bias on the output logits (GPT-2 imports: keeps unused special ids out of reach)")
 
     def validate(self):
         """Raises ValueError on impossible values."""
@@ -59,6 +88,8 @@ class GPT(TokenizerHolder, keras.Model):
         dropout: dropout rate.
         tie_embeddings: reuse the token embedding as the output projection.
         layer_norm_epsilon: LayerNorm epsilon.
+        gelu_approximate: use GELU's tanh approximation (GPT-2) in the MLP.
+        logit_bias: add a learned bias to the output logits.
         tokenizer: optional tokenizer layer, saved with the model.
         name: model name.
 
@@ -91,6 +122,8 @@ class GPT(TokenizerHolder, keras.Model):
         dropout=0.1,
         tie_embeddings=True,
         layer_norm_epsilon=1e-5,
+        gelu_approximate=False,
+        logit_bias=False,
         tokenizer=None,
         name=None,
         **kwargs,
@@ -111,7 +144,7 @@ class GPT(TokenizerHolder, keras.Model):
                 intermediate_dim=intermediate_dim,
                 num_heads=num_heads,
                 dropout=dropout,
-                activation="gelu",
+                activation=gelu_tanh if gelu_approximate else "gelu",
                 layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=init,
                 normalize_first=True,
@@ -122,6 +155,7 @@ class GPT(TokenizerHolder, keras.Model):
         self.final_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")
         # Logits in float32 even under mixed precision (see rnn.py).
         self.logits_cast = keras.layers.Activation("linear", dtype="float32", name="logits")
+        self.head_bias = LogitBias(vocab_size, name="logit_bias") if logit_bias else None
 
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = self.token_embedding(token_ids)
@@ -130,7 +164,8 @@ class GPT(TokenizerHolder, keras.Model):
         for block in self.transformer_layers:
             x = block(x)  # causal mask is the default
         x = self.final_norm(x)
-        logits = self.logits_cast(self.token_embedding(x, reverse=True))
+        logits = self.token_embedding(x, reverse=True)
+        logits = self.logits_cast(self.head_bias(logits) if logit_bias else logits)
         super().__init__(inputs=token_ids, outputs=logits, name=name or "gpt", **kwargs)
 
         self.vocab_size = vocab_size
@@ -142,6 +177,8 @@ class GPT(TokenizerHolder, keras.Model):
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.gelu_approximate = gelu_approximate
+        self.logit_bias = logit_bias
         self.tokenizer = tokenizer
         self._register_torch_params()
 
@@ -202,7 +239,10 @@ class GPT(TokenizerHolder, keras.Model):
         x = gpt_decode._layer_norm(x, self.final_norm)
         embeddings = gpt_decode.weight(self.token_embedding.embeddings)
         head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
-        return ops.cast(ops.einsum("btd,vd->btv", x, head), "float32")
+        logits = ops.einsum("btd,vd->btv", x, head)
+        if self.logit_bias:
+            logits = logits + ops.cast(gpt_decode.weight(self.head_bias.bias), logits.dtype)
+        return ops.cast(logits, "float32")
 
     # A faster path for compiled loops (XLA): the loop carries a small chunk
     # of new keys/values and reads the big cache, which it writes once per
@@ -293,6 +333,8 @@ class GPT(TokenizerHolder, keras.Model):
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "gelu_approximate": self.gelu_approximate,
+            "logit_bias": self.logit_bias,
             "tokenizer": self._tokenizer_config(),
             "dtype": self.dtype_policy.name,  # mixed precision survives saving
         }

@@ -105,6 +105,7 @@ class TorchStep:
         self.final_norm = _norm(model.final_norm, dtype)
         head = self.embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings, dtype).T
         self.head = head.T.contiguous()
+        self.bias = _v(model.head_bias.bias) if getattr(model, "logit_bias", False) else None
 
     def __call__(self, token_ids, cache, index):
         """Logits of ``token_ids`` (int ``(batch, t)``) at positions ``index ...``.
@@ -122,7 +123,8 @@ class TorchStep:
         x = self.embeddings[token_ids] + self.positions[index:index + steps]
         for i, block in enumerate(self.blocks):
             x = block(x, cache[2 * i], cache[2 * i + 1], index)
-        return (F.layer_norm(x, *self.final_norm) @ self.head).float()
+        logits = F.layer_norm(x, *self.final_norm) @ self.head
+        return (logits if self.bias is None else logits + self.bias).float()
 
 
 def call_with_cache(model, token_ids, cache, index):

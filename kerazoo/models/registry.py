@@ -7,6 +7,7 @@ from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
 from kerazoo.models.gpt import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
+from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,10 @@ def _gpt_builder(vocab_size, config, tokenizer):
     return GPT(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
 
+def _seq2seq_builder(vocab_size, config, tokenizer):
+    return Seq2Seq(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
 ARCHS = {
     "rnn": Arch("rnn", "Sequential: Embedding -> SimpleRNN x N -> Dense", RecurrentConfig, _recurrent_builder("rnn"),
                 encoder=True),
@@ -67,6 +72,10 @@ ARCHS = {
                  BERTConfig, _bert_builder, causal=False, task="masked_lm", encoder=True, model_cls=BERT),
     "bilstm": Arch("bilstm", "functional: Embedding -> Bidirectional(LSTM) x N -> per-token head (pooled by classifiers)",
                    BiLSTMConfig, _bilstm_builder, causal=False, task="classify", encoder=True, model_cls=BiLSTM),
+    "seq2seq": Arch(
+        "seq2seq", "functional: Transformer encoder x N -> decoder x N with cross-attention -> tied head",
+        Seq2SeqConfig, _seq2seq_builder, causal=False, task="seq2seq", model_cls=Seq2Seq,
+    ),
 }
 
 
@@ -104,7 +113,7 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
     """Builds a model of the zoo.
 
     Args:
-        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``bert``, ``bilstm``).
+        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``bert``, ``bilstm``, ``seq2seq``).
         vocab_size: number of token ids. Taken from ``tokenizer`` if omitted.
         tokenizer: a kerazoo tokenizer layer; the model keeps it and saves it
             inside its ``.keras`` file.
@@ -112,7 +121,8 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
 
     Returns:
         A built ``keras.Model`` mapping int token ids ``(batch, length)`` to
-        logits ``(batch, length, vocab_size)``.
+        logits ``(batch, length, vocab_size)`` (``seq2seq``: a dict of
+        ``encoder_token_ids`` and ``decoder_token_ids`` to decoder logits).
 
     Raises:
         ValueError: unknown arch, unknown or ill-typed hyper-parameter,

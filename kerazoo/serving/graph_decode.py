@@ -113,7 +113,7 @@ def _prefill(model, tokens, cache, n_positions):
     return cache, filled
 
 
-def decode(model, tokens, lengths, new_tokens, settings):
+def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     """Runs the decoding loop over a prompt buffer.
 
     Args:
@@ -123,6 +123,8 @@ def decode(model, tokens, lengths, new_tokens, settings):
         new_tokens: int32 ``(batch,)`` new-token budgets.
         settings: dict of per-row ``temperature``, ``top_k``, ``top_p``,
             ``seed`` tensors (see ``graph_sampling.next_token``).
+        cache: an initial cache of ``width`` positions instead of
+            ``model.init_cache`` (a seq2seq model's holds its encoded sources).
 
     Returns:
         int32 ``(batch, width)``: prompts followed by the chosen tokens
@@ -134,7 +136,8 @@ def decode(model, tokens, lengths, new_tokens, settings):
     tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
     positions = tf.range(width)[None, :]
     prompt_mask = positions < lengths[:, None]
-    cache = model.init_cache(batch, width)
+    if cache is None:
+        cache = model.init_cache(batch, width)
     start = tf.constant(0)
     if getattr(model, "max_length", None) is not None:
         cache, start = _prefill(model, tokens, cache, tf.reduce_min(lengths) - 1)

@@ -21,7 +21,7 @@ import math
 import tensorflow as tf
 
 from kerazoo.serving import graph_decode
-from kerazoo.tokenizers import PAD_ID
+from kerazoo.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 # Documented defaults of the settings (README, "Serving with TF Serving on GPU").
 DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
@@ -163,6 +163,69 @@ def classify(model, tokenizer, default_new_tokens=None, cap=None):
 
     return {"serving_default": classify_texts, "classify": classify_texts}
 
+def _translate(model, tokenizer, texts, max_new_tokens, cap):
+    """Graph translation: greedy outputs, their token counts and the source tokens kept.
+
+    The same plan as ``kerazoo.translate``: sources end with the end token
+    and keep their first ``max_source_length - 1`` tokens; the encoder runs
+    once (``model.start_cache``); the decoder starts from ``<s>`` and runs
+    the graph decoding loop of causal LMs with that cache.
+    """
+    ids = tokenizer.tokenize(graph_decode.valid_utf8(texts))
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids)
+    ids = tf.cast(ids[:, : model.max_source_length - 1], tf.int32)
+    rows = tf.shape(texts)[0]
+    end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(EOS_ID, tf.int32)))
+    sources = tf.concat([ids, end], axis=1)
+    new_tokens = graph_decode.clamp_new_tokens(max_new_tokens, cap)
+    start = tf.fill([rows, 1], tf.constant(BOS_ID, tf.int32))
+    lengths = tf.ones([rows], tf.int32)
+    cache = model.start_cache(sources.to_tensor(PAD_ID), tf.reduce_max(lengths + new_tokens))
+    greedy = {"temperature": tf.zeros([rows]), "top_k": tf.zeros([rows], tf.int32),
+              "top_p": tf.ones([rows]), "seed": tf.zeros([rows], tf.int32)}
+    tokens = graph_decode.decode(model, start, lengths, new_tokens, greedy, cache=cache)
+    generated = graph_decode.new_tokens_of(tokens, lengths, new_tokens)
+    return {
+        "translations": graph_decode.valid_utf8(tokenizer.detokenize(generated)),
+        "token_counts": tf.cast(generated.row_lengths(), tf.int32),
+        "source_tokens": tf.cast(sources.row_lengths(), tf.int32),
+    }
+
+
+def seq2seq(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None):
+    """The signatures of a seq2seq model.
+
+    - ``serving_default``: ``texts`` and per-row ``max_new_tokens`` ->
+      ``translations``, ``token_counts``, ``source_tokens``
+    - ``translate``: ``texts`` only, with the export's default length
+
+    Both decode greedily; ``max_new_tokens`` is clamped into ``[0, cap]``
+    (the target context minus the start token at most).
+
+    Args:
+        model: a ``seq2seq`` model of the zoo (TensorFlow backend).
+        tokenizer: its tokenizer layer.
+        default_new_tokens: output tokens of the ``translate`` signature.
+        cap: most output tokens per request.
+
+    Returns:
+        ``{name: tf.function}``.
+    """
+    cap = new_token_cap(model, cap)
+    default_new_tokens = min(int(default_new_tokens), cap)
+    texts_spec = tf.TensorSpec([None], tf.string, name="texts")
+
+    @tf.function(autograph=False, input_signature=[texts_spec, _SETTINGS_SPECS["max_new_tokens"]])
+    def serving_default(texts, max_new_tokens):
+        return _translate(model, tokenizer, texts, max_new_tokens, cap)
+
+    @tf.function(autograph=False, input_signature=[texts_spec])
+    def translate(texts):
+        return _translate(model, tokenizer, texts, tf.fill([tf.shape(texts)[0]], default_new_tokens), cap)
+
+    return {"serving_default": serving_default, "translate": translate}
+
 
 def model_kind(model):
     """The kind of model, which picks its signatures."""
@@ -170,9 +233,11 @@ def model_kind(model):
 
     if isinstance(model, Classifier):
         return "classify"
+    if hasattr(model, "start_cache") and hasattr(model, "max_source_length"):
+        return "seq2seq"
     if hasattr(model, "call_with_cache"):
         return "causal_lm"
     raise ValueError(f"cannot export a {type(model).__name__}: no serving signatures for this kind of model")
 
 
-BUILDERS = {"causal_lm": causal_lm, "classify": classify}
+BUILDERS = {"causal_lm": causal_lm, "classify": classify, "seq2seq": seq2seq}

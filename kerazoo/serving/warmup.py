@@ -46,7 +46,17 @@ def classify_requests():
     return [("serving_default", {"texts": texts[:1]}), ("classify", {"texts": texts})]
 
 
-REQUESTS = {"causal_lm": causal_lm_requests, "classify": classify_requests}
+def seq2seq_requests(new_tokens=4):
+    """Warm-up inputs of a seq2seq model: one text, and a batch of different lengths."""
+    texts = np.array([p.encode("utf-8") for p in SAMPLE_PROMPTS], dtype=object)
+    return [
+        ("serving_default", {"texts": texts[:1], "max_new_tokens": np.full([1], new_tokens, np.int32)}),
+        ("serving_default", {"texts": texts, "max_new_tokens": np.full([len(texts)], new_tokens, np.int32)}),
+        ("translate", {"texts": texts[:1]}),
+    ]
+
+
+REQUESTS = {"causal_lm": causal_lm_requests, "classify": classify_requests, "seq2seq": seq2seq_requests}
 
 
 def write(export_dir, model_name, requests):

@@ -7,8 +7,10 @@ log, callbacks)``, which returns a ``runner.RunResult``.
 
 from kerazoo.tasks import classify as classify_task
 from kerazoo.tasks import masked_lm as masked_lm_task
+from kerazoo.tasks import seq2seq as seq2seq_task
 
 TASK_RUNNERS = {
     "masked_lm": masked_lm_task.run,
     "classify": classify_task.run,
+    "seq2seq": seq2seq_task.run,
 }

@@ -1,0 +1,108 @@
+"""Import of a local Hugging Face GPT-2 checkpoint: tokenizer, logits and greedy parity."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kerazoo as kz
+from kerazoo.hf import import_checkpoint
+from kerazoo.hf.gpt2 import import_gpt2
+from kerazoo.tokenizers import NUM_SPECIAL_TOKENS
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+MERGES = ["Ġ t", "h e", "Ġt he", "i s", "Ġ a", "o n"]
+TEXTS = ["the cat is on the mat", "Hello, world! 你好"]
+
+
+def _byte_characters():
+    """GPT-2's printable stand-in character for each of the 256 bytes, in byte order."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def _byte_vocabulary():
+    tokens = _byte_characters()
+    for merge in MERGES:
+        a, b = merge.split(" ")
+        tokens.append(a + b)
+    tokens.append("<|endoftext|>")
+    return {token: i for i, token in enumerate(tokens)}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small random GPT-2 saved with save_pretrained, plus a tiny BPE vocabulary."""
+    folder = str(tmp_path_factory.mktemp("gpt2"))
+    vocab = _byte_vocabulary()
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(MERGES) + "\n")
+    eot = vocab["<|endoftext|>"]
+    config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                     bos_token_id=eot, eos_token_id=eot)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():  # larger weights than the 0.02 init, so greedy outputs vary
+        hf.transformer.wte.weight.mul_(20.0)
+    hf.save_pretrained(folder)
+    hf_tokenizer = transformers.GPT2Tokenizer(vocab=dict(vocab), merges=[tuple(m.split(" ")) for m in MERGES])
+    return folder, hf, hf_tokenizer
+
+
+def test_tokenizer_matches_hugging_face(checkpoint):
+    folder, _, hf_tokenizer = checkpoint
+    model = import_gpt2(folder)
+    tokenizer = model.tokenizer
+    assert tokenizer.kind == "gpt2" and tokenizer.eos_id == 3
+    for text in TEXTS:
+        ours = tokenizer.tokenize(text).numpy().tolist()
+        assert ours == [i + NUM_SPECIAL_TOKENS for i in hf_tokenizer.encode(text)]
+        assert tokenizer.detokenize(ours).numpy().decode("utf-8") == text
+
+
+def test_logits_match_to_1e_4_and_greedy_matches(checkpoint):
+    folder, hf, hf_tokenizer = checkpoint
+    model = import_gpt2(folder)
+    eot = hf.config.eos_token_id
+    hf_ids = [eot] + hf_tokenizer.encode(TEXTS[0])
+    with torch.no_grad():
+        expected = hf(torch.tensor([hf_ids])).logits.numpy()
+    zoo_ids = np.array([[3] + [i + NUM_SPECIAL_TOKENS for i in hf_ids[1:]]], np.int32)
+    logits = keras.ops.convert_to_numpy(model(zoo_ids))
+    # zoo id of every GPT-2 id: i + 5, and <|endoftext|> -> 3.
+    order = [i + NUM_SPECIAL_TOKENS for i in range(eot)] + [3]
+    np.testing.assert_allclose(logits[..., order], expected, atol=1e-4, rtol=1e-4)
+
+    prompt = "the cat"
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([[eot] + hf_tokenizer.encode(prompt)]), max_new_tokens=8, do_sample=False,
+                          eos_token_id=eot, pad_token_id=eot)
+    new = [i for i in out[0, len(hf_tokenizer.encode(prompt)) + 1:].tolist() if i != eot]
+    expected_text = hf_tokenizer.decode(new, clean_up_tokenization_spaces=False)
+    assert len(new) >= 3
+    assert kz.generate(model, prompt, max_new_tokens=8) == expected_text
+
+
+def test_import_checkpoint_writes_a_run_that_reloads(checkpoint, tmp_path):
+    folder, _, _ = checkpoint
+    path = import_checkpoint(folder, "tiny_gpt2", str(tmp_path / "runs"))
+    model = kz.load_run(path)
+    assert model.logit_bias and model.gelu_approximate and model.tokenizer.kind == "gpt2"
+    assert kz.load_tokenizer(os.path.join(path, "tokenizer")).tokenize("the cat").numpy().tolist() == \
+        model.tokenizer.tokenize("the cat").numpy().tolist()
+    assert kz.generate(model, "the cat", max_new_tokens=6) == kz.generate(import_gpt2(folder), "the cat", max_new_tokens=6)
+    with pytest.raises(ValueError, match="no config.json"):
+        import_checkpoint(str(tmp_path), "x", str(tmp_path / "runs"))
