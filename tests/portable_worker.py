@@ -4,6 +4,7 @@
     python tests/portable_worker.py load OUT_DIR IN_DIR... # load, record
 
 Each records, per arch, the logits of fixed inputs and a greedy continuation
+(``load`` also: the losses of a few training steps from the loaded weights)
 in ``OUT_DIR/<arch>.<backend>.npz`` (for ``load``: the model's origin backend
 is in the file name it loaded).
 """
@@ -32,10 +33,23 @@ INPUTS = np.array([[3] + [ord(c) + 5 for c in "To be, or not to be"]] * 2, np.in
 PROMPT = "The quick"
 
 
-def _record(model, path):
+def _recipe_train(arch):
+    return parse_recipe({"model": {"arch": arch}, "train": {"steps": 6, "eval_every": 6, "warmup_steps": 1,
+                                                           "learning_rate": 1e-2}}).train
+
+
+def _training_losses(model, arch):
+    """Losses of a few AdamW steps (the recipe optimizer) on fixed batches, from the model's weights."""
+    compile_model(model, _recipe_train(arch))
+    batches = np.random.default_rng(0).integers(5, 120, size=(4, 4, 17)).astype("int32")
+    return np.array([float(model.train_on_batch(b[:, :-1], b[:, 1:])) for b in batches])
+
+
+def _record(model, path, arch=None):
     logits = keras.ops.convert_to_numpy(model(INPUTS, training=False))
     greedy = kz.generate(model, PROMPT, 12)
-    np.savez(path, logits=logits, greedy=np.array(greedy))
+    losses = _training_losses(model, arch) if arch else np.zeros([0])
+    np.savez(path, logits=logits, greedy=np.array(greedy), losses=losses)
 
 
 def train(out_dir):
@@ -45,9 +59,7 @@ def train(out_dir):
     for arch in HPARAMS:
         keras.utils.set_random_seed(0)
         model = kz.build(arch, tokenizer=tokenizer, dropout=0.0, **HPARAMS[arch])
-        t = parse_recipe({"model": {"arch": arch}, "train": {"steps": 6, "eval_every": 6, "warmup_steps": 1,
-                                                            "learning_rate": 1e-2}}).train
-        compile_model(model, t)
+        compile_model(model, _recipe_train(arch))
         model.fit(data_lib.lm_dataset(ids, 16, 4, seed=0, repeat=True), steps_per_epoch=6, epochs=1,
                   verbose=0, shuffle=False)
         model.save(os.path.join(out_dir, f"{arch}.{backend}.keras"))
@@ -58,8 +70,8 @@ def load(out_dir, in_dirs):
     for in_dir in in_dirs:
         for name in sorted(os.listdir(in_dir)):
             if name.endswith(".keras"):
-                model = keras.saving.load_model(os.path.join(in_dir, name), safe_mode=True)
-                _record(model, os.path.join(out_dir, name[: -len(".keras")] + ".npz"))
+                model = keras.saving.load_model(os.path.join(in_dir, name), safe_mode=True, compile=False)
+                _record(model, os.path.join(out_dir, name[: -len(".keras")] + ".npz"), arch=name.split(".")[0])
 
 
 if __name__ == "__main__":

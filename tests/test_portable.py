@@ -61,3 +61,19 @@ def test_same_logits_and_greedy_text_on_another_backend(results, saved_on, loade
     original, moved = results[saved_on, saved_on][arch], results[saved_on, loaded_on][arch]
     np.testing.assert_allclose(moved["logits"], original["logits"], atol=1e-4, rtol=0)
     assert str(moved["greedy"]) == str(original["greedy"])
+
+
+@pytest.mark.parametrize("arch", list(HPARAMS))
+@pytest.mark.parametrize("saved_on", BACKENDS)
+def test_same_weights_train_the_same_on_every_backend(results, saved_on, arch):
+    """From the same weights on the same batches, every backend gives the same losses.
+
+    Curves differ between backends only through their initial weights (each
+    backend draws its own); a backend whose optimizer step differs (e.g.
+    gradients that leak between steps) shows up here.
+    """
+    losses = {b: results[saved_on, b][arch]["losses"] for b in BACKENDS if b != saved_on}
+    first, *others = losses.values()
+    assert len(first) == 4
+    for other in others:
+        np.testing.assert_allclose(other, first, atol=1e-4, rtol=0)
