@@ -68,7 +68,7 @@ kind = "classify"
 seq_len = 24
 batch_size = 16
 steps = 30
-eval_every = 15
+eval_every = 30
 warmup_steps = 3
 learning_rate = 1e-2
 {extra}
