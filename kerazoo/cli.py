@@ -136,7 +136,7 @@ def _print_result(result):
               f"{m['val_bits_per_byte']:.4f} bits/byte")
     print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
           f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
-    if result.sample:
+    if task == "causal_lm":
         print(f"sample: {result.sample!r}")
     print(f"run folder: {result.path}")
 
