@@ -152,9 +152,13 @@ def _print_result(result):
     elif "val_bits_per_byte" in m:
         print(f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
               f"{m['val_bits_per_byte']:.4f} bits/byte")
-    print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
-          f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
-    if result.sample:
+    if "texts_seen" in m:
+        print(f"training: {m['steps']} steps, {m['texts_seen']:,} texts, "
+              f"{(m['texts_per_sec'] or 0):,.1f} texts/s, {m['wall_seconds']:.0f}s")
+    else:
+        print(f"training: {m['steps']} steps, {m['tokens_seen']:,} tokens, "
+              f"{(m['tokens_per_sec'] or 0):,.0f} tokens/s, {m['wall_seconds']:.0f}s")
+    if task == "causal_lm":
         print(f"sample: {result.sample!r}")
     print(f"run folder: {result.path}")
 

@@ -68,7 +68,7 @@ kind = "classify"
 seq_len = 24
 batch_size = 16
 steps = 30
-eval_every = 15
+eval_every = 30
 warmup_steps = 3
 learning_rate = 1e-2
 {extra}
@@ -84,6 +84,7 @@ def test_bilstm_classifier_from_scratch_learns_and_keeps_label_names(labelled, t
     result = kz.run_recipe(recipe, str(tmp_path / "runs"), **QUIET)
     m = json.load(open(os.path.join(result.path, "metrics.json")))
     assert m["task"] == "classify" and m["labels"] == ["neg", "pos"] and m["val_rows"] == 40
+    assert m["texts_seen"] == 30 * 16 and "tokens_seen" not in m
     assert m["confusion_matrix"]["labels"] == ["neg", "pos"]
     assert sum(map(sum, m["confusion_matrix"]["matrix"])) == 40
     assert m["val_accuracy"] >= 0.8, m  # two sentiment words per text: easy

@@ -97,3 +97,11 @@ def test_bad_checkpoint_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="missing key"):
         hf.import_checkpoint(str(tmp_path / "ck"), runs_dir=str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["ck"]  # nothing half-written
+
+
+def test_cli_import_hf_bad_folder_exits_2(tmp_path, capsys):
+    from kerazoo.cli import main
+
+    assert main(["import-hf", str(tmp_path / "nope"), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kerazoo: error: checkpoint folder") and len(err.strip().splitlines()) == 1

@@ -308,8 +308,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     nll = -np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)).mean()
     log(f"validation: accuracy {scores['accuracy']:.2%} | macro-F1 {scores['macro_f1']:.4f} | "
         f"loss {nll:.4f} over {len(y_val):,} rows")
-    metrics = common.common_metrics(model, recipe, tokenizer, history, clock, counter, started, parallel,
-                                    t.batch_size * t.seq_len)
+    metrics = common.common_metrics(model, recipe, tokenizer, history, clock, counter, started, parallel, None)
     metrics.update({
         "val_accuracy": scores["accuracy"],
         "val_macro_f1": scores["macro_f1"],

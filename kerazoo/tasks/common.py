@@ -108,10 +108,18 @@ def common_metrics(model, recipe, tokenizer, history, clock, counter, started, p
     """The metrics every run reports (arch, sizes, steps, speed, backend).
 
     Args:
-        tokens_per_step: tokens in one training batch, for tokens/s.
+        tokens_per_step: tokens in one training batch, for tokens/s; None
+            for batches of texts (then ``texts_seen`` and ``texts_per_sec``).
     """
     t = recipe.train
     steps_done = len(history) * t.eval_every
+    if tokens_per_step is None:  # batches of texts padded per bucket: count texts, not tokens
+        return {
+            **_base_metrics(model, recipe, tokenizer, history, steps_done),
+            "texts_seen": steps_done * t.batch_size,
+            "texts_per_sec": counter.steps * t.batch_size / clock.train_seconds if clock.train_seconds else None,
+            **_timing(clock, started, parallel, t),
+        }
     return {
         "arch": recipe.arch,
         "task": recipe.task_kind,
@@ -122,6 +130,28 @@ def common_metrics(model, recipe, tokenizer, history, clock, counter, started, p
         "steps": steps_done,
         "tokens_seen": steps_done * tokens_per_step,
         "tokens_per_sec": counter.steps * tokens_per_step / clock.train_seconds if clock.train_seconds else None,
+        "train_seconds": clock.train_seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "backend": keras.backend.backend(),
+        "precision": t.precision,
+        "devices": parallel.replicas,
+    }
+
+
+def _base_metrics(model, recipe, tokenizer, history, steps_done):
+    return {
+        "arch": recipe.arch,
+        "task": recipe.task_kind,
+        "params": int(model.count_params()),
+        "tokenizer": tokenizer.kind,
+        "vocab_size": int(tokenizer.vocabulary_size()),
+        "train_loss": history[-1]["loss"] if history else None,
+        "steps": steps_done,
+    }
+
+
+def _timing(clock, started, parallel, t):
+    return {
         "train_seconds": clock.train_seconds,
         "wall_seconds": time.perf_counter() - started,
         "backend": keras.backend.backend(),
