@@ -36,10 +36,14 @@ def exported(tmp_path_factory):
     return model, path
 
 
-def test_layout_signatures_and_greedy_parity(exported):
+@pytest.fixture(scope="module")
+def served(exported):
+    return tf.saved_model.load(exported[1])
+
+
+def test_layout_signatures_and_greedy_parity(exported, served):
     model, path = exported
     assert path.endswith(os.path.join("tiny_s2s", "1"))
-    served = tf.saved_model.load(path)
     assert set(served.signatures) == {"serving_default", "translate"}
     out = served.signatures["serving_default"](texts=tf.constant(TEXTS), max_new_tokens=tf.fill([len(TEXTS)], NEW))
     texts = [t.decode("utf-8") for t in out["translations"].numpy()]
@@ -53,13 +57,12 @@ def test_layout_signatures_and_greedy_parity(exported):
     assert odd["token_counts"].numpy()[0] == 0 and odd["token_counts"].numpy()[1] <= TINY["max_length"] - 1
 
 
-def test_warmup_records_and_no_xla(exported):
+def test_warmup_records_and_no_xla(exported, served):
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported
     records = warmup.read(path)
     assert [name for name, _ in records] == ["serving_default", "serving_default", "translate"]
-    served = tf.saved_model.load(path)
     for name, inputs in records:
         served.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
     proto = saved_model_pb2.SavedModel()
