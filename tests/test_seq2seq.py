@@ -12,7 +12,6 @@ from kerazoo import pairs as pairs_lib
 from kerazoo.beam import beam_search
 from kerazoo.cli import main
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
-from kerazoo.tasks.seq2seq import compile_seq2seq
 from kerazoo.tokenizers import BOS_ID, EOS_ID
 from kerazoo.translate import _cache_fn, encode_sources, translate, translate_ids
 
@@ -65,6 +64,7 @@ def test_forward_shapes_and_registry(model):
         kz.build("seq2seq", vocab_size=50, hidden_dim=10, num_heads=3)
 
 
+@pytest.mark.core  # every backend
 def test_cached_greedy_equals_recomputing_the_decoder(model, tokenizer):
     sources, _ = encode_sources(tokenizer, ["the cat sat", "a big red house and a dog"], model.max_source_length)
     cached = translate_ids(model, sources, 10)
@@ -72,6 +72,7 @@ def test_cached_greedy_equals_recomputing_the_decoder(model, tokenizer):
     assert any(len(ids) >= 3 for ids in cached), "the test model should produce non-trivial outputs"
 
 
+@pytest.mark.core  # every backend
 def test_batch_of_different_lengths_equals_one_at_a_time_and_one_beam_is_greedy(model, tokenizer):
     # Two rows: the same batch bucket as the test above, so no new compilation.
     texts = ["the", "the cat sat on a mat and the dog ran"]
@@ -96,6 +97,7 @@ def test_long_sources_are_cut_and_bad_arguments_refused(model, tokenizer):
         translate(gpt, "the")
 
 
+@pytest.mark.core  # every backend
 def test_save_and_reload_in_safe_mode(model, tmp_path):
     path = str(tmp_path / "s2s.keras")
     model.save(path)
@@ -185,6 +187,7 @@ sample_tokens = 6
     return str(path)
 
 
+@pytest.mark.core  # every backend
 def test_recipe_run_writes_bleu_and_rouge_and_reloads(tmp_path, capsys):
     recipe = kz.load_recipe(_recipe(tmp_path))
     assert recipe.task_kind == "seq2seq"
