@@ -21,7 +21,7 @@ import keras_hub
 from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
-from kerazoo.models.tokenizer_holder import TokenizerHolder
+from kerazoo.models.functional import FunctionalZooModel
 from kerazoo.tokenizers import PAD_ID
 
 # Activations a checkpoint may name; "gelu" is the exact (erf) GELU of BERT.
@@ -73,7 +73,7 @@ class BERTConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class BERT(TokenizerHolder, keras.Model):
+class BERT(FunctionalZooModel, keras.Model):
     """A BERT-style encoder with a masked-LM head (functional).
 
     Args:
@@ -99,13 +99,6 @@ class BERT(TokenizerHolder, keras.Model):
         >>> model = BERT(vocab_size=100, max_length=32, num_layers=2, hidden_dim=32, num_heads=2)
         >>> model.summary()
     """
-
-    def __setattr__(self, name, value):
-        # Layers are made before the functional graph exists; on torch a
-        # Module refuses sub-modules before Module.__init__ (see gpt.py).
-        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
-            return object.__setattr__(self, name, value)
-        return super().__setattr__(name, value)
 
     def __init__(
         self,

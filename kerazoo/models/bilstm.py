@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
-from kerazoo.models.tokenizer_holder import TokenizerHolder
+from kerazoo.models.functional import FunctionalZooModel
 from kerazoo.tokenizers import PAD_ID
 
 
@@ -41,7 +41,7 @@ class BiLSTMConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class BiLSTM(TokenizerHolder, keras.Model):
+class BiLSTM(FunctionalZooModel, keras.Model):
     """A bidirectional LSTM encoder with a per-token output head (functional).
 
     Args:
@@ -60,12 +60,6 @@ class BiLSTM(TokenizerHolder, keras.Model):
     Example:
         >>> model = BiLSTM(vocab_size=100, hidden_dim=16)
     """
-
-    def __setattr__(self, name, value):
-        # See gpt.py: layers exist before the functional graph (torch).
-        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
-            return object.__setattr__(self, name, value)
-        return super().__setattr__(name, value)
 
     def __init__(self, vocab_size, embed_dim=128, hidden_dim=128, num_layers=1, dropout=0.2,
                  tokenizer=None, name=None, **kwargs):

@@ -14,7 +14,7 @@ head (masked-LM or next-token) is not part of the classifier.
 import keras
 from keras import ops
 
-from kerazoo.models.tokenizer_holder import TokenizerHolder
+from kerazoo.models.functional import FunctionalZooModel
 
 POOLINGS = ("cls", "mean", "last")
 
@@ -46,7 +46,7 @@ def pool(hidden, padding_mask, pooling):
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class Classifier(TokenizerHolder, keras.Model):
+class Classifier(FunctionalZooModel, keras.Model):
     """A text classifier: an encoder of the zoo plus a pooled linear head.
 
     Args:
@@ -65,12 +65,6 @@ class Classifier(TokenizerHolder, keras.Model):
     ``kerazoo.tasks.classify.pack``; it returns float32 logits
     ``(batch, len(label_names))``.
     """
-
-    def __setattr__(self, name, value):
-        # See gpt.py: layers exist before the functional graph (torch).
-        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
-            return object.__setattr__(self, name, value)
-        return super().__setattr__(name, value)
 
     def __init__(self, encoder_arch, encoder_config, label_names, pooling="cls", dropout=0.1, max_length=128,
                  tokenizer=None, name=None, **kwargs):

@@ -18,7 +18,7 @@ from keras import ops
 
 from kerazoo.models import gpt_decode
 from kerazoo.models.hparams import field, require_dropout, require_positive
-from kerazoo.models.tokenizer_holder import TokenizerHolder
+from kerazoo.models.functional import FunctionalZooModel
 
 
 def gelu_tanh(x):
@@ -75,7 +75,7 @@ class GPTConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class GPT(TokenizerHolder, keras.Model):
+class GPT(FunctionalZooModel, keras.Model):
     """A GPT-style causal language model (functional).
 
     Args:
@@ -101,15 +101,6 @@ class GPT(TokenizerHolder, keras.Model):
         >>> model = GPT(vocab_size=100, max_length=32, num_layers=2, hidden_dim=32, num_heads=2)
         >>> model.summary()
     """
-
-    def __setattr__(self, name, value):
-        # On the torch backend a Keras model is a torch.nn.Module, which
-        # refuses sub-layers assigned before Module.__init__; the layers are
-        # built before the functional graph exists. keras_hub's Backbone uses
-        # the same route: the functional graph tracks the layers anyway.
-        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
-            return object.__setattr__(self, name, value)
-        return super().__setattr__(name, value)
 
     def __init__(
         self,

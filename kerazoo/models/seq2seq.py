@@ -35,7 +35,7 @@ from keras import ops
 from kerazoo.models import gpt_decode
 from kerazoo.models.gpt_decode import _einsum_dense, _layer_norm, weight
 from kerazoo.models.hparams import field, require_dropout, require_positive
-from kerazoo.models.tokenizer_holder import TokenizerHolder
+from kerazoo.models.functional import FunctionalZooModel
 from kerazoo.tokenizers import PAD_ID
 
 ENCODER_INPUT = "encoder_token_ids"
@@ -73,7 +73,7 @@ class Seq2SeqConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class Seq2Seq(TokenizerHolder, keras.Model):
+class Seq2Seq(FunctionalZooModel, keras.Model):
     """A Transformer encoder–decoder (functional) for sequence-to-sequence tasks.
 
     Args:
@@ -100,12 +100,6 @@ class Seq2Seq(TokenizerHolder, keras.Model):
         ...                 num_encoder_layers=1, num_decoder_layers=1, hidden_dim=32, num_heads=2)
         >>> logits = model({"encoder_token_ids": src, "decoder_token_ids": tgt})
     """
-
-    def __setattr__(self, name, value):
-        # See GPT.__setattr__: torch refuses sub-layers set before Module.__init__.
-        if name != "tokenizer" and keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
-            return object.__setattr__(self, name, value)
-        return super().__setattr__(name, value)
 
     def __init__(
         self,

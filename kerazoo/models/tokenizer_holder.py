@@ -27,25 +27,6 @@ class TokenizerHolder:
         """The tokenizer layer the model was trained with, or None."""
         return self.__dict__.get("_kerazoo_tokenizer")
 
-    def _register_torch_params(self):
-        """Registers the model's variables as its torch parameters (torch backend only).
-
-        Call it at the end of ``__init__``. A functional model whose layers
-        are assigned before ``keras.Model.__init__`` (keras_hub's Backbone
-        pattern, used here so torch accepts the assignments) ends up with an
-        empty ``torch_params``: Keras fills it while the attribute setter
-        still bypasses ``torch.nn.Module``. Keras' torch ``train_step``
-        clears gradients with ``Module.zero_grad()``, which only sees
-        registered parameters, so without this every step would add its
-        gradients to all earlier ones.
-        """
-        if keras.config.backend() != "torch":
-            return
-        import torch
-
-        params = torch.nn.ParameterDict({v.path: v.value for v in self.variables})
-        torch.nn.Module.__setattr__(self, "_torch_params", params)
-
     def _tokenizer_config(self):
         """The tokenizer's serialized config, for ``get_config``."""
         if self.tokenizer is None:
