@@ -7,7 +7,8 @@
     kerazoo translate RUN_DIR --text TEXT | --file FILE [--num-beams N]
     kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
     kerazoo predict EXPORT_DIR BODY_JSON
-    kerazoo bench generate|serve
+    kerazoo bench train|generate|serve|all [--backend ...] [--out DIR]
+    kerazoo leaderboard [--source builtin:pydocs] [--tokenizer unigram] [--tokens N] [--out DIR]
     kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
     kerazoo import-hf CHECKPOINT_DIR --name NAME [--runs-dir runs]
     kerazoo classify RUN_DIR --text TEXT [--text TEXT ...]
@@ -116,6 +117,15 @@ def _parser():
     p = sub.add_parser("classify", help="classify texts with a classifier run; prints JSON lines")
     p.add_argument("run", help="a classifier run folder or .keras file")
     p.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
+
+    p = sub.add_parser("leaderboard", help="train every causal arch on one corpus, one tokenizer, one token budget; rank and plot")
+    p.add_argument("--source", default="builtin:pydocs", help="the corpus, as data.source of a recipe (default: builtin:pydocs)")
+    p.add_argument("--archs", default="", help="comma-separated causal archs (default: all of them)")
+    p.add_argument("--tokenizer", default="unigram", help="the shared tokenizer's kind (default: unigram)")
+    p.add_argument("--vocab-size", type=int, default=None, help="its vocabulary size (default: the kind's)")
+    p.add_argument("--tokens", type=int, default=None, help="training tokens per arch (default: 300 steps of 16x128)")
+    _add_train_args(p)
+    p.add_argument("--out", default="leaderboard", help="folder for leaderboard.json, .md and .png (default: leaderboard)")
 
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
@@ -371,6 +381,24 @@ def _cmd_curves(args):
     return 0
 
 
+def _cmd_leaderboard(args):
+    from kerazoo import leaderboard
+    from kerazoo.runs import write_json, write_text
+
+    archs = leaderboard.parse_archs(args.archs) if args.archs else None
+    budget = args.tokens if args.tokens is not None else leaderboard.DEFAULT_TOKENS
+    _check_out(args.out)  # fails before training, not after it
+    rows = leaderboard.run(args.source, archs, args.tokenizer, args.vocab_size, budget, args.runs_dir, args.overrides)
+    os.makedirs(args.out, exist_ok=True)
+    table = leaderboard.markdown(rows, args.source)
+    write_json(os.path.join(args.out, "leaderboard.json"), rows)
+    write_text(os.path.join(args.out, "leaderboard.md"), table)
+    png = leaderboard.plot(rows, os.path.join(args.out, "leaderboard.png"), f"zoo leaderboard: {args.source}")
+    print(table)
+    print(f"results: {args.out}/leaderboard.json, .md; plot: {png}")
+    return 0
+
+
 def _cmd_models(args):
     from kerazoo.models import list_archs
 
@@ -411,6 +439,7 @@ COMMANDS = {
     "export": _cmd_export,
     "predict": _cmd_predict,
     "curves": _cmd_curves,
+    "leaderboard": _cmd_leaderboard,
 }
 
 
