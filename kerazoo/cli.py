@@ -93,12 +93,15 @@ def _parser():
     p.add_argument("body", help='the JSON body, e.g. \'{"instances": [{"prompts": "def"}], "signature_name": "greedy"}\'')
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["generate", "serve"],
-                   help="generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
-                        "serve: the exported SavedModel vs in-process generation")
+    p.add_argument("suite", choices=["train", "generate", "serve", "all"],
+                   help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
+                        "generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
+                        "serve: the exported SavedModel vs in-process generation; all: the three in turn")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
-    p.add_argument("--repeats", type=int, default=2, help="timed calls per setting; the best is kept")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
+    p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
@@ -333,18 +336,32 @@ def _cmd_predict(args):
 
 
 def _cmd_bench(args):
-    if args.suite == "serve":
-        return _bench_serve(args)
-    from kerazoo.bench import generate_suite
-
     backends = _installed_backends() if args.backend == "all" else args.backend.split(",")
     unknown = [b for b in backends if b not in ("tensorflow", "jax", "torch")]
     if unknown:
         raise ValueError(f"unknown backend '{unknown[0]}'; valid: tensorflow, jax, torch, all")
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    rows = generate_suite.run_all(backends, args.repeats)
-    return _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    suites = ["train", "generate", "serve"] if args.suite == "all" else [args.suite]
+    for suite in suites:
+        BENCH_SUITES[suite](args, backends)
+    return 0
+
+
+def _bench_train(args, backends):
+    from kerazoo.bench import train_suite
+
+    rows = train_suite.run_all(backends, args.steps, args.repeats or 3)
+    _write_bench(args.out, "train", rows, train_suite.markdown(rows))
+
+
+def _bench_generate(args, backends):
+    from kerazoo.bench import generate_suite
+
+    rows = generate_suite.run_all(backends, args.repeats or 2)
+    _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
 
 
 def _write_bench(out, suite, rows, table):
@@ -360,11 +377,15 @@ def _write_bench(out, suite, rows, table):
     return 0
 
 
-def _bench_serve(args):
+def _bench_serve(args, backends):
+    # The SavedModel is TensorFlow's: this suite runs on the TensorFlow backend only.
     from kerazoo.bench import serve_suite
 
     rows = serve_suite.run()
-    return _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
+    _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
+
+
+BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve}
 
 
 def _cmd_curves(args):
