@@ -195,6 +195,7 @@ def plot(rows, path, title="zoo leaderboard"):
             ax.scatter(r[key], r["val_bits_per_byte"], s=40)
             ax.annotate(r["arch"], (r[key], r["val_bits_per_byte"]), textcoords="offset points", xytext=(5, 5))
         ax.set_xscale("log")
+        ax.margins(0.15)  # room for the labels at the edges
         ax.set_xlabel(label + " (log scale)")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("validation bits per byte (lower is better)")
