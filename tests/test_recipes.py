@@ -28,6 +28,21 @@ def test_shipped_pydocs_recipes_share_tokenizer_settings():
     assert len({(r.data, r.tokenizer) for r in recipes}) == 1
 
 
+@pytest.mark.parametrize("path, nanogpt", [
+    # nanoGPT config/train_shakespeare_char.py: (layers, heads, dim, context, batch, iters, dropout)
+    ("recipes/shakespeare_char.toml", (4, 4, 128, 64, 12, 2000, 0.0)),  # with the README's CPU overrides
+    ("recipes/shakespeare_char_gpu.toml", (6, 6, 384, 256, 64, 5000, 0.2)),
+])
+def test_shakespeare_recipes_match_nanogpt(path, nanogpt):
+    r = load_recipe(path)
+    h, t = r.hparams, r.train
+    assert (h["num_layers"], h["num_heads"], h["hidden_dim"], h["max_length"], t.batch_size, t.steps, h["dropout"]) == nanogpt
+    assert t.seq_len == h["max_length"]  # nanoGPT trains on full blocks
+    assert (r.data.split, r.data.val_fraction, r.tokenizer.kind) == ("tail", 0.1, "char")  # first 90% / last 10%
+    assert (t.learning_rate, t.learning_rate * t.min_lr_ratio, t.warmup_steps, t.weight_decay, t.clipnorm) == pytest.approx(
+        (1e-3, 1e-4, 100, 0.1, 1.0))
+
+
 def test_defaults_fill_in_and_name_comes_from_file(tmp_path):
     recipe = load_recipe(_write(tmp_path, '[model]\narch = "gru"\n', "my_run.toml"))
     assert recipe.name == "my_run" and recipe.arch == "gru"
