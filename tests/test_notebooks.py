@@ -25,6 +25,16 @@ def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"causal_lm.ipynb", "encoder_classification.ipynb", "seq2seq.ipynb"}
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path):
+    """Outputs are not kept in git: they would hold one machine's timings and
+    paths, bloat every diff with images, and go stale; this test makes fresh ones."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs (jupyter nbconvert --clear-output --inplace)"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
