@@ -7,7 +7,8 @@
     kerazoo translate RUN_DIR --text TEXT | --file FILE [--num-beams N]
     kerazoo export RUN_DIR [--name NAME] [--base-dir saved_models]
     kerazoo predict EXPORT_DIR BODY_JSON
-    kerazoo bench generate|serve
+    kerazoo bench train|generate|serve|all [--backend ...] [--out DIR]
+    kerazoo leaderboard [--source builtin:pydocs] [--tokenizer unigram] [--tokens N] [--out DIR]
     kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
     kerazoo import-hf CHECKPOINT_DIR --name NAME [--runs-dir runs]
     kerazoo classify RUN_DIR --text TEXT [--text TEXT ...]
@@ -92,12 +93,15 @@ def _parser():
     p.add_argument("body", help='the JSON body, e.g. \'{"instances": [{"prompts": "def"}], "signature_name": "greedy"}\'')
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["generate", "serve"],
-                   help="generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
-                        "serve: the exported SavedModel vs in-process generation")
+    p.add_argument("suite", choices=["train", "generate", "serve", "all"],
+                   help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
+                        "generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
+                        "serve: the exported SavedModel vs in-process generation; all: the three in turn")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
-    p.add_argument("--repeats", type=int, default=2, help="timed calls per setting; the best is kept")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
+    p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
@@ -116,6 +120,15 @@ def _parser():
     p = sub.add_parser("classify", help="classify texts with a classifier run; prints JSON lines")
     p.add_argument("run", help="a classifier run folder or .keras file")
     p.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
+
+    p = sub.add_parser("leaderboard", help="train every causal arch on one corpus, one tokenizer, one token budget; rank and plot")
+    p.add_argument("--source", default="builtin:pydocs", help="the corpus, as data.source of a recipe (default: builtin:pydocs)")
+    p.add_argument("--archs", default="", help="comma-separated causal archs (default: all of them)")
+    p.add_argument("--tokenizer", default="unigram", help="the shared tokenizer's kind (default: unigram)")
+    p.add_argument("--vocab-size", type=int, default=None, help="its vocabulary size (default: the kind's)")
+    p.add_argument("--tokens", type=int, default=None, help="training tokens per arch (default: 300 steps of 16x128)")
+    _add_train_args(p)
+    p.add_argument("--out", default="leaderboard", help="folder for leaderboard.json, .md and .png (default: leaderboard)")
 
     sub.add_parser("models", help="list the architectures and their hyper-parameters")
     return parser
@@ -323,18 +336,32 @@ def _cmd_predict(args):
 
 
 def _cmd_bench(args):
-    if args.suite == "serve":
-        return _bench_serve(args)
-    from kerazoo.bench import generate_suite
-
     backends = _installed_backends() if args.backend == "all" else args.backend.split(",")
     unknown = [b for b in backends if b not in ("tensorflow", "jax", "torch")]
     if unknown:
         raise ValueError(f"unknown backend '{unknown[0]}'; valid: tensorflow, jax, torch, all")
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    rows = generate_suite.run_all(backends, args.repeats)
-    return _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    suites = ["train", "generate", "serve"] if args.suite == "all" else [args.suite]
+    for suite in suites:
+        BENCH_SUITES[suite](args, backends)
+    return 0
+
+
+def _bench_train(args, backends):
+    from kerazoo.bench import train_suite
+
+    rows = train_suite.run_all(backends, args.steps, args.repeats or 3)
+    _write_bench(args.out, "train", rows, train_suite.markdown(rows))
+
+
+def _bench_generate(args, backends):
+    from kerazoo.bench import generate_suite
+
+    rows = generate_suite.run_all(backends, args.repeats or 2)
+    _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
 
 
 def _write_bench(out, suite, rows, table):
@@ -350,11 +377,15 @@ def _write_bench(out, suite, rows, table):
     return 0
 
 
-def _bench_serve(args):
+def _bench_serve(args, backends):
+    # The SavedModel is TensorFlow's: this suite runs on the TensorFlow backend only.
     from kerazoo.bench import serve_suite
 
     rows = serve_suite.run()
-    return _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
+    _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
+
+
+BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve}
 
 
 def _cmd_curves(args):
@@ -368,6 +399,24 @@ def _cmd_curves(args):
     if args.json:
         write_json(args.json, results)
     print(f"plot: {args.out}")
+    return 0
+
+
+def _cmd_leaderboard(args):
+    from kerazoo import leaderboard
+    from kerazoo.runs import write_json, write_text
+
+    archs = leaderboard.parse_archs(args.archs) if args.archs else None
+    budget = args.tokens if args.tokens is not None else leaderboard.DEFAULT_TOKENS
+    _check_out(args.out)  # fails before training, not after it
+    rows = leaderboard.run(args.source, archs, args.tokenizer, args.vocab_size, budget, args.runs_dir, args.overrides)
+    os.makedirs(args.out, exist_ok=True)
+    table = leaderboard.markdown(rows, args.source)
+    write_json(os.path.join(args.out, "leaderboard.json"), rows)
+    write_text(os.path.join(args.out, "leaderboard.md"), table)
+    png = leaderboard.plot(rows, os.path.join(args.out, "leaderboard.png"), f"zoo leaderboard: {args.source}")
+    print(table)
+    print(f"results: {args.out}/leaderboard.json, .md; plot: {png}")
     return 0
 
 
@@ -411,6 +460,7 @@ COMMANDS = {
     "export": _cmd_export,
     "predict": _cmd_predict,
     "curves": _cmd_curves,
+    "leaderboard": _cmd_leaderboard,
 }
 
 

@@ -9,10 +9,6 @@ model for every new token. Only the current Keras backend is measured;
 ``run_all`` runs one process per backend.
 """
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -180,17 +176,9 @@ def _gpt_rows(rows):
 
 def run_all(backends, repeats=2):
     """Runs the suite in one subprocess per backend and gathers the results."""
-    rows = []
-    for backend in backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-        code = f"import json; from kerazoo.bench import generate_suite as g; print('RESULT' + json.dumps(g.run_current_backend({repeats})))"
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-        if proc.returncode or not lines:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"generate benchmark on {backend} failed: {' | '.join(tail)}")
-        rows += json.loads(lines[-1][len("RESULT"):])
-    return rows
+    from kerazoo.bench import per_backend
+
+    return per_backend.run("kerazoo.bench.generate_suite", "run_current_backend", {"repeats": repeats}, backends, "generate")
 
 
 def markdown(rows):

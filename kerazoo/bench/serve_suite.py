@@ -17,10 +17,6 @@ figures are requests/s, p50 and p99 latency, and the ratio of the
 SavedModel's p50 latency to in-process.
 """
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -100,7 +96,8 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
     from kerazoo.generate import generate
     from kerazoo.serving import export
 
-    requests = requests or REQUESTS
+    # JSON (the subprocess hand-over) turns int keys into strings.
+    requests = {int(k): v for k, v in (requests or REQUESTS).items()}
     model = _model()
     with tempfile.TemporaryDirectory() as base:
         started = time.perf_counter()
@@ -136,15 +133,9 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
 
 def run(requests=None):
     """Runs the suite in a TensorFlow-backend subprocess (exports need TF)."""
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    code = ("import json; from kerazoo.bench import serve_suite as s; "
-            f"print('RESULT' + json.dumps(s.run_current_backend(requests={requests!r})))")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"serve benchmark failed: {' | '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT"):])
+    from kerazoo.bench import per_backend
+
+    return per_backend.run("kerazoo.bench.serve_suite", "run_current_backend", {"requests": requests}, ["tensorflow"], "serve")
 
 
 def markdown(rows):

@@ -1,0 +1,254 @@
+"""The ``train`` suite: training speed side by side with a peer, and MFU.
+
+Two comparisons, each on identical dimensions, random weights and the same
+random token batch every step (so the input pipeline costs nothing and both
+sides do exactly the same work):
+
+- kerazoo ``gpt`` against a keras_hub ``GPT2Backbone`` causal LM
+  (``GPT2CausalLM`` without a preprocessor);
+- kerazoo ``lstm`` against the plain Keras ``Sequential`` model
+  Embedding -> LSTM -> Dense.
+
+Both sides compile with the same optimizer (AdamW) and loss, and train with
+``model.fit``. Each side is timed over ``steps`` steps after a warm-up
+``fit`` that compiles it; the two sides alternate, ``repeats`` times, and the
+best time of each is kept (the least disturbed by other load).
+
+**FLOPs per token** are counted as matmul FLOPs, the convention of PaLM
+(appendix B) and nanoGPT's ``estimate_mfu``: a multiply-accumulate is 2
+FLOPs, the backward pass costs twice the forward, so a training token costs
+``3 x forward``. Forward, per token:
+
+- gpt: ``L * (8 d^2 + 4 d f + 4 T d) + 2 d V`` (Q, K, V and output
+  projections; the two MLP matmuls; attention scores and the weighted sum over
+  the whole context T, not halved for the causal mask; the output head);
+- lstm: ``sum over layers of 8 h (in + h) + 2 h V`` (the four gates' input and
+  recurrent matmuls; the output head).
+
+Embedding look-ups, layer norms, softmax and element-wise work are not
+counted. **MFU** is achieved FLOP/s divided by the float32 matmul peak of the
+same backend, measured in the same process as the best FLOP/s of a square
+``keras.ops.matmul`` (1024 to 3072).
+"""
+
+import time
+
+import numpy as np
+
+GPT_CONFIG = dict(vocab_size=2048, num_layers=4, num_heads=4, hidden_dim=256, max_length=256)
+GPT_BATCH, GPT_SEQ = 16, 256
+LSTM_CONFIG = dict(vocab_size=2048, embed_dim=128, hidden_dim=256, num_layers=1)
+LSTM_BATCH, LSTM_SEQ = 16, 128
+PEAK_SIZES = (1024, 2048, 3072)
+
+
+def gpt_flops_per_token(num_layers, hidden_dim, seq_len, vocab_size, intermediate_dim=None):
+    """Training FLOPs per token of a GPT (see the module docstring).
+
+    Args:
+        num_layers: L.
+        hidden_dim: d.
+        seq_len: T, the training context.
+        vocab_size: V.
+        intermediate_dim: f (default ``4 d``).
+
+    Returns:
+        FLOPs (float).
+    """
+    d, f = hidden_dim, intermediate_dim or 4 * hidden_dim
+    forward = num_layers * (8 * d * d + 4 * d * f + 4 * seq_len * d) + 2 * d * vocab_size
+    return 3.0 * forward
+
+
+def lstm_flops_per_token(embed_dim, hidden_dim, num_layers, vocab_size):
+    """Training FLOPs per token of a stacked LSTM LM (see the module docstring).
+
+    Returns:
+        FLOPs (float).
+    """
+    forward, width = 0, embed_dim
+    for _ in range(num_layers):
+        forward += 8 * hidden_dim * (width + hidden_dim)
+        width = hidden_dim
+    return 3.0 * (forward + 2 * hidden_dim * vocab_size)
+
+
+def matmul_peak(sizes=PEAK_SIZES, repeats=5):
+    """The float32 matmul peak of the current backend, in FLOP/s.
+
+    Args:
+        sizes: square matrix sizes to try.
+        repeats: timed products per size (the best is kept).
+
+    Returns:
+        The best FLOP/s over sizes.
+    """
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for n in sizes:
+        a = ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32))
+        b = ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32))
+        ops.convert_to_numpy(ops.matmul(a, b))  # warm-up
+        for _ in range(repeats):
+            started = time.perf_counter()
+            ops.convert_to_numpy(ops.matmul(a, b)[0, 0])  # waits for the product; copies one number
+            best = max(best, 2.0 * n ** 3 / (time.perf_counter() - started))
+    return best
+
+
+def _compile(model):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def _kerazoo_gpt():
+    from kerazoo.models import build
+
+    # keras_hub's GPT-2 uses the tanh GELU; so does this side, for identical work.
+    return _compile(build("gpt", dropout=0.0, gelu_approximate=True, **GPT_CONFIG))
+
+
+def _keras_hub_gpt():
+    import keras
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=GPT_CONFIG["vocab_size"], num_layers=GPT_CONFIG["num_layers"],
+        num_heads=GPT_CONFIG["num_heads"], hidden_dim=GPT_CONFIG["hidden_dim"],
+        intermediate_dim=4 * GPT_CONFIG["hidden_dim"], max_sequence_length=GPT_CONFIG["max_length"], dropout=0.0,
+    )
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    # keras.Model.compile, not the task's: the task adds an accuracy metric,
+    # which would make its side do more work than ours.
+    keras.Model.compile(
+        lm, optimizer=keras.optimizers.AdamW(learning_rate=1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return lm
+
+
+def _kerazoo_lstm():
+    from kerazoo.models import build
+
+    return _compile(build("lstm", dropout=0.0, **LSTM_CONFIG))
+
+
+def _keras_lstm():
+    import keras
+
+    c = LSTM_CONFIG
+    return _compile(keras.Sequential([
+        keras.Input(shape=(None,), dtype="int32"),
+        keras.layers.Embedding(c["vocab_size"], c["embed_dim"]),
+        keras.layers.LSTM(c["hidden_dim"], return_sequences=True),
+        keras.layers.Dense(c["vocab_size"]),
+    ]))
+
+
+def _batch(batch, seq_len, vocab_size, padding_mask=False):
+    """One random ``(x, y)`` batch, repeated forever as a ``tf.data`` pipeline."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, vocab_size, size=(batch, seq_len + 1), dtype=np.int32)
+    x, y = ids[:, :-1], ids[:, 1:]
+    if padding_mask:
+        x = {"token_ids": x, "padding_mask": np.ones_like(x, dtype=bool)}
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+def _fit_seconds(model, data, steps):
+    started = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - started
+
+
+def _side_by_side(ours, peer, steps, warmup, repeats):
+    """Best ``fit`` time of each side over ``steps`` steps, alternating."""
+    for model, data in (ours, peer):
+        _fit_seconds(model, data, warmup)  # compiles
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for i, (model, data) in enumerate((ours, peer)):
+            best[i] = min(best[i], _fit_seconds(model, data, steps))
+    return best
+
+
+def _row(name, peer_name, times, tokens_per_step, flops, peak):
+    import keras
+
+    ours_tps, peer_tps = tokens_per_step / times[0], tokens_per_step / times[1]
+    return {
+        "backend": keras.backend.backend(), "model": name, "peer": peer_name,
+        "kerazoo_tokens_per_s": ours_tps, "peer_tokens_per_s": peer_tps, "ratio": ours_tps / peer_tps,
+        "flops_per_token": flops, "kerazoo_mfu": ours_tps * flops / peak, "peer_mfu": peer_tps * flops / peak,
+        "peak_flops": peak,
+    }
+
+
+def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
+    """Measures both comparisons on the current backend.
+
+    Args:
+        steps: timed optimizer steps per ``fit``.
+        warmup: steps of the compiling ``fit``.
+        repeats: timed ``fit`` calls per side (the best is kept).
+        models: which comparisons to run (``gpt``, ``lstm``).
+
+    Returns:
+        One result dict per comparison.
+    """
+    peak = matmul_peak()
+    rows = []
+    if "gpt" in models:
+        c = GPT_CONFIG
+        times = _side_by_side(
+            (_kerazoo_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"])),
+            (_keras_hub_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"], padding_mask=True)),
+            steps, warmup, repeats,
+        )
+        flops = gpt_flops_per_token(c["num_layers"], c["hidden_dim"], GPT_SEQ, c["vocab_size"])
+        rows.append(_row("gpt", "keras_hub GPT2CausalLM", [t / steps for t in times], GPT_BATCH * GPT_SEQ, flops, peak))
+    if "lstm" in models:
+        c = LSTM_CONFIG
+        data = _batch(LSTM_BATCH, LSTM_SEQ, c["vocab_size"])
+        times = _side_by_side((_kerazoo_lstm(), data), (_keras_lstm(), data), steps, warmup, repeats)
+        flops = lstm_flops_per_token(c["embed_dim"], c["hidden_dim"], c["num_layers"], c["vocab_size"])
+        rows.append(_row("lstm", "Keras Sequential LSTM", [t / steps for t in times], LSTM_BATCH * LSTM_SEQ, flops, peak))
+    return rows
+
+
+def run_all(backends, steps=20, repeats=3):
+    """Runs the suite in one subprocess per backend and gathers the results."""
+    from kerazoo.bench import per_backend
+
+    kwargs = {"steps": steps, "repeats": repeats}
+    return per_backend.run("kerazoo.bench.train_suite", "run_current_backend", kwargs, backends, "train")
+
+
+def markdown(rows):
+    """The results as a Markdown table."""
+    lines = [
+        f"gpt: {GPT_CONFIG['num_layers']} layers, {GPT_CONFIG['num_heads']} heads, {GPT_CONFIG['hidden_dim']} dim, "
+        f"vocab {GPT_CONFIG['vocab_size']}, batch {GPT_BATCH} x {GPT_SEQ} tokens. lstm: embed {LSTM_CONFIG['embed_dim']}, "
+        f"hidden {LSTM_CONFIG['hidden_dim']}, {LSTM_CONFIG['num_layers']} layer, vocab {LSTM_CONFIG['vocab_size']}, "
+        f"batch {LSTM_BATCH} x {LSTM_SEQ}. float32, AdamW, model.fit.",
+        "",
+        "| backend | model | peer | kerazoo tokens/s | peer tokens/s | ratio | kerazoo MFU | peer MFU | "
+        "train GFLOP/token | matmul peak GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['model']} | {r['peer']} | {r['kerazoo_tokens_per_s']:,.0f} | "
+            f"{r['peer_tokens_per_s']:,.0f} | {r['ratio']:.2f}x | {100 * r['kerazoo_mfu']:.1f}% | "
+            f"{100 * r['peer_mfu']:.1f}% | {r['flops_per_token'] / 1e9:.4f} | {r['peak_flops'] / 1e9:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"

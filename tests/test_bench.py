@@ -1,0 +1,59 @@
+"""``kerazoo bench``: the FLOP counts behind MFU, the train suite's rows, bad input.
+
+Speed itself is never asserted here (timed tests are flaky on shared
+machines); ``kerazoo bench`` measures it.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from kerazoo import cli
+from kerazoo.bench import train_suite
+from kerazoo.models import build
+
+
+def _kernel_sizes(model):
+    """Multiply-accumulates per token of every dense matmul weight (kernels only)."""
+    return sum(int(np.prod(w.shape)) for w in model.weights if "kernel" in w.path and len(w.shape) >= 2)
+
+
+def test_gpt_flops_count_every_matmul_weight_and_attention():
+    model = build("gpt", vocab_size=97, max_length=32, num_layers=2, num_heads=2, hidden_dim=16, dropout=0.0)
+    matmul_weights = _kernel_sizes(model) + 97 * 16  # + the tied output head
+    attention = 2 * 4 * 32 * 16  # per layer: scores and weighted sum over the context
+    assert train_suite.gpt_flops_per_token(2, 16, 32, 97) == 3 * (2 * matmul_weights + attention)
+
+
+def test_lstm_flops_count_every_matmul_weight():
+    model = build("lstm", vocab_size=97, embed_dim=8, hidden_dim=16, num_layers=2, dropout=0.0)
+    assert train_suite.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
+
+
+def test_train_suite_rows(monkeypatch):
+    monkeypatch.setattr(train_suite, "GPT_CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=16))
+    monkeypatch.setattr(train_suite, "GPT_SEQ", 16)
+    monkeypatch.setattr(train_suite, "GPT_BATCH", 2)
+    monkeypatch.setattr(train_suite, "LSTM_CONFIG", dict(vocab_size=64, embed_dim=8, hidden_dim=16, num_layers=1))
+    monkeypatch.setattr(train_suite, "LSTM_SEQ", 16)
+    monkeypatch.setattr(train_suite, "LSTM_BATCH", 2)
+    monkeypatch.setattr(train_suite, "PEAK_SIZES", (128,))
+    rows = train_suite.run_current_backend(steps=2, warmup=1, repeats=1)
+    assert [r["model"] for r in rows] == ["gpt", "lstm"]
+    for r in rows:
+        assert r["kerazoo_tokens_per_s"] > 0 and r["peer_tokens_per_s"] > 0 and r["peak_flops"] > 0
+        assert math.isclose(r["ratio"], r["kerazoo_tokens_per_s"] / r["peer_tokens_per_s"])
+        assert math.isclose(r["kerazoo_mfu"], r["kerazoo_tokens_per_s"] * r["flops_per_token"] / r["peak_flops"])
+    table = train_suite.markdown(rows)
+    assert "| gpt | keras_hub GPT2CausalLM |" in table and "| lstm | Keras Sequential LSTM |" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "train", "--backend", "tf"], "unknown backend 'tf'"),
+    (["bench", "train", "--steps", "0"], "--steps must be at least 1"),
+    (["bench", "all", "--repeats", "0"], "--repeats must be at least 1"),
+])
+def test_bad_bench_arguments_are_user_errors(argv, message, capsys):
+    assert cli.main(argv) == cli.USER_ERROR
+    assert message in capsys.readouterr().err
