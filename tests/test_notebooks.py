@@ -41,9 +41,10 @@ def test_notebook_is_stored_without_outputs(path):
 def test_notebook_runs(path, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     # The kernel inherits this environment: the checkout's kerazoo comes first
-    # even when another copy is installed, and plots need no display.
+    # even when another copy is installed. MPLBACKEND is dropped so that plots
+    # take ipykernel's inline backend (PNG outputs, no display needed).
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     client = nbclient.NotebookClient(
         notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
