@@ -32,7 +32,7 @@ def test_notebook_is_stored_without_outputs(path):
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs (jupyter nbconvert --clear-output --inplace)"
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: clear all outputs before committing"
 
 
 @pytest.mark.slow
