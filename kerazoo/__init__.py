@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Importing the tokenizers registers their classes with Keras, so that a
 # `.keras` file holding one loads in a fresh process after `import kerazoo`.
-from kerazoo import data, hf, metrics, models, pairs, tokenizers
+from kerazoo import attention, data, hf, metrics, models, pairs, tokenizers
 from kerazoo.generate import generate, stream
 from kerazoo.models import build
 from kerazoo.metrics import score
@@ -27,6 +27,7 @@ from kerazoo.translate import translate
 __version__ = "0.1.0"
 
 __all__ = [
+    "attention",
     "build",
     "classify",
     "data",
