@@ -426,7 +426,8 @@ def parse_recipe(raw, where="<recipe>"):
         if key not in known:
             raise RecipeError(f"{where}: unknown key '{key}'; valid top-level keys: {', '.join(sorted(known))}")
     stem = os.path.splitext(os.path.basename(where))[0]
-    name = raw.get("name") or (stem if where.endswith(".toml") else "run")
+    # An explicit name is checked as given (an empty one is a mistake, not "the default").
+    name = raw["name"] if "name" in raw else (stem if where.endswith(".toml") else "run")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
     sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}
