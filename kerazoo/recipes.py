@@ -14,6 +14,7 @@ an impossible value fails with a message that names the file and the key.
 """
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -216,6 +217,8 @@ def _parse_section(cls, raw, where, section):
             raise RecipeError(
                 f"{where}: '{section}.{key}' must be {_type_name(hints[key])}, got {value!r}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: '{section}.{key}' must be a finite number, got {value!r}")
     values = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
     return cls(**values)
 
