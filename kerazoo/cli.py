@@ -316,8 +316,6 @@ def _cmd_predict(args):
 
     from kerazoo.serving.rest import predict
 
-    if not os.path.isfile(os.path.join(args.export_dir, "saved_model.pb")):
-        raise ValueError(f"{args.export_dir} is not a SavedModel folder (no saved_model.pb)")
     print(json.dumps(predict(args.export_dir, args.body), ensure_ascii=False, indent=1))
     return 0
 
