@@ -346,7 +346,7 @@ def _cmd_soak(args):
     print(f"soak: {report['requests']:,} requests in {seconds:.0f}s x {report['concurrency']} threads, "
           f"{report['errors']} errors; latency p50 {report['latency_ms_p50'] or 0:.1f} ms, "
           f"p95 {report['latency_ms_p95'] or 0:.1f} ms")
-    print(f"RSS: start {report['rss_start_mb']:.1f} MB, after warm-up {report['rss_after_warmup_mb']:.1f} MB, "
+    print(f"RSS: start {report['rss_start_mb']:.1f} MB, after warm-up (half the run) {report['rss_after_warmup_mb']:.1f} MB, "
           f"end {report['rss_end_mb']:.1f} MB, peak {report['rss_peak_mb']:.1f} MB; "
           f"growth {report['growth_mb']:+.1f} MB, slope {report['slope_mb_per_min']:+.2f} MB/min")
     verdict = "memory GREW" if report["grew"] else "no memory growth"
