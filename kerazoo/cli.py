@@ -9,6 +9,7 @@
     kerazoo predict EXPORT_DIR BODY_JSON
     kerazoo bench train|generate|serve|all [--backend ...] [--out DIR]
     kerazoo leaderboard [--source builtin:pydocs] [--tokenizer unigram] [--tokens N] [--out DIR]
+    kerazoo soak EXPORT_DIR [--minutes M | --seconds S] [--concurrency N] [--out FILE]
     kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
     kerazoo import-hf CHECKPOINT_DIR --name NAME [--runs-dir runs]
     kerazoo classify RUN_DIR --text TEXT [--text TEXT ...]
@@ -91,6 +92,18 @@ def _parser():
     p = sub.add_parser("predict", help="answer a TF Serving REST :predict JSON body with an export, in-process")
     p.add_argument("export_dir", help="a version folder, e.g. saved_models/pydocs_gpt/1")
     p.add_argument("body", help='the JSON body, e.g. \'{"instances": [{"prompts": "def"}], "signature_name": "greedy"}\'')
+
+    p = sub.add_parser("soak", help="send continuous generate requests to an export for a while and watch its memory")
+    p.add_argument("export_dir", help="a version folder, e.g. saved_models/pydocs_gpt/1")
+    span = p.add_mutually_exclusive_group()
+    span.add_argument("--minutes", type=float, help="how long to run (default: 20 minutes)")
+    span.add_argument("--seconds", type=float, help="how long to run, in seconds (for a quick check)")
+    p.add_argument("--concurrency", type=int, default=1, help="threads sending requests at once (default 1)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between memory samples (default 5)")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="most new tokens a request asks for (default 16)")
+    p.add_argument("--tolerance-mb", type=float, default=16.0,
+                   help="RSS growth after warm-up still counted as none (default 16 MB, and at least 2%%)")
+    p.add_argument("--out", help="also write the report (with every RSS sample) to this JSON file")
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
     p.add_argument("suite", choices=["train", "generate", "serve", "all"],
@@ -329,10 +342,31 @@ def _cmd_predict(args):
 
     from kerazoo.serving.rest import predict
 
-    if not os.path.isfile(os.path.join(args.export_dir, "saved_model.pb")):
-        raise ValueError(f"{args.export_dir} is not a SavedModel folder (no saved_model.pb)")
     print(json.dumps(predict(args.export_dir, args.body), ensure_ascii=False, indent=1))
     return 0
+
+
+def _cmd_soak(args):
+    from kerazoo.runs import write_json
+    from kerazoo.serving.soak import soak
+
+    _check_out(args.out)
+    seconds = args.seconds if args.seconds is not None else 60 * (args.minutes if args.minutes is not None else 20)
+    report = soak(args.export_dir, seconds, concurrency=args.concurrency, interval=args.interval,
+                  tolerance_mb=args.tolerance_mb, max_new_tokens=args.max_new_tokens)
+    if args.out:
+        write_json(args.out, report)
+    print(f"soak: {report['requests']:,} requests in {seconds:.0f}s x {report['concurrency']} threads, "
+          f"{report['errors']} errors; latency p50 {report['latency_ms_p50'] or 0:.1f} ms, "
+          f"p95 {report['latency_ms_p95'] or 0:.1f} ms")
+    print(f"RSS: start {report['rss_start_mb']:.1f} MB, after warm-up (half the run) {report['rss_after_warmup_mb']:.1f} MB, "
+          f"end {report['rss_end_mb']:.1f} MB, peak {report['rss_peak_mb']:.1f} MB; "
+          f"growth {report['growth_mb']:+.1f} MB, slope {report['slope_mb_per_min']:+.2f} MB/min")
+    verdict = "memory GREW" if report["grew"] else "no memory growth"
+    print(f"verdict: {verdict} (tolerance {report['tolerance_mb']:.0f} MB or 2%)")
+    if report["errors"]:
+        print(f"first error: {report['first_error']}", file=sys.stderr)
+    return 1 if report["grew"] or report["errors"] else 0
 
 
 def _cmd_bench(args):
@@ -459,6 +493,7 @@ COMMANDS = {
     "bench": _cmd_bench,
     "export": _cmd_export,
     "predict": _cmd_predict,
+    "soak": _cmd_soak,
     "curves": _cmd_curves,
     "leaderboard": _cmd_leaderboard,
 }

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 BUILTIN_PREFIX = "builtin:"
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+MAX_CORPUS_BYTES = 1 << 30
 # How much of a file we sniff for NUL bytes before calling it binary.
 _SNIFF_BYTES = 8192
 
@@ -33,8 +34,21 @@ def _builtin_pydocs():
 BUILTIN_CORPORA = {"pydocs": _builtin_pydocs}
 
 
+def _max_corpus_bytes():
+    """The largest corpus file read (``KERAZOO_MAX_CORPUS_BYTES``, default 1 GiB).
+
+    A corpus is read, decoded and tokenized in memory, several times its size;
+    a file past the limit stops with a clear error instead of exhausting RAM.
+    """
+    return int(os.environ.get("KERAZOO_MAX_CORPUS_BYTES", MAX_CORPUS_BYTES))
+
+
 def _read_text_file(path):
-    """Reads a UTF-8 text file, refusing binary or undecodable content."""
+    """Reads a UTF-8 text file, refusing binary, undecodable or huge content."""
+    size, limit = os.path.getsize(path), _max_corpus_bytes()
+    if size > limit:
+        raise ValueError(f"corpus file {path} is too large ({size:,} bytes; the limit is {limit:,}, "
+                         "set KERAZOO_MAX_CORPUS_BYTES to raise it)")
     with open(path, "rb") as f:
         raw = f.read()
     if b"\x00" in raw[:_SNIFF_BYTES]:

@@ -14,6 +14,7 @@ an impossible value fails with a message that names the file and the key.
 """
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -216,6 +217,8 @@ def _parse_section(cls, raw, where, section):
             raise RecipeError(
                 f"{where}: '{section}.{key}' must be {_type_name(hints[key])}, got {value!r}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: '{section}.{key}' must be a finite number, got {value!r}")
     values = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
     return cls(**values)
 
@@ -426,7 +429,8 @@ def parse_recipe(raw, where="<recipe>"):
         if key not in known:
             raise RecipeError(f"{where}: unknown key '{key}'; valid top-level keys: {', '.join(sorted(known))}")
     stem = os.path.splitext(os.path.basename(where))[0]
-    name = raw.get("name") or (stem if where.endswith(".toml") else "run")
+    # An explicit name is checked as given (an empty one is a mistake, not "the default").
+    name = raw["name"] if "name" in raw else (stem if where.endswith(".toml") else "run")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
     sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}

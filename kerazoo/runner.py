@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from kerazoo import callbacks as zoo_callbacks
+from kerazoo import checkpointing
 from kerazoo import data as data_lib
 from kerazoo import distribute
 from kerazoo import metrics as metrics_lib
@@ -112,9 +113,12 @@ def _callbacks(t, work_dir):
     """The standard Keras callbacks of a run, plus kerazoo's clocks."""
     clock, counter = zoo_callbacks.TrainingClock(), zoo_callbacks.StepCounter()
     cbs = [
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(work_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True
+        # First: it commits an epoch before CSVLogger records it (a resume
+        # rebuilds the CSV from the committed epochs).
+        checkpointing.AtomicBackupAndRestore(os.path.join(work_dir, "backup")),
+        checkpointing.AtomicModelCheckpoint(
+            os.path.join(work_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True,
+            initial_value_threshold=checkpointing.best_committed(work_dir),
         ),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
@@ -274,6 +278,7 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
 
     cbs, clock, counter = _callbacks(t, work_dir)
     cbs += list(callbacks or [])
+    train_ds = checkpointing.resume_train_dataset(train_ds, work_dir, t.eval_every)
     started = time.perf_counter()
     with parallel.scope():
         model.fit(
@@ -289,6 +294,7 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
     history = _read_history(os.path.join(work_dir, "history.csv"))
     if history and not math.isfinite(history[-1].get("loss", 0.0)):
         raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
+    checkpointing.fault_point("run.fitted")
 
     if parallel.replicas > 1:
         model = _single_device_copy(model, recipe, prep.tokenizer)
@@ -318,7 +324,7 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
         "precision": t.precision,
         "devices": parallel.replicas,
     }
-    model.save(os.path.join(work_dir, "model.keras"))
+    checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
     runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
     runs.write_json(os.path.join(work_dir, "history.json"), history)
     runs.write_text(os.path.join(work_dir, "sample.txt"), t.sample_prompt + sample + "\n")

@@ -62,3 +62,21 @@ def tiny_recipe(tmp_path, text_file):
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_run_and_export(tmp_path_factory):
+    """A trained tiny GPT run folder and its SavedModel export: ``(run_dir, export_dir)``.
+
+    Shared by the tests that need a real model on disk (bad inputs, soak).
+    """
+    import kerazoo as kz
+
+    root = tmp_path_factory.mktemp("tiny_export")
+    corpus = root / "corpus.txt"
+    corpus.write_text((ENGLISH + CHINESE) * 40, encoding="utf-8")
+    recipe_file = root / "tiny_gpt.toml"
+    recipe_file.write_text(tiny_recipe_text(str(corpus), "gpt"))
+    result = kz.run_recipe(kz.load_recipe(str(recipe_file)), str(root / "runs"), verbose=0, log=lambda *_: None)
+    export_dir = kz.export(result.path, base_dir=str(root / "saved_models"), max_new_tokens=4)
+    return result.path, export_dir

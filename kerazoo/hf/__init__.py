@@ -11,6 +11,7 @@ run folder (``model.keras`` with the tokenizer inside, ``tokenizer/``,
 import json
 import os
 
+from kerazoo import checkpointing
 from kerazoo.hf import bert as bert_import
 from kerazoo.hf import gpt2 as gpt2_import
 
@@ -104,7 +105,7 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
     os.mkdir(work_dir)
     try:
         tokenizers_lib.save_tokenizer(model.tokenizer, os.path.join(work_dir, "tokenizer"))
-        model.save(os.path.join(work_dir, "model.keras"))
+        checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
         metrics = {
             "arch": info["arch"],
             "task": "import",

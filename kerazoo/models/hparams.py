@@ -6,6 +6,7 @@ zoo (``kerazoo models``) and to validate what a recipe or a caller passes.
 """
 
 import dataclasses
+import math
 import typing
 
 
@@ -49,6 +50,8 @@ def _check_type(name, value, hint):
         if type(None) in allowed:
             return
         raise ValueError(f"hyper-parameter '{name}' must not be empty")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"hyper-parameter '{name}' must be a finite number, got {value!r}")
     for t in allowed:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return

@@ -14,9 +14,38 @@ strings are UTF-8 text.)
 """
 
 import json
+import os
 
 import numpy as np
 import tensorflow as tf
+
+# The largest request body taken, as TF Serving's default gRPC message limit:
+# a bigger batch belongs in several requests.
+MAX_BODY_BYTES = 4 << 20
+
+
+def load_saved_model(export_dir):
+    """Loads a SavedModel folder, turning a damaged one into a clear ValueError.
+
+    Args:
+        export_dir: a version folder written by ``kerazoo export``.
+
+    Returns:
+        The loaded object (``tf.saved_model.load``), its ``signatures`` ready.
+
+    Raises:
+        ValueError: no ``saved_model.pb``, or the graph or the variables
+            cannot be read (a truncated file, a missing ``variables/``).
+    """
+    from google.protobuf.message import DecodeError
+
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+        raise ValueError(f"{export_dir} is not a SavedModel folder (no saved_model.pb)")
+    try:
+        return tf.saved_model.load(export_dir)
+    except (OSError, RuntimeError, ValueError, DecodeError, tf.errors.OpError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the SavedModel at {export_dir} (incomplete or damaged): {first_line}") from None
 
 
 def _signature(loaded, body):
@@ -44,7 +73,21 @@ def _columns(body, specs):
     missing = sorted(set(specs) - set(columns))
     if missing or any(v is None for c in columns.values() for v in (c if isinstance(c, list) else [c])):
         raise ValueError(f"input size does not match signature: needs {', '.join(sorted(specs))}")
-    return {k: tf.constant(columns[k], dtype=specs[k].dtype) for k in specs}
+    tensors = {}
+    for k, spec in specs.items():
+        try:
+            tensors[k] = tf.constant(columns[k], dtype=spec.dtype)
+        except (TypeError, ValueError):
+            raise ValueError(f"input '{k}' must be {_describe(spec)}, got {json.dumps(columns[k])[:80]}") from None
+        if tensors[k].shape.rank != spec.shape.rank:
+            raise ValueError(f"input '{k}' must be {_describe(spec)}, got shape {tensors[k].shape.as_list()}")
+    return tensors
+
+
+def _describe(spec):
+    """A signature input in words: ``one string per instance``."""
+    kind = "string" if spec.dtype == tf.string else spec.dtype.name
+    return f"one {kind} per instance" if spec.shape.rank == 1 else f"a {kind} tensor of shape {spec.shape}"
 
 
 def _to_json(value):
@@ -65,15 +108,22 @@ def predict(export_dir, body):
         The response body TF Serving sends, as a dict.
     """
     if isinstance(body, str):
+        if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+            raise ValueError(f"the request body is too large ({len(body.encode('utf-8')):,} bytes; "
+                             f"the limit is {MAX_BODY_BYTES:,}); split the batch into several requests")
         try:
             body = json.loads(body)
         except json.JSONDecodeError as e:
             raise ValueError(f"the request body is not JSON: {e}") from None
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
-    signature = _signature(tf.saved_model.load(export_dir), body)
+    signature = _signature(load_saved_model(export_dir), body)
     specs = signature.structured_input_signature[1]
-    outputs = {k: _to_json(v) for k, v in signature(**_columns(body, specs)).items()}
+    try:
+        results = signature(**_columns(body, specs))
+    except tf.errors.InvalidArgumentError as e:
+        raise ValueError(f"the request does not fit the signature: {e.message.strip().splitlines()[0]}") from None
+    outputs = {k: _to_json(v) for k, v in results.items()}
     if "inputs" in body:
         return {"outputs": outputs}
     n = len(next(iter(outputs.values())))

@@ -13,6 +13,7 @@ import time
 
 import keras
 
+from kerazoo import checkpointing
 from kerazoo import runner
 from kerazoo import runs
 from kerazoo import tokenizers as tokenizers_lib
@@ -80,6 +81,7 @@ def fit_run(model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, trai
     runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
     cbs, clock, counter = runner._callbacks(t, work_dir)
     cbs += list(callbacks or [])
+    train_ds = checkpointing.resume_train_dataset(train_ds, work_dir, t.eval_every)
     started = time.perf_counter()
     with parallel.scope():
         model.fit(train_ds, epochs=t.steps // t.eval_every, steps_per_epoch=t.eval_every,
@@ -88,6 +90,7 @@ def fit_run(model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, trai
     history = runner._read_history(os.path.join(work_dir, "history.csv"))
     if history and not math.isfinite(history[-1].get("loss", 0.0)):
         raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
+    checkpointing.fault_point("run.fitted")
     return history, clock, counter, started
 
 
@@ -166,7 +169,7 @@ def finish_run(model, recipe, work_dir, runs_dir, metrics, history):
     Returns:
         The final run folder.
     """
-    model.save(os.path.join(work_dir, "model.keras"))
+    checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
     runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
     runs.write_json(os.path.join(work_dir, "history.json"), history)
     runs.discard(os.path.join(work_dir, "backup"))

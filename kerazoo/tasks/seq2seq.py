@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerazoo import checkpointing
 from kerazoo import metrics as metrics_lib
 from kerazoo import pairs as pairs_lib
 from kerazoo import precision, runs
@@ -161,6 +162,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
 
     cbs, clock, counter = runner_lib._callbacks(t, work_dir)
     cbs += list(callbacks or [])
+    train_ds = checkpointing.resume_train_dataset(train_ds, work_dir, t.eval_every)
     started = time.perf_counter()
     with parallel.scope():
         model.fit(
@@ -170,6 +172,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     history = runner_lib._read_history(os.path.join(work_dir, "history.csv"))
     if history and not np.isfinite(history[-1].get("loss", 0.0)):
         raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
+    checkpointing.fault_point("run.fitted")
     if parallel.replicas > 1:
         model = runner_lib._single_device_copy(model, recipe, prep["tokenizer"])
 
@@ -212,7 +215,7 @@ def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     log(f"held out: loss {scores['loss']:.4f} nats/token | perplexity {scores['perplexity']:.2f} | "
         f"BLEU {scores['bleu']:.2f} | ROUGE-1/2/L {scores['rouge1']:.4f} / {scores['rouge2']:.4f} / {scores['rougeL']:.4f}")
     log(f"training: {steps_done} steps, {metrics['pairs_per_sec'] or 0:,.0f} pairs/s, {clock.train_seconds:.0f}s")
-    model.save(os.path.join(work_dir, "model.keras"))
+    checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
     runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
     runs.write_json(os.path.join(work_dir, "history.json"), history)
     runs.write_text(os.path.join(work_dir, "sample.txt"), f"{sample_source}\t{sample}\n")

@@ -1,0 +1,517 @@
+"""The bad-input suite: a user's mistake gets one clear line, exit code 2, no traceback.
+
+Every case runs the real ``kerazoo`` command line (``kerazoo.cli.main``, in
+this process) and must return 2 with ``kerazoo: error: ...`` on stderr; an
+exception escaping ``main`` (a traceback for the user) fails the test. A few
+cases also run as a subprocess to check stderr for a traceback. Hypothesis
+properties add generated recipes and prompts on top of the named cases.
+
+The named cases are the module-level lists below; ``python -m tests.test_bad_inputs``
+prints how many there are (the README quotes that number).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import typing
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kerazoo import recipes
+from kerazoo.cli import USER_ERROR, main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_MODEL = '[model]\narch = "gpt"\nmax_length = 32\nnum_layers = 1\nnum_heads = 2\nhidden_dim = 16\n'
+TINY_TRAIN = "[train]\nseq_len = 16\nbatch_size = 2\nsteps = 2\neval_every = 1\nwarmup_steps = 0\nsample_tokens = 4\n"
+
+# ---------------------------------------------------------------------------
+# The cases. Each: (id, what to write or pass, the message stderr must match).
+# ---------------------------------------------------------------------------
+
+# Corpora for data.source: (id, file name, content bytes, message).
+CORPORA = [
+    ("empty file", "c.txt", b"", r"too little|empty|no text"),
+    ("whitespace only", "c.txt", b" \n\t\n  \n", r"too little|empty|no text"),
+    ("binary with NUL bytes", "c.txt", bytes(range(256)) * 64, r"looks binary"),
+    ("non-UTF-8 (Latin-1)", "c.txt", "caf\xe9 na\xefve ".encode("latin-1") * 200, r"not valid UTF-8"),
+    ("UTF-16 with BOM", "c.txt", "hello world ".encode("utf-16") * 200, r"binary|UTF-8"),
+    ("truncated UTF-8 sequence", "c.txt", "日本語".encode("utf-8")[:-1], r"not valid UTF-8"),
+    ("too small for one batch", "c.txt", b"tiny", r"too little|too small"),
+    ("JSONL with a broken line", "c.jsonl", b'{"text": "ok"}\n{"text": \n', r"invalid JSON"),
+    ("JSONL without the column", "c.jsonl", b'{"body": "ok"}\n' * 50, r"column 'text' not found"),
+    ("JSONL of arrays", "c.jsonl", b'["a", "b"]\n' * 50, r"expected a JSON object"),
+    ("JSONL of bare strings", "c.jsonl", b'"just a string"\n' * 50, r"expected a JSON object"),
+    ("JSONL that is empty", "c.jsonl", b"", r"too little|empty|no text|no documents"),
+    ("CSV that is empty", "c.csv", b"", r"empty"),
+    ("CSV without the text column", "c.csv", b"body,label\nhello,1\n" * 30, r"column 'text' not found"),
+    ("CSV with ragged rows", "c.csv", b"text,label\nhello,1\nworld\n", r"row has 1 fields"),
+    ("CSV with an extra field", "c.csv", b"text,label\nhello,1,extra\n", r"row has 3 fields"),
+    ("CSV with an unterminated quote", "c.csv", b'text\n"never closed\n', r"unterminated|quote|row|too little|CSV"),
+    ("TSV with ragged rows", "c.tsv", b"text\tlabel\na\t1\nb\n", r"row has 1 fields"),
+    ("huge: larger than the corpus size limit", "c.txt", None, r"too large"),
+]
+# Sources that are not files: (id, data.source value (``{tmp}`` is the test's folder), message).
+SOURCES = [
+    ("missing file", "{tmp}/nope.txt", r"does not exist|not found|no such"),
+    ("folder without text files", "{tmp}/emptydir", r"holds no text files"),
+    ("glob matching nothing", "{tmp}/*.nomatch", r"matches no files|does not exist|not found"),
+    ("unknown builtin corpus", "builtin:nope", r"unknown built-in"),
+]
+# Classifier data: (id, train TSV, validation TSV or None, message). Labels
+# of the validation file that training never saw are the classic mistake.
+GOOD_ROWS = "".join(f"{w} film\t{l}\n" for w, l in [("good", "pos"), ("bad", "neg")] * 30)
+CLASSIFY_DATA = [
+    ("validation label unseen at training", "text\tlabel\n" + GOOD_ROWS,
+     "text\tlabel\nmeh film\tneutral\ngood film\tpos\n", r"unknown label 'neutral'"),
+    ("no label column", "text\tscore\n" + GOOD_ROWS.replace("pos", "1").replace("neg", "0"), None,
+     r"column 'label' not found"),
+    ("only one label", "text\tlabel\n" + "good film\tpos\n" * 40, None, r"at least 2|one label|2 distinct"),
+    ("ragged row in the validation file", "text\tlabel\n" + GOOD_ROWS, "text\tlabel\ngood film\n",
+     r"row has 1 fields"),
+    ("empty label", "text\tlabel\n" + GOOD_ROWS + "odd film\t\n", None, r"empty label|label"),
+]
+
+
+def _wrong_type_value(hint):
+    """A TOML value of the wrong type for a field annotation."""
+    types = set(typing.get_args(hint) or (hint,))
+    if str in types:
+        return 12345
+    if bool in types:
+        return "yes"
+    return "not a number"
+
+
+# Recipes: every field of every section with a value of the wrong type, an
+# unknown key in every section, and impossible values; (id, TOML, message).
+RECIPE_WRONG_TYPES = [
+    (f"{section}.{f.name} of the wrong type",
+     f"{TINY_MODEL}[{section}]\n{f.name} = {json.dumps(_wrong_type_value(f.type))}\n", rf"'{section}\.{f.name}' must be")
+    for section, cls in recipes.SECTIONS.items()
+    for f in dataclasses.fields(cls)
+]
+RECIPE_UNKNOWN_KEYS = [
+    (f"unknown key in [{section}]", f"{TINY_MODEL}[{section}]\nnot_a_key = 1\n", rf"unknown key '{section}\.not_a_key'")
+    for section in recipes.SECTIONS
+] + [
+    ("unknown top-level key", f"colour = 'red'\n{TINY_MODEL}", r"unknown key 'colour'"),
+    ("unknown model hyper-parameter", f"{TINY_MODEL}hidden_sz = 3\n", r"unknown hyper-parameter 'hidden_sz'"),
+    ("a section that is a value", f"train = 3\n{TINY_MODEL}", r"\[train\] must be a table"),
+]
+RECIPE_BAD_VALUES = [
+    ("not TOML at all", "this is = = not toml", r"not valid TOML"),
+    ("TOML that is not UTF-8", None, r"not valid TOML"),
+    ("empty recipe", "", r"missing section \[model\]"),
+    ("no model.arch", "[model]\nnum_layers = 2\n", r"missing key 'model.arch'"),
+    ("unknown arch", '[model]\narch = "transformerxl"\n', r"unknown arch 'transformerxl'"),
+    ("arch of the wrong type", "[model]\narch = 3\n", r"'model.arch' must be a string"),
+    ("negative layers", f"{TINY_MODEL}".replace("num_layers = 1", "num_layers = -1"), r"'num_layers' must be positive"),
+    ("heads that do not divide the width", TINY_MODEL.replace("num_heads = 2", "num_heads = 3"), r"must divide"),
+    ("dropout above 1", f"{TINY_MODEL}dropout = 1.5\n", r"'dropout' must be in"),
+    ("zero steps", f"{TINY_MODEL}[train]\nsteps = 0\n", r"'train.steps' must be positive"),
+    ("steps not a multiple of eval_every", f"{TINY_MODEL}[train]\nsteps = 10\neval_every = 3\nwarmup_steps = 1\n",
+     r"must be a multiple"),
+    ("warm-up longer than training", f"{TINY_MODEL}[train]\nsteps = 10\neval_every = 5\nwarmup_steps = 10\n",
+     r"'train.warmup_steps'"),
+    ("negative learning rate", f"{TINY_MODEL}[train]\nlearning_rate = -0.1\n", r"'train.learning_rate' must be positive"),
+    ("NaN learning rate", f"{TINY_MODEL}[train]\nlearning_rate = nan\n", r"'train.learning_rate'"),
+    ("infinite learning rate", f"{TINY_MODEL}[train]\nlearning_rate = inf\n", r"'train.learning_rate'"),
+    ("NaN hyper-parameter", f"{TINY_MODEL}layer_norm_epsilon = nan\n", r"'layer_norm_epsilon' must be a finite"),
+    ("val_fraction of 1", f"{TINY_MODEL}[data]\nval_fraction = 1.0\n", r"'data.val_fraction' must be in"),
+    ("empty data source", f'{TINY_MODEL}[data]\nsource = ""\n', r"'data.source' must not be empty"),
+    ("unknown split", f'{TINY_MODEL}[data]\nsplit = "random"\n', r"'data.split' must be one of"),
+    ("unknown tokenizer kind", f'{TINY_MODEL}[tokenizer]\nkind = "sentencepiece2"\n', r"'tokenizer.kind' must be one of"),
+    ("vocab of 3", f'{TINY_MODEL}[tokenizer]\nkind = "bpe"\nvocab_size = 3\n', r"'tokenizer.vocab_size' must be larger"),
+    ("byte vocab size set", f'{TINY_MODEL}[tokenizer]\nkind = "byte"\nvocab_size = 300\n', r"is fixed at"),
+    ("seq_len over the context", f"{TINY_MODEL}[train]\nseq_len = 64\n", r"exceeds the model's context"),
+    ("unknown precision", f'{TINY_MODEL}[train]\nprecision = "float8"\n', r"'train.precision' must be one of"),
+    ("unknown strategy", f'{TINY_MODEL}[distribute]\nstrategy = "magic"\n', r"'distribute.strategy' must be one of"),
+    ("task the arch cannot train", f'{TINY_MODEL}[task]\nkind = "seq2seq"\n', r"is not a task of arch"),
+    ("name with a path", f'name = "../../etc"\n{TINY_MODEL}', r"'name' must be"),
+    ("name that is absolute", f'name = "/tmp/x"\n{TINY_MODEL}', r"'name' must be"),
+    ("--set without a value", None, r"expected section.key=value"),
+    ("recipe file missing", None, r"does not exist"),
+    ("recipe is a folder", None, r"is a folder"),
+]
+RECIPES = RECIPE_WRONG_TYPES + RECIPE_UNKNOWN_KEYS + RECIPE_BAD_VALUES
+
+# kerazoo generate: (id, arguments after the run folder, message).
+GENERATE_ARGS = [
+    ("zero new tokens", ["--max-new-tokens", "0"], r"max_new_tokens must be a positive"),
+    ("negative new tokens", ["--max-new-tokens", "-3"], r"max_new_tokens must be a positive"),
+    ("more new tokens than the context", ["--max-new-tokens", "500"], r"does not fit the model's context"),
+    ("negative temperature", ["--temperature", "-1"], r"temperature must be > 0"),
+    ("zero temperature", ["--temperature", "0"], r"temperature must be > 0"),
+    ("temperature with greedy", ["--sampler", "greedy", "--temperature", "0.5"], r"has no effect"),
+    ("top_p above 1", ["--sampler", "top_p", "--top-p", "1.5"], r"top_p must be in"),
+    ("top_p of 0", ["--sampler", "top_p", "--top-p", "0"], r"top_p must be in"),
+    ("top_k of 0", ["--sampler", "top_k", "--top-k", "0"], r"top_k must be at least 1"),
+    ("zero beams", ["--sampler", "beam", "--num-beams", "0"], r"num_beams must be at least 1"),
+    ("prompts file missing", ["--prompts-file", "{tmp}/none.txt"], r"does not exist"),
+    ("prompts file empty", ["--prompts-file", "{tmp}/empty.txt"], r"holds no prompts"),
+    ("prompts file not UTF-8", ["--prompts-file", "{tmp}/latin1.txt"], r"not UTF-8"),
+    ("prompts file is a folder", ["--prompts-file", "{tmp}"], r"does not exist|folder"),
+    ("unknown sampler", ["--sampler", "nucleus"], r"invalid choice"),
+    ("new tokens not a number", ["--max-new-tokens", "many"], r"invalid int value"),
+]
+# kerazoo predict bodies against the exported model: (id, JSON body text, message).
+SERVING_BODIES = [
+    ("not JSON", "{prompts: def", r"not JSON"),
+    ("a JSON array", '["def"]', r"must be a JSON object"),
+    ("a JSON string", '"def"', r"must be a JSON object"),
+    ("neither instances nor inputs", '{"signature_name": "greedy"}', r"exactly one of"),
+    ("both instances and inputs", '{"instances": ["a"], "inputs": ["a"]}', r"exactly one of"),
+    ("empty instances", '{"instances": [], "signature_name": "greedy"}', r"non-empty list"),
+    ("instances not a list", '{"instances": "def", "signature_name": "greedy"}', r"non-empty list"),
+    ("unknown signature", '{"instances": ["a"], "signature_name": "nope"}', r"signature 'nope' not found"),
+    ("prompt that is a number", '{"instances": [{"prompts": 3}], "signature_name": "greedy"}', r"prompts|string|type"),
+    ("prompt that is null", '{"instances": [{"prompts": null}], "signature_name": "greedy"}', r"does not match"),
+    ("prompt that is a list", '{"instances": [{"prompts": ["a", "b"]}], "signature_name": "greedy"}', r"shape|rank|prompts"),
+    ("missing input", '{"instances": [{"text": "a"}], "signature_name": "greedy"}', r"does not match"),
+    ("ragged columnar inputs", '{"inputs": {"prompts": ["a", ["b"]]}, "signature_name": "greedy"}', r"shape|rank|prompts|type"),
+    ("max_new_tokens as text", '{"instances": [{"prompts": "a", "max_new_tokens": "ten", "temperature": 1.0, '
+     '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"max_new_tokens|int|type"),
+    ("body of several MB", None, r"too large"),
+]
+# Model files: (id, how to damage a copy of a good model.keras, message).
+MODEL_FILES = [
+    ("empty .keras file", "empty", r"cannot load"),
+    ("random bytes", "random", r"cannot load"),
+    ("truncated zip", "truncate", r"cannot load"),
+    ("zip without config.json", "no_config", r"cannot load"),
+    ("config.json that is not JSON", "bad_config", r"cannot load"),
+    ("weights file missing", "no_weights", r"cannot load"),
+    ("a .keras path that is a folder", "folder", r"no model found|cannot load"),
+]
+# Commands that read a model file: each damaged file goes through each one.
+MODEL_COMMANDS = [
+    ("generate", lambda p: ["generate", p, "--prompt", "a", "--max-new-tokens", "2"]),
+    ("classify", lambda p: ["classify", p, "--text", "a"]),
+    ("translate", lambda p: ["translate", p, "--text", "a"]),
+]
+# SavedModel folders: (id, damage to a copy of a good export, message).
+SAVED_MODELS = [
+    ("variables data file missing", "no_variables_data", r"cannot load the SavedModel|incomplete"),
+    ("variables folder missing", "no_variables_dir", r"cannot load the SavedModel|incomplete"),
+    ("saved_model.pb truncated", "truncate_pb", r"cannot load the SavedModel|not a SavedModel"),
+    ("saved_model.pb missing", "no_pb", r"not a SavedModel"),
+]
+
+CASE_LISTS = {
+    "corpora": CORPORA, "sources": SOURCES, "classify data": CLASSIFY_DATA, "recipes": RECIPES,
+    "generate arguments": GENERATE_ARGS, "serving bodies": SERVING_BODIES,
+    "model files x commands": [(f, c) for f in MODEL_FILES for c in MODEL_COMMANDS], "saved models": SAVED_MODELS,
+}
+
+
+def count_cases():
+    """The number of distinct named bad inputs, per list and in all."""
+    per_list = {name: len(cases) for name, cases in CASE_LISTS.items()}
+    return per_list, sum(per_list.values())
+
+
+# ---------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------
+
+
+def _expect_user_error(argv, message, capsys):
+    """Runs the CLI and checks: exit 2, one clear line matching ``message``."""
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own usage errors exit 2 as well
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == USER_ERROR, f"exit {code} for {str(argv)[:300]}; stderr:\n{err[-2000:]}"
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, err), f"stderr does not match {message!r}:\n{err}"
+
+
+def _recipe(tmp_path, source, extra=""):
+    path = tmp_path / "r.toml"
+    path.write_text(f'name = "bad"\n[data]\nsource = "{source}"\nsplit = "tail"\n'
+                    f'[tokenizer]\nkind = "byte"\n{TINY_MODEL}{TINY_TRAIN}{extra}')
+    return str(path)
+
+
+# ---------------------------------------------------------------------------
+# Corpora and data.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CORPORA, ids=[c[0] for c in CORPORA])
+def test_bad_corpus(case, tmp_path, capsys, monkeypatch):
+    name, filename, content, message = case
+    path = tmp_path / filename
+    if content is None:  # huge: a sparse file past the limit, so the test stays small on disk
+        from kerazoo import data
+
+        with open(path, "wb") as f:
+            f.truncate(data.MAX_CORPUS_BYTES + 1)
+    else:
+        path.write_bytes(content)
+    runs = tmp_path / "runs"
+    _expect_user_error(["train", _recipe(tmp_path, path), "--runs-dir", str(runs), "--quiet"], message, capsys)
+    assert not runs.exists() or not os.listdir(runs), "a bad corpus leaves nothing behind"
+
+
+@pytest.mark.parametrize("case", SOURCES, ids=[c[0] for c in SOURCES])
+def test_bad_source(case, tmp_path, capsys):
+    name, source, message = case
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "emptydir" / "image.png").write_bytes(b"\x89PNG")
+    recipe = _recipe(tmp_path, source.format(tmp=tmp_path))
+    _expect_user_error(["train", recipe, "--runs-dir", str(tmp_path / "runs"), "--quiet"], message, capsys)
+
+
+@pytest.mark.parametrize("case", CLASSIFY_DATA, ids=[c[0] for c in CLASSIFY_DATA])
+def test_bad_classifier_data(case, tmp_path, capsys):
+    name, train, val, message = case
+    (tmp_path / "train.tsv").write_text(train)
+    val_line = ""
+    if val is not None:
+        (tmp_path / "val.tsv").write_text(val)
+        val_line = f'val_source = "{tmp_path / "val.tsv"}"\n'
+    path = tmp_path / "cls.toml"
+    path.write_text(f'name = "cls"\n[data]\nsource = "{tmp_path / "train.tsv"}"\n{val_line}'
+                    '[tokenizer]\nkind = "char"\n[model]\narch = "bilstm"\nembed_dim = 8\nhidden_dim = 8\n'
+                    "[train]\nseq_len = 16\nbatch_size = 4\nsteps = 2\neval_every = 1\nwarmup_steps = 0\n")
+    _expect_user_error(["train", str(path), "--runs-dir", str(tmp_path / "runs"), "--quiet"], message, capsys)
+
+
+# ---------------------------------------------------------------------------
+# Recipes.
+# ---------------------------------------------------------------------------
+
+
+def _write_bad_recipe(tmp_path, name, toml):
+    path = tmp_path / "bad.toml"
+    if name == "TOML that is not UTF-8":
+        path.write_bytes(b'name = "caf\xe9"\n')
+    elif name == "recipe is a folder":
+        path = tmp_path / "folder.toml"
+        path.mkdir()
+    elif name == "recipe file missing":
+        path = tmp_path / "missing.toml"
+    else:
+        path.write_text(TINY_MODEL if toml is None else toml)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", RECIPES, ids=[c[0] for c in RECIPES])
+def test_bad_recipe(case, tmp_path, capsys):
+    name, toml, message = case
+    argv = ["train", _write_bad_recipe(tmp_path, name, toml), "--runs-dir", str(tmp_path / "runs")]
+    if name == "--set without a value":
+        argv += ["--set", "train.steps"]
+    _expect_user_error(argv, message, capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_recipe_field_has_a_wrong_type_case():
+    fields = {(s, f.name) for s, cls in recipes.SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert len(RECIPE_WRONG_TYPES) == len(fields)
+
+
+_toml_scalar = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),
+                         st.text(max_size=12), st.lists(st.integers(), max_size=3))
+_section_key = st.sampled_from([f.name for cls in recipes.SECTIONS.values() for f in dataclasses.fields(cls)]
+                               + ["arch", "num_layers", "hidden_dim", "bogus"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(list(recipes.SECTIONS) + ["model", "name", "extra"]),
+                       st.one_of(_toml_scalar, st.dictionaries(_section_key, _toml_scalar, max_size=4)), max_size=5))
+def test_generated_recipes_are_valid_or_a_recipe_error(raw):
+    """Whatever data a recipe holds, parsing returns a Recipe or raises RecipeError, nothing else."""
+    try:
+        recipes.parse_recipe(raw, "gen.toml")
+    except recipes.RecipeError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Prompts: generate time and serving time.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prompt_files(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    return tmp_path
+
+
+@pytest.fixture
+def shared_loads(monkeypatch):
+    """Loads the tiny model and export once for all argument and body cases.
+
+    Those cases test what the command does with bad arguments; loading is
+    tested by the damaged-file cases, which load for real.
+    """
+    from kerazoo import runner
+    from kerazoo.serving import rest
+
+    monkeypatch.setattr(runner, "load_run", _loaded_model)
+    monkeypatch.setattr(rest, "load_saved_model", _loaded_export)
+
+
+@pytest.mark.parametrize("case", GENERATE_ARGS, ids=[c[0] for c in GENERATE_ARGS])
+def test_bad_generate_arguments(case, tiny_run_and_export, prompt_files, shared_loads, capsys):
+    name, args, message = case
+    run, _ = tiny_run_and_export
+    _expect_user_error(["generate", run, "--no-stream"] + [a.format(tmp=prompt_files) for a in args], message, capsys)
+
+
+_prompt = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompts=st.lists(_prompt, min_size=1, max_size=3))
+def test_any_prompt_generates_text(tiny_run_and_export, prompts):
+    """Prompts of every shape (empty, NUL, emoji, RTL, long) give text, never an error."""
+    import kerazoo as kz
+
+    model = _loaded_model(tiny_run_and_export[0])
+    out = kz.generate(model, prompts, max_new_tokens=2)
+    assert isinstance(out, list) and len(out) == len(prompts) and all(isinstance(t, str) for t in out)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompts=st.lists(_prompt, min_size=1, max_size=3))
+def test_any_prompt_is_served(tiny_run_and_export, prompts):
+    """The exported signature answers prompts of every shape like TF Serving would."""
+    import tensorflow as tf
+
+    fn = _loaded_export(tiny_run_and_export[1]).signatures["greedy"]
+    out = fn(prompts=tf.constant(prompts))
+    assert out["texts"].shape[0] == len(prompts)
+
+
+_cache = {}
+
+
+def _loaded_model(run):
+    if run not in _cache:
+        import kerazoo as kz
+
+        _cache[run] = kz.load_run(run)
+    return _cache[run]
+
+
+def _loaded_export(path):
+    if path not in _cache:
+        import tensorflow as tf
+
+        _cache[path] = tf.saved_model.load(path)
+    return _cache[path]
+
+
+@pytest.mark.parametrize("case", SERVING_BODIES, ids=[c[0] for c in SERVING_BODIES])
+def test_bad_serving_request(case, tiny_run_and_export, shared_loads, capsys):
+    name, body, message = case
+    if body is None:
+        from kerazoo.serving.rest import MAX_BODY_BYTES
+
+        body = json.dumps({"instances": ["x" * 1024] * (MAX_BODY_BYTES // 1024 + 1), "signature_name": "greedy"})
+    _expect_user_error(["predict", tiny_run_and_export[1], body], message, capsys)
+
+
+# ---------------------------------------------------------------------------
+# Damaged model files and SavedModel folders.
+# ---------------------------------------------------------------------------
+
+
+def _damage_keras(good, target, how):
+    if how == "folder":
+        target.mkdir()
+        return
+    data = open(good, "rb").read()
+    if how == "empty":
+        data = b""
+    elif how == "random":
+        data = os.urandom(4096)
+    elif how == "truncate":
+        data = data[: len(data) // 2]
+    if how in ("no_config", "bad_config", "no_weights"):
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(target, "w") as dst:
+            for item in src.infolist():
+                if (how == "no_config" and item.filename == "config.json") or (
+                        how == "no_weights" and item.filename.endswith(".h5")):
+                    continue
+                content = b"{not json" if how == "bad_config" and item.filename == "config.json" else src.read(item)
+                dst.writestr(item, content)
+        return
+    target.write_bytes(data)
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS, ids=[c[0] for c in MODEL_COMMANDS])
+@pytest.mark.parametrize("case", MODEL_FILES, ids=[c[0] for c in MODEL_FILES])
+def test_damaged_keras_file(case, command, tiny_run_and_export, tmp_path, capsys):
+    name, how, message = case
+    target = tmp_path / "damaged.keras"
+    _damage_keras(os.path.join(tiny_run_and_export[0], "model.keras"), target, how)
+    _expect_user_error(command[1](str(target)), message, capsys)
+
+
+def _damage_saved_model(good, target, how):
+    shutil.copytree(good, target)
+    variables = os.path.join(target, "variables")
+    if how == "no_variables_data":
+        for name in os.listdir(variables):
+            if name.startswith("variables.data"):
+                os.unlink(os.path.join(variables, name))
+    elif how == "no_variables_dir":
+        shutil.rmtree(variables)
+    elif how == "truncate_pb":
+        pb = os.path.join(target, "saved_model.pb")
+        data = open(pb, "rb").read()
+        open(pb, "wb").write(data[: len(data) // 3])
+    elif how == "no_pb":
+        os.unlink(os.path.join(target, "saved_model.pb"))
+
+
+@pytest.mark.parametrize("case", SAVED_MODELS, ids=[c[0] for c in SAVED_MODELS])
+def test_damaged_saved_model(case, tiny_run_and_export, tmp_path, capsys):
+    name, how, message = case
+    target = tmp_path / "1"
+    _damage_saved_model(tiny_run_and_export[1], str(target), how)
+    _expect_user_error(["predict", str(target), '{"instances": ["a"], "signature_name": "greedy"}'], message, capsys)
+
+
+# ---------------------------------------------------------------------------
+# The real command, as a user runs it: no traceback on stderr.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["generate", "{tmp}/damaged.keras"], ["predict", "{tmp}/sm", '{"instances": ["a"]}']])
+def test_subprocess_prints_no_traceback(argv, tiny_run_and_export, tmp_path):
+    (tmp_path / "damaged.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    _damage_saved_model(tiny_run_and_export[1], str(tmp_path / "sm"), "no_variables_data")
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("KERAZOO_DEBUG", None)
+    done = subprocess.run([sys.executable, "-m", "kerazoo.cli"] + [a.replace("{tmp}", str(tmp_path)) for a in argv],
+                          env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == USER_ERROR, done.stderr
+    assert "Traceback" not in done.stderr and "kerazoo: error:" in done.stderr
+
+
+def test_case_count_is_the_readme_number():
+    per_list, total = count_cases()
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    assert f"{total} distinct bad inputs" in readme, f"README must say '{total} distinct bad inputs' ({per_list})"
+
+
+if __name__ == "__main__":
+    lists, total = count_cases()
+    for list_name, n in lists.items():
+        print(f"{n:4d}  {list_name}")
+    print(f"{total:4d}  distinct bad inputs in all")

@@ -1,0 +1,161 @@
+"""Crash-safe training: SIGKILL a real ``kerazoo train`` at several moments, resume, compare.
+
+The uninterrupted reference runs in this process; the interrupted run is a
+chain of ``kerazoo train`` subprocesses, each killed with SIGKILL at another
+moment (from outside, and through ``KERAZOO_FAULT`` at exact points of the
+checkpoint code), then resumed with ``--resume`` until it finishes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import kerazoo as kz
+from kerazoo import checkpointing
+from tests.conftest import tiny_recipe_text
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Dropout on: the resumed run must also restore the dropout generator's state.
+RECIPE_EXTRA = "seed = 7\n"
+# Metrics that must agree; timings and throughput never do.
+COMPARED = ("val_loss", "val_perplexity", "val_bits_per_byte", "train_loss", "steps", "tokens_seen", "params")
+TOLERANCE = 1e-5
+
+
+def _recipe(tmp_path, text_file):
+    text = tiny_recipe_text(text_file, "gpt", extra=RECIPE_EXTRA)
+    text = text.replace("dropout = 0.0", "dropout = 0.1").replace("steps = 4", "steps = 8")
+    path = tmp_path / "crash.toml"
+    path.write_text(text.replace('name = "tiny_gpt"', 'name = "crash"'))
+    return str(path)
+
+
+def _train(recipe, runs_dir, resume=False, fault=None):
+    """Starts ``kerazoo train`` in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop(checkpointing.FAULT_ENV, None)
+    if fault:
+        env[checkpointing.FAULT_ENV] = fault
+    cmd = [sys.executable, "-m", "kerazoo.cli", "train", recipe, "--runs-dir", runs_dir, "--quiet"]
+    return subprocess.Popen(cmd + (["--resume"] if resume else []), env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _committed_epoch(partial):
+    meta = checkpointing.read_metadata(os.path.join(partial, "backup"))
+    return meta["epoch"] if meta else 0
+
+
+def _kill_when_committed(proc, partial, epoch, timeout=240):
+    """SIGKILLs ``proc`` from outside as soon as ``epoch`` epochs are committed."""
+    deadline = time.monotonic() + timeout
+    while _committed_epoch(partial) < epoch:
+        assert proc.poll() is None, f"the run ended before it was killed:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _assert_killed(proc):
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL, got {proc.returncode}:\n{out}"
+
+
+def _assert_loadable_or_absent(partial):
+    """Every file a later load would read is whole: nothing half-written under its real name."""
+    best = os.path.join(partial, "checkpoints", "best.keras")
+    if os.path.exists(best):
+        kz.load_run(best)
+    meta = checkpointing.read_metadata(os.path.join(partial, "backup"))
+    if meta:
+        assert os.path.isfile(os.path.join(partial, "backup", meta["weights"]))
+
+
+@pytest.mark.slow
+def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp_path, text_file):
+    recipe = _recipe(tmp_path, text_file)
+    reference = kz.run_recipe(kz.load_recipe(recipe), str(tmp_path / "ref"), verbose=0, log=lambda *_: None)
+
+    runs_dir = str(tmp_path / "runs")
+    partial = os.path.join(runs_dir, ".crash.partial")
+    # 1. Killed from outside, mid-training, once the first check is committed.
+    _kill_when_committed(_train(recipe, runs_dir), partial, epoch=1)
+    _assert_loadable_or_absent(partial)
+    # 2. Killed while writing the backup of the next check: its files are
+    #    written, its commit is not; the resume must start from check 1 again.
+    committed = _committed_epoch(partial)
+    proc = _train(recipe, runs_dir, resume=True, fault="backup.staged")
+    _assert_killed(proc)
+    assert _committed_epoch(partial) == committed
+    _assert_loadable_or_absent(partial)
+    # 3. Killed while a .keras checkpoint is written (before its rename).
+    _assert_killed(_train(recipe, runs_dir, resume=True, fault="checkpoint.staged"))
+    _assert_loadable_or_absent(partial)
+    # 4. Killed after the last step, while evaluating, before the folder is finished.
+    _assert_killed(_train(recipe, runs_dir, resume=True, fault="run.fitted"))
+    assert _committed_epoch(partial) == 4 and not os.path.exists(os.path.join(runs_dir, "crash"))
+    # 5. The last resume finishes the planned steps.
+    proc = _train(recipe, runs_dir, resume=True)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+
+    final = os.path.join(runs_dir, "crash")
+    assert not os.path.exists(partial)
+    metrics = json.load(open(os.path.join(final, "metrics.json")))
+    for key in COMPARED:
+        assert metrics[key] == pytest.approx(reference.metrics[key], rel=TOLERANCE, abs=TOLERANCE), key
+    history = json.load(open(os.path.join(final, "history.json")))
+    expected = json.load(open(os.path.join(reference.path, "history.json")))
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in expected], rel=TOLERANCE)
+    assert not os.path.exists(os.path.join(final, "backup"))
+    kz.load_run(os.path.join(final, "checkpoints", "best.keras"))
+
+
+def test_fault_point_fires_only_on_its_nth_hit(monkeypatch):
+    killed = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append(sig))
+    monkeypatch.setenv(checkpointing.FAULT_ENV, "backup.staged:2")
+    checkpointing._fault_hits.clear()
+    checkpointing.fault_point("checkpoint.staged")
+    checkpointing.fault_point("backup.staged")
+    assert killed == []
+    checkpointing.fault_point("backup.staged")
+    assert killed == [signal.SIGKILL]
+
+
+def test_save_model_leaves_no_file_when_saving_fails(tmp_path):
+    class Broken:
+        def save(self, path):
+            with open(path, "wb") as f:
+                f.write(b"PK\x03\x04 half a zip")
+            raise OSError("disk full")
+
+    target = tmp_path / "model.keras"
+    with pytest.raises(OSError):
+        checkpointing.save_model(Broken(), str(target))
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_rebuilds_the_history_from_the_committed_epochs(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    history = [{"loss": 5.0, "val_loss": 5.5}, {"loss": 4.0, "val_loss": 4.5}]
+    (backup / checkpointing.METADATA_FILE).write_text(json.dumps(
+        {"epoch": 2, "weights": "w.weights.h5", "rng": "r.npz", "history": history}))
+    # A third row was logged but its backup never committed; the second row is cut.
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,5.0,5.5\n1,4.0,4.5\n2,3.0,3.")
+    import tensorflow as tf
+
+    ds = checkpointing.resume_train_dataset(tf.data.Dataset.range(100), str(tmp_path), steps_per_epoch=3)
+    assert next(iter(ds)).numpy() == 6, "the batches of the two committed epochs are skipped"
+    from kerazoo.runner import _read_history
+
+    assert _read_history(str(tmp_path / "history.csv")) == [
+        {"epoch": 0.0, "loss": 5.0, "val_loss": 5.5}, {"epoch": 1.0, "loss": 4.0, "val_loss": 4.5}]
