@@ -389,6 +389,7 @@ def _bench_train(args, backends):
 
     rows = train_suite.run_all(backends, args.steps, args.repeats or 3)
     _write_bench(args.out, "train", rows, train_suite.markdown(rows))
+    print(f"plot: {train_suite.plot(rows, os.path.join(args.out, 'train.png'))}")
 
 
 def _bench_generate(args, backends):

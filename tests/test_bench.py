@@ -31,7 +31,7 @@ def test_lstm_flops_count_every_matmul_weight():
     assert train_suite.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
 
 
-def test_train_suite_rows(monkeypatch):
+def test_train_suite_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(train_suite, "GPT_CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=16))
     monkeypatch.setattr(train_suite, "GPT_SEQ", 16)
     monkeypatch.setattr(train_suite, "GPT_BATCH", 2)
@@ -47,6 +47,9 @@ def test_train_suite_rows(monkeypatch):
         assert math.isclose(r["kerazoo_mfu"], r["kerazoo_tokens_per_s"] * r["flops_per_token"] / r["peak_flops"])
     table = train_suite.markdown(rows)
     assert "| gpt | keras_hub GPT2CausalLM |" in table and "| lstm | Keras Sequential LSTM |" in table
+    pytest.importorskip("matplotlib")
+    png = train_suite.plot(rows, str(tmp_path / "train.png"))
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -252,3 +252,42 @@ def markdown(rows):
             f"{100 * r['peer_mfu']:.1f}% | {r['flops_per_token'] / 1e9:.4f} | {r['peak_flops'] / 1e9:,.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def plot(rows, path):
+    """Bar charts of tokens/s and MFU, kerazoo against its peer, per backend and model.
+
+    Args:
+        rows: ``run_all`` output.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['backend']}\n{r['model']}" for r in rows]
+    x = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, (ours, peer, title) in zip(axes, [
+        ("kerazoo_tokens_per_s", "peer_tokens_per_s", "training tokens/s"),
+        ("kerazoo_mfu", "peer_mfu", "model FLOPs utilisation"),
+    ]):
+        ax.bar(x - 0.2, [r[ours] for r in rows], 0.4, label="kerazoo")
+        ax.bar(x + 0.2, [r[peer] for r in rows], 0.4, label="peer (keras_hub GPT2 / Keras LSTM)")
+        ax.set_xticks(x, labels)
+        ax.set_title(title)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].axhline(0.5, color="gray", linestyle="--", linewidth=1)  # the 50% MFU target
+    axes[0].legend()
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)  # a half-written PNG never takes the final name
+    return path
