@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 
+from kerazoo import runs
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -80,8 +82,7 @@ def plot(curves, eval_every, title, out):
     axes[1].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    runs.save_figure(fig, out, dpi=100)
 
 
 def max_gap(curves, key):

@@ -10,6 +10,7 @@ figure that compares models across tokenizers and corpora.
 import os
 
 from kerazoo import recipes as recipes_lib
+from kerazoo import runs
 from kerazoo.models.registry import ARCHS
 
 # Model and optimiser settings per arch: those of the shipped recipes
@@ -201,8 +202,4 @@ def plot(rows, path, title="zoo leaderboard"):
     axes[0].set_ylabel("validation bits per byte (lower is better)")
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)  # a half-written PNG never takes the final name
-    return path
+    return runs.save_figure(fig, path, dpi=110)

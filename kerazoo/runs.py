@@ -40,12 +40,17 @@ def write_json(path, obj):
 
 def write_text(path, text):
     """Writes text atomically (temporary file, fsync, rename)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path, data):
+    """Writes bytes atomically: a temporary file in the same folder, fsync, then a rename."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -53,6 +58,28 @@ def write_text(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_figure(fig, path, dpi=100):
+    """Saves a matplotlib figure as PNG atomically and closes it.
+
+    Args:
+        fig: the figure.
+        path: the PNG file.
+        dpi: resolution.
+
+    Returns:
+        ``path``.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())  # a half-written PNG never takes the final name
+    return path
 
 
 def finish(work_dir, runs_dir, name):

@@ -264,9 +264,9 @@ def plot(rows, path):
     Returns:
         ``path``.
     """
-    import os
-
     import matplotlib
+
+    from kerazoo import runs
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -286,8 +286,4 @@ def plot(rows, path):
     axes[1].axhline(0.5, color="gray", linestyle="--", linewidth=1)  # the 50% MFU target
     axes[0].legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)  # a half-written PNG never takes the final name
-    return path
+    return runs.save_figure(fig, path, dpi=100)
