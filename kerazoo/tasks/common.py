@@ -124,20 +124,10 @@ def common_metrics(model, recipe, tokenizer, history, clock, counter, started, p
             **_timing(clock, started, parallel, t),
         }
     return {
-        "arch": recipe.arch,
-        "task": recipe.task_kind,
-        "params": int(model.count_params()),
-        "tokenizer": tokenizer.kind,
-        "vocab_size": int(tokenizer.vocabulary_size()),
-        "train_loss": history[-1]["loss"] if history else None,
-        "steps": steps_done,
+        **_base_metrics(model, recipe, tokenizer, history, steps_done),
         "tokens_seen": steps_done * tokens_per_step,
         "tokens_per_sec": counter.steps * tokens_per_step / clock.train_seconds if clock.train_seconds else None,
-        "train_seconds": clock.train_seconds,
-        "wall_seconds": time.perf_counter() - started,
-        "backend": keras.backend.backend(),
-        "precision": t.precision,
-        "devices": parallel.replicas,
+        **_timing(clock, started, parallel, t),
     }
 
 
