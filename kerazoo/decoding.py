@@ -140,6 +140,9 @@ def _chunked_loop_fn(model, spec, eos_id=EOS_ID):
     def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, *params):
         batch = tokens.shape[0]
         widths = visible_widths(cache[0].shape[2])
+        # Re-laid-out weights (a fused query/key/value kernel), made once here
+        # rather than in every iteration of the loop.
+        weights = model.decode_weights() if hasattr(model, "decode_weights") else None
 
         def decode_chunk(width, tokens, cache, chunk, done, index, start, chunk_stop):
             visible = model.read_chunk(cache, 0, width)
@@ -149,7 +152,7 @@ def _chunked_loop_fn(model, spec, eos_id=EOS_ID):
 
             def body(tokens, chunk, done, index):
                 previous = ops.slice(tokens, [0, index - 1], [batch, 1])
-                logits, chunk = model.call_with_chunk(previous, visible, chunk, index - 1, start)
+                logits, chunk = model.call_with_chunk(previous, visible, chunk, index - 1, start, weights)
                 tokens, done = _choose(logits, tokens, prompt_mask, row_end, done, index, spec, params, eos_id)
                 return tokens, chunk, done, index + 1
 

@@ -230,7 +230,7 @@ class GPT(FunctionalZooModel, keras.Model):
         x = gpt_decode._layer_norm(x, self.final_norm)
         embeddings = gpt_decode.weight(self.token_embedding.embeddings)
         head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
-        logits = ops.einsum("btd,vd->btv", x, head)
+        logits = gpt_decode.matmul_t(x, head)
         if self.logit_bias:
             logits = logits + ops.cast(gpt_decode.weight(self.head_bias.bias), logits.dtype)
         return ops.cast(logits, "float32")
@@ -262,7 +262,15 @@ class GPT(FunctionalZooModel, keras.Model):
         """
         return tuple(ops.slice_update(c, [0, 0, start, 0], k) for c, k in zip(cache, chunk))
 
-    def call_with_chunk(self, token_ids, cache, chunk, index, start):
+    def decode_weights(self):
+        """Weights re-laid out for decoding, made once per decoding call.
+
+        Returns:
+            Per block, ``gpt_decode.fused_qkv``'s ``(kernel, bias)``.
+        """
+        return tuple(gpt_decode.fused_qkv(block) for block in self.transformer_layers)
+
+    def call_with_chunk(self, token_ids, cache, chunk, index, start, weights=None):
         """``call_with_cache`` that writes into a chunk and only reads the cache.
 
         Args:
@@ -272,16 +280,19 @@ class GPT(FunctionalZooModel, keras.Model):
                 positions ``start ... index - 1``.
             index: position of ``token_ids[:, 0]``; ``index + t <= start + size``.
             start: first position of the chunk.
+            weights: ``decode_weights()``, made once outside the token loop
+                (made here when None).
 
         Returns:
             ``(logits, chunk)``: float32 logits ``(batch, t, vocab)`` and the
             chunk with positions ``index ... index + t - 1`` written.
         """
+        weights = weights or self.decode_weights()
         x = self._embed_positions(token_ids, index)
         new_chunk = []
         for i, block in enumerate(self.transformer_layers):
             x, written = gpt_decode.chunk_block_step(
-                block, x, cache[2 * i:2 * i + 2], chunk[2 * i:2 * i + 2], index, start
+                block, x, cache[2 * i:2 * i + 2], chunk[2 * i:2 * i + 2], index, start, weights[i]
             )
             new_chunk += written
         return self._logits(x), tuple(new_chunk)

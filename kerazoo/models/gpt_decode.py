@@ -21,12 +21,35 @@ copies the chunk (``CHUNK`` positions) per iteration, not the cache.
 
 import math
 
+import keras
 from keras import ops
 
 
 def weight(variable):
     """A variable's current value (the traced one inside a StatelessScope)."""
     return None if variable is None else variable.value
+
+
+def matmul_t(a, b):
+    """``a @ b^T`` over the last two axes: ``(..., m, k) x (..., n, k) -> (..., m, n)``.
+
+    Keras' TensorFlow ``einsum`` and ``matmul`` transpose ``b`` explicitly,
+    which XLA (CPU) compiles to a physical copy of ``b`` on every decoding
+    step: the whole 1000 x 256 output embedding, and every cached key.
+    ``tf.linalg.matmul(transpose_b=True)`` becomes one dot that reads ``b``
+    as stored. JAX and PyTorch fold the transpose into the product anyway.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Mixed dtypes (bfloat16 activations, float32 weights) promote as keras.ops do.
+        dtype = keras.backend.result_type(a.dtype, b.dtype)
+        a, b = ops.cast(a, dtype), ops.cast(b, dtype)
+        if len(b.shape) == 2 and len(a.shape) > 2:
+            flat = tf.linalg.matmul(tf.reshape(a, (-1, a.shape[-1])), b, transpose_b=True)
+            return tf.reshape(flat, tf.concat([tf.shape(a)[:-1], tf.shape(b)[:1]], 0))
+        return tf.linalg.matmul(a, b, transpose_b=True)
+    return ops.matmul(a, ops.swapaxes(b, -1, -2))
 
 
 def _dense(x, layer):
@@ -73,7 +96,7 @@ def _attend(query, parts):
         ``(batch, heads, t, head_dim)``.
     """
     scores = [
-        ops.where(visible[None, None], ops.einsum("bhtk,bhsk->bhts", query, keys), ops.cast(-1e9, query.dtype))
+        ops.where(visible[None, None], matmul_t(query, keys), ops.cast(-1e9, query.dtype))
         for keys, _, visible in parts
     ]
     probs = ops.softmax(ops.concatenate(scores, axis=-1), axis=-1)
@@ -82,7 +105,7 @@ def _attend(query, parts):
         # ops.shape: static under XLA, a tensor in an exported graph, whose
         # cache width is dynamic.
         width = ops.shape(keys)[2]
-        part = ops.einsum("bhts,bhsk->bhtk", probs[..., offset:offset + width], values)
+        part = ops.matmul(probs[..., offset:offset + width], values)
         out, offset = part if out is None else out + part, offset + width
     return out
 
@@ -109,7 +132,36 @@ def _attention(block, x, key_cache, value_cache, index):
     return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
 
 
-def _chunk_attention(block, x, cache, chunk, index, start):
+def fused_qkv(block):
+    """One ``(dim, 3 * dim)`` kernel and ``(3 * dim,)`` bias for the block's query, key and value.
+
+    Made once per decoding call, outside the token loop: one matmul per
+    block and token instead of three, which at batch 1 on CPU is mostly
+    saved per-kernel overhead (XLA runs each op of the loop body as its own
+    kernel).
+
+    Returns:
+        ``(kernel, bias)``; the query part is pre-scaled by ``1 / sqrt(head_dim)``.
+    """
+    attn = block._self_attention_layer
+    dense = (attn._query_dense, attn._key_dense, attn._value_dense)
+    head_dim = weight(dense[0].kernel).shape[-1]
+    scales = (1.0 / math.sqrt(head_dim), 1.0, 1.0)
+    kernels = [ops.reshape(weight(d.kernel), (weight(d.kernel).shape[0], -1)) * s for d, s in zip(dense, scales)]
+    biases = [ops.reshape(weight(d.bias), (-1,)) * s for d, s in zip(dense, scales)]
+    return ops.concatenate(kernels, axis=1), ops.concatenate(biases, axis=0)
+
+
+def _fused_projections(x, qkv, heads, dtype):
+    """Heads-first query (pre-scaled), key and value of ``x`` from ``fused_qkv``'s weights."""
+    kernel, bias = qkv
+    batch, steps = x.shape[0], x.shape[1]
+    y = ops.matmul(x, kernel) + bias
+    y = ops.transpose(ops.reshape(y, (batch, steps, 3, heads, -1)), (2, 0, 3, 1, 4))
+    return y[0], ops.cast(y[1], dtype), ops.cast(y[2], dtype)
+
+
+def _chunk_attention(block, x, cache, chunk, index, start, qkv=None):
     """Self-attention of ``x`` at ``index`` over a read-only cache plus a small chunk.
 
     The chunk holds cache positions ``start ... start + C - 1`` (slot ``i``
@@ -117,18 +169,26 @@ def _chunk_attention(block, x, cache, chunk, index, start):
     cache is only read, for the positions before ``start``. A loop that
     carries only the chunk updates a few kilobytes per token instead of
     rewriting (copying) the whole cache, which XLA on CPU did every step.
+    The new keys and values are written into the chunk before attending
+    (copying a chunk is cheap), so attention has two sources, not three.
+
+    Args:
+        qkv: ``fused_qkv(block)``, made once per decoding call; made here
+            when None.
     """
     (key_cache, value_cache), (key_chunk, value_chunk) = cache, chunk
-    query, key, value = _projections(block, x, key_chunk.dtype)
+    heads = block._self_attention_layer._num_heads
+    query, key, value = _fused_projections(x, qkv or fused_qkv(block), heads, key_chunk.dtype)
     slot = index - start
-    parts = [
-        (key_cache, value_cache, ops.arange(key_cache.shape[2])[None, :] < start),
-        (key_chunk, value_chunk, ops.arange(key_chunk.shape[2])[None, :] < slot),
-        (key, value, _causal(x.shape[1])),
-    ]
-    out = _attend(query, parts)
     key_chunk = ops.slice_update(key_chunk, [0, 0, slot, 0], key)
     value_chunk = ops.slice_update(value_chunk, [0, 0, slot, 0], value)
+    # New position slot + i sees chunk slots <= slot + i.
+    chunk_visible = ops.arange(key_chunk.shape[2])[None, :] <= slot + ops.arange(x.shape[1])[:, None]
+    parts = [
+        (key_cache, value_cache, ops.arange(key_cache.shape[2])[None, :] < start),
+        (key_chunk, value_chunk, chunk_visible),
+    ]
+    out = _attend(query, parts)
     return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), (key_chunk, value_chunk)
 
 
@@ -157,7 +217,7 @@ def _feedforward(block, x):
     return x + _dense(h, block._feedforward_output_dense)
 
 
-def chunk_block_step(block, x, cache, chunk, index, start):
+def chunk_block_step(block, x, cache, chunk, index, start, qkv=None):
     """``block_step`` writing into a small chunk; the cache is only read.
 
     Args:
@@ -169,10 +229,11 @@ def chunk_block_step(block, x, cache, chunk, index, start):
             ``(batch, heads, chunk_size, head_dim)``, valid before ``index``.
         index: position of ``x[:, 0]`` (``start <= index < start + chunk_size``).
         start: first position held by the chunk.
+        qkv: ``fused_qkv(block)``, made once per decoding call (optional).
 
     Returns:
         ``(x, chunk)`` after the block.
     """
     h = _layer_norm(x, block._self_attention_layer_norm)
-    attended, chunk = _chunk_attention(block, h, cache, chunk, index, start)
+    attended, chunk = _chunk_attention(block, h, cache, chunk, index, start, qkv)
     return _feedforward(block, x + attended), chunk
