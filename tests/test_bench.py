@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kerazoo import cli
-from kerazoo.bench import train_suite
+from kerazoo.bench import generate_suite, train_suite
 from kerazoo.models import build
 
 
@@ -50,6 +50,25 @@ def test_train_suite_rows(monkeypatch, tmp_path):
     pytest.importorskip("matplotlib")
     png = train_suite.plot(rows, str(tmp_path / "train.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_suite_rows_with_the_matmul_floor(monkeypatch):
+    """Every row has both decoders' rates; under XLA also the weights-only floor, which no decoder beats by much."""
+    monkeypatch.setattr(generate_suite, "CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=64))
+    monkeypatch.setattr(generate_suite, "run_lstm", lambda repeats: {
+        "backend": "x", "model": "lstm", "batch": 1, "new_tokens": 8,
+        "cached_tokens_per_s": 2.0, "rerun_tokens_per_s": 1.0, "speedup": 2.0,
+    })
+    rows = generate_suite.run_current_backend(repeats=1, batches=(1, 2), new_tokens=(8, 16))
+    gpt = [r for r in rows if r["model"] == "gpt"]
+    assert [(r["batch"], r["new_tokens"]) for r in gpt] == [(1, 8), (1, 16), (2, 8), (2, 16)]
+    for r in gpt:
+        assert r["kerazoo_tokens_per_s"] > 0 and r["keras_hub_tokens_per_s"] > 0
+        assert math.isclose(r["speedup"], r["kerazoo_tokens_per_s"] / r["keras_hub_tokens_per_s"])
+        if r["floor_tokens_per_s"] is not None:
+            assert math.isclose(r["floor_speedup"], r["floor_tokens_per_s"] / r["keras_hub_tokens_per_s"])
+    table = generate_suite.markdown(rows)
+    assert "| matmul floor tokens/s | floor ÷ keras_hub |" in table and table.count("\n| ") >= 5
 
 
 @pytest.mark.parametrize("argv, message", [

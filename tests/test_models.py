@@ -2,6 +2,7 @@
 
 import numpy as np
 import keras
+import keras_hub
 import pytest
 
 from kerazoo import models
@@ -35,19 +36,59 @@ def test_recurrent_archs_are_sequential(arch):
 def test_gpt_is_functional_and_uses_keras_hub_blocks():
     model = build("gpt", vocab_size=20, **TINY["gpt"])
     assert not isinstance(model, keras.Sequential)
-    blocks = [l for l in model.layers if type(l).__name__ == "TransformerDecoder"]
+    blocks = [l for l in model.layers if isinstance(l, keras_hub.layers.TransformerDecoder)]
     assert len(blocks) == 2 and all(b.normalize_first for b in blocks)
 
 
-def test_gpt_is_causal():
-    """Changing a later token must not change earlier logits."""
-    model = build("gpt", vocab_size=30, **TINY["gpt"])
+@pytest.mark.parametrize("training", [False, True])
+def test_gpt_is_causal(training):
+    """Changing a later token must not change earlier logits (also with dropout, in training)."""
+    model = build("gpt", vocab_size=30, dropout=0.0 if not training else 0.5, **TINY["gpt"])
     x = np.arange(10, dtype="int32")[None] % 30
     y = x.copy()
     y[0, 7] = 3
-    a, b = np.asarray(model(x)), np.asarray(model(y))
+    if training:
+        # The same dropout masks for both calls: the seed generators' states
+        # are restored, and the global seed reset (unseeded torch dropout uses it).
+        states = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+        keras.utils.set_random_seed(0)
+        a = keras.ops.convert_to_numpy(model(x, training=True))
+        for variable, state in zip(model.non_trainable_variables, states):
+            variable.assign(state)
+        keras.utils.set_random_seed(0)
+        b = keras.ops.convert_to_numpy(model(y, training=True))
+    else:
+        a, b = keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(model(y))
     np.testing.assert_allclose(a[0, :7], b[0, :7], atol=1e-5)
     assert np.abs(a[0, 7:] - b[0, 7:]).max() > 1e-6
+
+
+def test_gpt_blocks_train_through_fused_causal_attention_with_keras_hubs_result():
+    """``CausalDecoder`` takes ``dot_product_attention(is_causal=True)`` and equals keras_hub's masked call."""
+    from kerazoo.models.causal_block import CausalDecoder
+
+    model = build("gpt", vocab_size=50, dropout=0.0, **TINY["gpt"])
+    ids = np.random.default_rng(0).integers(1, 50, (3, 12)).astype("int32")
+    x = model.token_embedding(ids)
+    x = x + model.position_embedding(x)
+    fused = [0]
+    for block in model.transformer_layers:
+        assert isinstance(block, CausalDecoder)
+        original = block._causal_attention
+        block._causal_attention = lambda h, training, original=original: (fused.__setitem__(0, fused[0] + 1), original(h, training))[1]
+        ours = keras.ops.convert_to_numpy(block(x))
+        theirs = keras.ops.convert_to_numpy(keras_hub.layers.TransformerDecoder.call(block, x))
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+        # A padding mask is not causality alone: keras_hub's own path runs.
+        mask = np.ones((3, 12), bool)
+        mask[:, 9:] = False
+        padded = keras.ops.convert_to_numpy(block(x, decoder_padding_mask=mask))
+        np.testing.assert_allclose(
+            padded, keras.ops.convert_to_numpy(keras_hub.layers.TransformerDecoder.call(block, x, decoder_padding_mask=mask)),
+            atol=1e-6,
+        )
+        x = keras.ops.convert_to_tensor(ours)
+    assert fused[0] == 2, "each block's unmasked call took the fused path, the masked one did not"
 
 
 def test_tied_and_untied_head_parameter_counts():

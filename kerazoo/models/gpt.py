@@ -6,7 +6,8 @@
 
 The blocks are ``keras_hub.layers.TransformerDecoder`` with
 ``normalize_first=True`` (GPT-2 style) and no encoder input, which keeps the
-``self_attention_cache`` path that cached decoding uses.
+``self_attention_cache`` path that cached decoding uses; ``CausalDecoder``
+subclasses it only to train through fused causal attention.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import keras_hub
 from keras import ops
 
 from kerazoo.models import gpt_decode
+from kerazoo.models.causal_block import CausalDecoder
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
 
@@ -131,7 +133,7 @@ class GPT(FunctionalZooModel, keras.Model):
         )
         self.embeddings_dropout = keras.layers.Dropout(dropout, name="embeddings_dropout")
         self.transformer_layers = [
-            keras_hub.layers.TransformerDecoder(
+            CausalDecoder(
                 intermediate_dim=intermediate_dim,
                 num_heads=num_heads,
                 dropout=dropout,
