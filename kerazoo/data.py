@@ -327,6 +327,48 @@ def lm_dataset(ids, seq_len, batch_size, shuffle=True, seed=0, repeat=False):
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+# How a causal-LM recipe cuts training windows from the token stream.
+WINDOW_MODES = ("packed", "random")
+
+
+def lm_random_dataset(ids, seq_len, batch_size, seed=0):
+    """Training windows that start at uniformly random offsets (nanoGPT's ``get_batch``).
+
+    Packed windows (``lm_dataset``) cut a small corpus into a fixed set of
+    examples: tinyshakespeare at 256 tokens is 3,921 windows, so nanoGPT's
+    5,000 x 64 budget would replay each one 82 times at the same phase and
+    the model memorises them. Drawing every window's start afresh shows the
+    model every phase of the text, as nanoGPT does.
+
+    Args:
+        ids: 1-D int array from ``tokenize_documents``.
+        seq_len: tokens per example.
+        batch_size: examples per batch.
+        seed: seed of the offsets; every iterator replays the same stream, so
+            a resumed run can skip the batches it already trained on.
+
+    Returns:
+        An endless ``tf.data.Dataset`` of ``(x, y)`` int32 batches
+        ``(batch, seq_len)`` with ``y[:, t] == x[:, t + 1]`` in the stream.
+
+    Raises:
+        ValueError: when the ids are too short for one window.
+    """
+    starts = len(ids) - seq_len  # a window needs seq_len + 1 ids from its start
+    if starts < 1:
+        raise ValueError(f"too little text: {len(ids)} tokens, a window of seq_len={seq_len} needs {seq_len + 1}")
+    stream = tf.constant(np.asarray(ids, np.int32))
+    span = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def cut(draws):
+        first = tf.math.floormod(draws, starts)  # int64 draws: the modulo bias is nil
+        window = tf.gather(stream, first[:, None] + span[None, :])
+        return window[:, :-1], window[:, 1:]
+
+    ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False)
+    return ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE)
+
+
 # ---------------------------------------------------------------------------
 # Labelled text (classification) and masked-LM windows.
 # ---------------------------------------------------------------------------

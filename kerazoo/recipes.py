@@ -74,6 +74,7 @@ class TrainSection:
 
     seq_len: int = 128  # tokens per training window
     batch_size: int = 32  # windows per step
+    windows: str = "packed"  # packed: non-overlapping, reshuffled each pass | random: random offsets (nanoGPT)
     steps: int = 1000  # optimizer steps in all
     eval_every: int = 200  # steps between validation checks and checkpoints
     eval_batches: int = 20  # validation batches per check (0: the whole split)
@@ -259,6 +260,8 @@ def _check_values(recipe, where):
         _fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
     if t.warmup_steps >= t.steps:
         _fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
+    if t.windows not in data_lib.WINDOW_MODES:
+        _fail(where, "train.windows", f"must be one of {', '.join(data_lib.WINDOW_MODES)}, got '{t.windows}'")
     if t.precision not in PRECISIONS:
         _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
     _check_distribute(recipe.distribute, where)
@@ -285,6 +288,8 @@ def _check_task(recipe, where):
         _fail(where, "task.classifier_dropout", f"must be in [0, 1), got {s.classifier_dropout}")
     if not 0.0 < s.mask_rate < 1.0:
         _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
+    if recipe.train.windows == "random" and recipe.task_kind != "causal_lm":
+        _fail(where, "train.windows", f"'random' is for causal_lm training; task '{recipe.task_kind}' cuts its own examples")
     if recipe.init_from and recipe.task_kind == "causal_lm":
         _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
     if recipe.task_kind == "classify" and not recipe.data.label_column:

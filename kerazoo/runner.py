@@ -241,6 +241,13 @@ def run_recipe(recipe, runs_dir="runs", resume=False, tokenizer=None, verbose=1,
     return dataclasses.replace(result, path="")
 
 
+def _train_dataset(train_ids, t):
+    """The endless, seeded training batches of a causal-LM run, cut as ``train.windows`` says."""
+    if t.windows == "random":
+        return data_lib.lm_random_dataset(train_ids, t.seq_len, t.batch_size, seed=t.seed)
+    return data_lib.lm_dataset(train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+
+
 def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
     """``run_recipe`` in this process's engine scope."""
     if recipe.task_kind != "causal_lm":
@@ -261,7 +268,7 @@ def _run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks)
 
     keras.utils.set_random_seed(t.seed)
     prep = prepare(recipe, tokenizer, log)
-    train_ds = data_lib.lm_dataset(prep.train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+    train_ds = _train_dataset(prep.train_ids, t)
     val_ds, val_steps = _val_dataset(prep.val_ids, t)
     with precision.dtype_policy(t.precision), parallel.scope():
         model = compile_model(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)

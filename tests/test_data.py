@@ -120,6 +120,34 @@ def test_dataset_shuffle_is_seeded():
     assert not np.array_equal(first(1), first(2))
 
 
+def test_random_windows_start_anywhere_and_shift_by_one():
+    ids = np.arange(1000, dtype=np.int32)  # id == position, so x[:, 0] is each window's offset
+    ds = data.lm_random_dataset(ids, seq_len=8, batch_size=16, seed=3)
+    starts = []
+    for x, y in ds.take(64):
+        x, y = x.numpy(), y.numpy()
+        assert x.shape == y.shape == (16, 8) and x.dtype == np.int32
+        np.testing.assert_array_equal(x + 1, y)  # the next token of the same stretch of text
+        np.testing.assert_array_equal(x, x[:, :1] + np.arange(8))  # contiguous windows
+        starts.extend(x[:, 0])
+    starts = np.asarray(starts)
+    assert starts.min() >= 0 and starts.max() + 8 < 1000, "every target id exists"
+    assert len(set(starts % 8)) == 8, "windows start at every phase, not only multiples of seq_len"
+    assert starts.min() < 50 and starts.max() > 940, "the whole stream is drawn from"
+
+
+def test_random_windows_are_seeded():
+    first = lambda seed: [x.numpy() for x, _ in data.lm_random_dataset(np.arange(400, dtype=np.int32), 4, 8, seed=seed).take(3)]
+    np.testing.assert_array_equal(first(1), first(1))  # a resumed run skips to the same batches
+    assert not np.array_equal(first(1), first(2))
+
+
+def test_random_windows_need_one_window_of_text():
+    data.lm_random_dataset(np.arange(9, dtype=np.int32), seq_len=8, batch_size=2)  # exactly one window
+    with pytest.raises(ValueError, match="8 tokens, a window of seq_len=8 needs 9"):
+        data.lm_random_dataset(np.arange(8, dtype=np.int32), seq_len=8, batch_size=2)
+
+
 def test_too_little_text_for_a_batch():
     with pytest.raises(ValueError, match="fewer than batch_size=8"):
         data.lm_dataset(np.arange(20, dtype=np.int32), seq_len=8, batch_size=8)

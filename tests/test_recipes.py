@@ -39,6 +39,7 @@ def test_shakespeare_recipes_match_nanogpt(path, nanogpt):
     assert (h["num_layers"], h["num_heads"], h["hidden_dim"], h["max_length"], t.batch_size, t.steps, h["dropout"]) == nanogpt
     assert t.seq_len == h["max_length"]  # nanoGPT trains on full blocks
     assert (r.data.split, r.data.val_fraction, r.tokenizer.kind) == ("tail", 0.1, "char")  # first 90% / last 10%
+    assert t.windows == "random"  # nanoGPT's get_batch draws every window at a random offset
     assert (t.learning_rate, t.learning_rate * t.min_lr_ratio, t.warmup_steps, t.weight_decay, t.clipnorm) == pytest.approx(
         (1e-3, 1e-4, 100, 0.1, 1.0))
 
@@ -80,6 +81,8 @@ def test_overrides(tmp_path):
         ('[data]\nsource = "x.txt"\n', "missing section \\[model\\]"),
         ('name = "../escape"\n[model]\narch = "gpt"\n', "'name' must be letters"),
         ('[model\narch = "gpt"\n', "not valid TOML"),
+        ('[model]\narch = "gpt"\n[train]\nwindows = "overlapping"\n', "'train.windows' must be one of packed, random"),
+        ('[model]\narch = "bert"\n[train]\nwindows = "random"\n', "'train.windows' 'random' is for causal_lm"),
     ],
 )
 def test_bad_recipes_name_file_and_key(tmp_path, text, message):

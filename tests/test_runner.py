@@ -50,6 +50,17 @@ def test_same_seed_same_metrics(tiny_recipe, tmp_path):
     assert a["val_loss"] == b["val_loss"] and a["train_loss"] == b["train_loss"]
 
 
+def test_random_windows_train_and_resume_like_an_uninterrupted_run(tiny_recipe, tmp_path):
+    recipe = kz.load_recipe(tiny_recipe("gpt", extra='windows = "random"'))
+    whole = kz.run_recipe(recipe, str(tmp_path / "whole"), verbose=0, log=lambda *_: None).metrics
+    runs = str(tmp_path / "crashed")
+    with pytest.raises(KeyboardInterrupt):
+        kz.run_recipe(recipe, runs, verbose=0, log=lambda *_: None, callbacks=[_CrashAfterFirstCheck()])
+    resumed = kz.run_recipe(recipe, runs, resume=True, verbose=0, log=lambda *_: None).metrics
+    assert resumed["steps"] == whole["steps"] == 4
+    assert resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-5), "the resumed run saw the same batches"
+
+
 def test_loaded_run_model_carries_its_tokenizer(tiny_recipe, tmp_path):
     result = kz.run_recipe(kz.load_recipe(tiny_recipe("lstm", "char")), str(tmp_path), verbose=0, log=lambda *_: None)
     model = kz.load_run(result.path)
