@@ -61,6 +61,23 @@ def test_random_windows_train_and_resume_like_an_uninterrupted_run(tiny_recipe, 
     assert resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-5), "the resumed run saw the same batches"
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts tf.function traces")
+def test_the_train_step_is_traced_once(tiny_recipe, tmp_path, monkeypatch):
+    """The optimizer is built before fit: a variable created inside the first
+    trace makes tf.function trace the whole train step a second time."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces, original = [], TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traces.append(1)
+        return original(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    kz.run_recipe(kz.load_recipe(tiny_recipe("gpt")), str(tmp_path), verbose=0, log=lambda *_: None)
+    assert len(traces) == 1
+
+
 def test_loaded_run_model_carries_its_tokenizer(tiny_recipe, tmp_path):
     result = kz.run_recipe(kz.load_recipe(tiny_recipe("lstm", "char")), str(tmp_path), verbose=0, log=lambda *_: None)
     model = kz.load_run(result.path)

@@ -84,6 +84,7 @@ def fit_run(model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, trai
     train_ds = checkpointing.resume_train_dataset(train_ds, work_dir, t.eval_every)
     started = time.perf_counter()
     with parallel.scope():
+        runner.build_optimizer(model)
         model.fit(train_ds, epochs=t.steps // t.eval_every, steps_per_epoch=t.eval_every,
                   validation_data=val_ds, validation_steps=val_steps, callbacks=cbs, verbose=verbose,
                   shuffle=False)
