@@ -12,7 +12,7 @@ from kerazoo import pairs as pairs_lib
 from kerazoo.beam import beam_search
 from kerazoo.cli import main
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
-from kerazoo.tokenizers import BOS_ID, EOS_ID
+from kerazoo.tokenizers import BOS_ID, EOS_ID, PAD_ID
 from kerazoo.translate import _cache_fn, encode_sources, translate, translate_ids
 
 TINY = dict(max_source_length=24, max_length=16, num_encoder_layers=1, num_decoder_layers=2,
@@ -45,11 +45,18 @@ def model(tokenizer):
 
 
 def _full_greedy(model, source, n):
-    """Greedy decoding that recomputes the whole decoder at every step (no cache)."""
+    """Greedy decoding that recomputes the whole decoder at every step (no cache).
+
+    The decoder input keeps one width, padded after the target: the decoder is
+    causal, so the padding cannot change the last target position's logits, and
+    one shape spares JAX a compilation of every op for every prefix length.
+    """
     target = [BOS_ID]
     for _ in range(n):
-        logits = model({ENCODER_INPUT: np.array([source], np.int32), DECODER_INPUT: np.array([target], np.int32)})
-        nxt = int(np.argmax(keras.ops.convert_to_numpy(logits)[0, -1]))
+        padded = np.full((1, n + 1), PAD_ID, np.int32)
+        padded[0, :len(target)] = target
+        logits = model({ENCODER_INPUT: np.array([source], np.int32), DECODER_INPUT: padded})
+        nxt = int(np.argmax(keras.ops.convert_to_numpy(logits)[0, len(target) - 1]))
         if nxt == EOS_ID:
             break
         target.append(nxt)
