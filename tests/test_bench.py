@@ -31,6 +31,20 @@ def test_lstm_flops_count_every_matmul_weight():
     assert train_suite.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
 
 
+def test_side_by_side_flips_the_order_every_repeat(monkeypatch):
+    calls, times = [], {"ours": iter([9.0, 5.0, 7.0, 6.0, 8.0]), "peer": iter([9.0, 4.0, 3.0, 6.0, 5.0])}
+
+    def fake_fit(model, data, steps):
+        calls.append((model, steps))
+        return next(times[model])
+
+    monkeypatch.setattr(train_suite, "_fit_seconds", fake_fit)
+    best = train_suite._side_by_side(("ours", None), ("peer", None), steps=8, warmup=2, repeats=4)
+    assert calls == [("ours", 2), ("peer", 2),  # compiling warm-ups, then ABBA
+                     ("ours", 8), ("peer", 8), ("peer", 8), ("ours", 8), ("ours", 8), ("peer", 8), ("peer", 8), ("ours", 8)]
+    assert best == [5.0, 3.0]
+
+
 def test_train_suite_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(train_suite, "GPT_CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=16))
     monkeypatch.setattr(train_suite, "GPT_SEQ", 16)

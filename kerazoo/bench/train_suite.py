@@ -171,12 +171,19 @@ def _fit_seconds(model, data, steps):
 
 
 def _side_by_side(ours, peer, steps, warmup, repeats):
-    """Best ``fit`` time of each side over ``steps`` steps, alternating."""
-    for model, data in (ours, peer):
+    """Best ``fit`` time of each side over ``steps`` steps, alternating.
+
+    The order flips every repeat (ours, peer, then peer, ours, ...): on a
+    shared 2-core machine the position in a pair can cost more than the
+    difference being measured, and a fixed order would charge it to one side.
+    """
+    sides = (ours, peer)
+    for model, data in sides:
         _fit_seconds(model, data, warmup)  # compiles
     best = [float("inf"), float("inf")]
-    for _ in range(repeats):
-        for i, (model, data) in enumerate((ours, peer)):
+    for r in range(repeats):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            model, data = sides[i]
             best[i] = min(best[i], _fit_seconds(model, data, steps))
     return best
 
