@@ -37,7 +37,9 @@ def matmul_t(a, b):
     which XLA (CPU) compiles to a physical copy of ``b`` on every decoding
     step: the whole 1000 x 256 output embedding, and every cached key.
     ``tf.linalg.matmul(transpose_b=True)`` becomes one dot that reads ``b``
-    as stored. JAX and PyTorch fold the transpose into the product anyway.
+    as stored. JAX's ``jnp.matmul`` of a swapped operand is a copy too
+    (inside a loop, once per iteration), so JAX uses ``lax.dot_general``;
+    PyTorch folds the transpose into the product.
     """
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -49,6 +51,19 @@ def matmul_t(a, b):
             flat = tf.linalg.matmul(tf.reshape(a, (-1, a.shape[-1])), b, transpose_b=True)
             return tf.reshape(flat, tf.concat([tf.shape(a)[:-1], tf.shape(b)[:1]], 0))
         return tf.linalg.matmul(a, b, transpose_b=True)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # jnp.matmul(a, swapaxes(b)) materialises the transpose: inside the
+        # decoding loop XLA copied every cached key on every token (a scratch
+        # loop of 4 blocks' attention at batch 1: 94 us per token, against
+        # 29 us for a dot_general that contracts the last axes in place).
+        dtype = keras.backend.result_type(a.dtype, b.dtype)
+        a, b = a.astype(dtype), b.astype(dtype)
+        if b.ndim == 2:
+            return jax.lax.dot_general(a, b, (((a.ndim - 1,), (1,)), ((), ())))
+        batch = tuple(range(a.ndim - 2))
+        return jax.lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 1,)), (batch, batch)))
     return ops.matmul(a, ops.swapaxes(b, -1, -2))
 
 
