@@ -31,6 +31,26 @@ def test_lstm_flops_count_every_matmul_weight():
     assert train_suite.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
 
 
+def test_matmul_floor_shapes_are_exactly_the_counted_flops():
+    """The floor's products (forward + two backward each) are the FLOPs gpt_flops_per_token counts."""
+    layers, dim, heads, batch, seq, vocab = 2, 16, 4, 3, 8, 97
+    shapes = train_suite.gpt_matmul_shapes(layers, dim, heads, batch, seq, vocab)
+    forward = sum(2 * math.prod(lhs) * rhs[-1] for lhs, rhs in shapes)
+    assert 3 * forward == train_suite.gpt_flops_per_token(layers, dim, seq, vocab) * batch * seq
+
+
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True)])
+def test_floor_matmul_transposes_as_stored(transpose_a, transpose_b):
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3, 4), dtype=np.float32), rng.standard_normal((2, 4, 5), dtype=np.float32)
+    a_in = np.swapaxes(a, -1, -2).copy() if transpose_a else a
+    b_in = np.swapaxes(b, -1, -2).copy() if transpose_b else b
+    out = train_suite._matmul(ops.convert_to_tensor(a_in), ops.convert_to_tensor(b_in), transpose_a, transpose_b)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), a @ b, rtol=1e-5, atol=1e-5)
+
+
 def test_side_by_side_flips_the_order_every_repeat(monkeypatch):
     calls, times = [], {"ours": iter([9.0, 5.0, 7.0, 6.0, 8.0]), "peer": iter([9.0, 4.0, 3.0, 6.0, 5.0])}
 
@@ -59,8 +79,10 @@ def test_train_suite_rows(monkeypatch, tmp_path):
         assert r["kerazoo_tokens_per_s"] > 0 and r["peer_tokens_per_s"] > 0 and r["peak_flops"] > 0
         assert math.isclose(r["ratio"], r["kerazoo_tokens_per_s"] / r["peer_tokens_per_s"])
         assert math.isclose(r["kerazoo_mfu"], r["kerazoo_tokens_per_s"] * r["flops_per_token"] / r["peak_flops"])
+    assert rows[0]["floor_mfu"] > 0 and rows[1]["floor_mfu"] is None  # the gpt's matmul-only floor
     table = train_suite.markdown(rows)
     assert "| gpt | keras_hub GPT2CausalLM |" in table and "| lstm | Keras Sequential LSTM |" in table
+    assert "matmul-only MFU" in table
     pytest.importorskip("matplotlib")
     png = train_suite.plot(rows, str(tmp_path / "train.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
