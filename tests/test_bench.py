@@ -59,10 +59,11 @@ def test_side_by_side_flips_the_order_every_repeat(monkeypatch):
         return next(times[model])
 
     monkeypatch.setattr(train_suite, "_fit_seconds", fake_fit)
-    best = train_suite._side_by_side(("ours", None), ("peer", None), steps=8, warmup=2, repeats=4)
+    best, pair_ratios = train_suite._side_by_side(("ours", None), ("peer", None), steps=8, warmup=2, repeats=4)
     assert calls == [("ours", 2), ("peer", 2),  # compiling warm-ups, then ABBA
                      ("ours", 8), ("peer", 8), ("peer", 8), ("ours", 8), ("ours", 8), ("peer", 8), ("peer", 8), ("ours", 8)]
     assert best == [5.0, 3.0]
+    assert pair_ratios == [4.0 / 5.0, 3.0 / 7.0, 6.0 / 6.0, 5.0 / 8.0]  # peer ÷ ours within each back-to-back pair
 
 
 def test_train_suite_rows(monkeypatch, tmp_path):
@@ -79,6 +80,7 @@ def test_train_suite_rows(monkeypatch, tmp_path):
         assert r["kerazoo_tokens_per_s"] > 0 and r["peer_tokens_per_s"] > 0 and r["peak_flops"] > 0
         assert math.isclose(r["ratio"], r["kerazoo_tokens_per_s"] / r["peer_tokens_per_s"])
         assert math.isclose(r["kerazoo_mfu"], r["kerazoo_tokens_per_s"] * r["flops_per_token"] / r["peak_flops"])
+        assert len(r["pair_ratios"]) == 1 and r["median_pair_ratio"] == r["pair_ratios"][0]
     assert rows[0]["floor_mfu"] > 0 and rows[1]["floor_mfu"] is None  # the gpt's matmul-only floor
     table = train_suite.markdown(rows)
     assert "| gpt | keras_hub GPT2CausalLM |" in table and "| lstm | Keras Sequential LSTM |" in table

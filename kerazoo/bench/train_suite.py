@@ -290,25 +290,38 @@ def _side_by_side(ours, peer, steps, warmup, repeats):
     The order flips every repeat (ours, peer, then peer, ours, ...): on a
     shared 2-core machine the position in a pair can cost more than the
     difference being measured, and a fixed order would charge it to one side.
+
+    Returns:
+        ``(best, pair_ratios)``: each side's best time, and per repeat the
+        peer's time over ours (kerazoo's speed-up within that pair). The
+        two runs of a pair are seconds apart, so a slow spell of the host
+        that spans both cancels out of their ratio; the median of these
+        is steadier than the ratio of the bests, which can take each side's
+        best from a different spell.
     """
     sides = (ours, peer)
     for model, data in sides:
         _fit_seconds(model, data, warmup)  # compiles
-    best = [float("inf"), float("inf")]
+    best, pair_ratios = [float("inf"), float("inf")], []
     for r in range(repeats):
+        pair = [0.0, 0.0]
         for i in ((0, 1) if r % 2 == 0 else (1, 0)):
             model, data = sides[i]
-            best[i] = min(best[i], _fit_seconds(model, data, steps))
-    return best
+            pair[i] = _fit_seconds(model, data, steps)
+            best[i] = min(best[i], pair[i])
+        pair_ratios.append(pair[1] / pair[0])
+    return best, pair_ratios
 
 
-def _row(name, peer_name, times, tokens_per_step, flops, peak, floor_seconds=None):
+def _row(name, peer_name, timed, steps, tokens_per_step, flops, peak, floor_seconds=None):
     import keras
 
-    ours_tps, peer_tps = tokens_per_step / times[0], tokens_per_step / times[1]
+    (ours, peer), pair_ratios = timed
+    ours_tps, peer_tps = tokens_per_step * steps / ours, tokens_per_step * steps / peer
     return {
         "backend": keras.backend.backend(), "model": name, "peer": peer_name,
         "kerazoo_tokens_per_s": ours_tps, "peer_tokens_per_s": peer_tps, "ratio": ours_tps / peer_tps,
+        "median_pair_ratio": float(np.median(pair_ratios)), "pair_ratios": pair_ratios,
         "flops_per_token": flops, "kerazoo_mfu": ours_tps * flops / peak, "peer_mfu": peer_tps * flops / peak,
         "peak_flops": peak,
         # The MFU of the step's matmuls alone (matmul_floor_seconds); None where not measured.
@@ -332,7 +345,7 @@ def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
     rows = []
     if "gpt" in models:
         c = GPT_CONFIG
-        times = _side_by_side(
+        timed = _side_by_side(
             (_kerazoo_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"])),
             (_keras_hub_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"], padding_mask=True)),
             steps, warmup, repeats,
@@ -340,14 +353,13 @@ def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
         flops = gpt_flops_per_token(c["num_layers"], c["hidden_dim"], GPT_SEQ, c["vocab_size"])
         floor = matmul_floor_seconds(gpt_matmul_shapes(
             c["num_layers"], c["hidden_dim"], c["num_heads"], GPT_BATCH, GPT_SEQ, c["vocab_size"]), repeats)
-        rows.append(_row("gpt", "keras_hub GPT2CausalLM", [t / steps for t in times], GPT_BATCH * GPT_SEQ, flops,
-                         peak, floor))
+        rows.append(_row("gpt", "keras_hub GPT2CausalLM", timed, steps, GPT_BATCH * GPT_SEQ, flops, peak, floor))
     if "lstm" in models:
         c = LSTM_CONFIG
         data = _batch(LSTM_BATCH, LSTM_SEQ, c["vocab_size"])
-        times = _side_by_side((_kerazoo_lstm(), data), (_keras_lstm(), data), steps, warmup, repeats)
+        timed = _side_by_side((_kerazoo_lstm(), data), (_keras_lstm(), data), steps, warmup, repeats)
         flops = lstm_flops_per_token(c["embed_dim"], c["hidden_dim"], c["num_layers"], c["vocab_size"])
-        rows.append(_row("lstm", "Keras Sequential LSTM", [t / steps for t in times], LSTM_BATCH * LSTM_SEQ, flops, peak))
+        rows.append(_row("lstm", "Keras Sequential LSTM", timed, steps, LSTM_BATCH * LSTM_SEQ, flops, peak))
     return rows
 
 
@@ -367,20 +379,23 @@ def markdown(rows):
         f"hidden {LSTM_CONFIG['hidden_dim']}, {LSTM_CONFIG['num_layers']} layer, vocab {LSTM_CONFIG['vocab_size']}, "
         f"batch {LSTM_BATCH} x {LSTM_SEQ}. float32, AdamW, model.fit.",
         "",
-        "| backend | model | peer | kerazoo tokens/s | peer tokens/s | ratio | kerazoo MFU | peer MFU | "
-        "matmul-only MFU | train GFLOP/token | matmul peak GFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | model | peer | kerazoo tokens/s | peer tokens/s | ratio | median pair ratio | kerazoo MFU "
+        "| peer MFU | matmul-only MFU | train GFLOP/token | matmul peak GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        floor = r.get("floor_mfu")
+        floor, median = r.get("floor_mfu"), r.get("median_pair_ratio")
         lines.append(
             f"| {r['backend']} | {r['model']} | {r['peer']} | {r['kerazoo_tokens_per_s']:,.0f} | "
-            f"{r['peer_tokens_per_s']:,.0f} | {r['ratio']:.2f}x | {100 * r['kerazoo_mfu']:.1f}% | "
+            f"{r['peer_tokens_per_s']:,.0f} | {r['ratio']:.2f}x | {f'{median:.2f}x' if median else '–'} | "
+            f"{100 * r['kerazoo_mfu']:.1f}% | "
             f"{100 * r['peer_mfu']:.1f}% | {f'{100 * floor:.1f}%' if floor else '–'} | "
             f"{r['flops_per_token'] / 1e9:.4f} | {r['peak_flops'] / 1e9:,.0f} |"
         )
-    lines += ["", "matmul-only MFU: a step that did nothing but the model's matmuls (forward and both backward "
-              "products of each), timed on the same backend and counted the same way."]
+    lines += ["", "ratio: of the best times; median pair ratio: the median over repeats of the peer's time over "
+              "kerazoo's within one back-to-back pair. matmul-only MFU: a step that did nothing but the model's "
+              "matmuls (forward and both backward products of each), timed on the same backend and counted the "
+              "same way."]
     return "\n".join(lines) + "\n"
 
 
