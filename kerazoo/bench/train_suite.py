@@ -429,6 +429,14 @@ def plot(rows, path):
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)
     axes[1].axhline(0.5, color="gray", linestyle="--", linewidth=1)  # the 50% MFU target
+    floors = [(i, r["floor_mfu"]) for i, r in enumerate(rows) if r.get("floor_mfu")]
+    if floors:
+        axes[1].scatter([i for i, _ in floors], [f for _, f in floors], marker="_", s=900, color="black",
+                        label="matmul-only ceiling")
+    # Room above the bars for the legend, which would hide a ceiling mark.
+    axes[1].set_ylim(0, 1.5 * max([r["kerazoo_mfu"] for r in rows] + [r["peer_mfu"] for r in rows]
+                                  + [f for _, f in floors]))
+    axes[1].legend(loc="upper right", fontsize="small")
     axes[0].legend()
     fig.tight_layout()
     return runs.save_figure(fig, path, dpi=100)
