@@ -177,3 +177,26 @@ def test_temperature_alone_means_sampling_and_greedy_refuses_it(model):
 
 def test_stream_is_exported(model):
     assert "".join(kz.stream(model, "hello", 8)) == kz.generate(model, "hello", 8)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((2, 3, 5), (7, 5)), ((2, 4, 1, 8), (2, 4, 6, 8))])
+def test_matmul_t_is_a_times_b_transposed(a_shape, b_shape):
+    from kerazoo.models import gpt_decode
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape).astype("float32"), rng.standard_normal(b_shape).astype("float32")
+    out = gpt_decode.matmul_t(keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), a @ np.swapaxes(b, -1, -2), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_t_reads_b_as_stored_on_jax():
+    """No transpose op in the lowered product: in the decoding loop XLA made it a copy of every cached key per token."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("checks the JAX lowering")
+    import jax
+
+    from kerazoo.models import gpt_decode
+
+    q, keys = np.zeros((1, 4, 1, 8), "float32"), np.zeros((1, 4, 32, 8), "float32")
+    lowered = jax.jit(gpt_decode.matmul_t).lower(q, keys).as_text()
+    assert "dot_general" in lowered and "transpose" not in lowered
