@@ -43,11 +43,13 @@ def test_matmul_floor_shapes_are_exactly_the_counted_flops():
 def test_floor_matmul_transposes_as_stored(transpose_a, transpose_b):
     from keras import ops
 
+    from kerazoo.models.gpt_decode import matmul
+
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 3, 4), dtype=np.float32), rng.standard_normal((2, 4, 5), dtype=np.float32)
     a_in = np.swapaxes(a, -1, -2).copy() if transpose_a else a
     b_in = np.swapaxes(b, -1, -2).copy() if transpose_b else b
-    out = train_suite._matmul(ops.convert_to_tensor(a_in), ops.convert_to_tensor(b_in), transpose_a, transpose_b)
+    out = matmul(ops.convert_to_tensor(a_in), ops.convert_to_tensor(b_in), transpose_a, transpose_b)
     np.testing.assert_allclose(ops.convert_to_numpy(out), a @ b, rtol=1e-5, atol=1e-5)
 
 

@@ -179,6 +179,7 @@ def test_stream_is_exported(model):
     assert "".join(kz.stream(model, "hello", 8)) == kz.generate(model, "hello", 8)
 
 
+@pytest.mark.core  # every backend: each has its own product
 @pytest.mark.parametrize("a_shape, b_shape", [((2, 3, 5), (7, 5)), ((2, 4, 1, 8), (2, 4, 6, 8))])
 def test_matmul_t_is_a_times_b_transposed(a_shape, b_shape):
     from kerazoo.models import gpt_decode
@@ -189,6 +190,7 @@ def test_matmul_t_is_a_times_b_transposed(a_shape, b_shape):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), a @ np.swapaxes(b, -1, -2), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.core  # CI's JAX run is the core suite
 def test_matmul_t_reads_b_as_stored_on_jax():
     """No transpose op in the lowered product: in the decoding loop XLA made it a copy of every cached key per token."""
     if keras.backend.backend() != "jax":

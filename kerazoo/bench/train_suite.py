@@ -124,38 +124,13 @@ def gpt_matmul_shapes(num_layers, hidden_dim, num_heads, batch, seq_len, vocab_s
     return layer * num_layers + [((n, d), (d, vocab_size))]
 
 
-def _matmul(a, b, transpose_a=False, transpose_b=False):
-    """``a @ b`` over the last two axes, either side transposed as stored.
-
-    The transposes go to each backend's product (as its autodiff does for a
-    step's backward pass), not through a copy: TensorFlow's ``transpose_a``
-    and ``transpose_b``, JAX's ``dot_general`` dimensions, PyTorch's strided
-    views.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.linalg.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
-    if backend == "jax":
-        import jax
-
-        batch = tuple(range(a.ndim - 2))
-        contract = ((a.ndim - 2 if transpose_a else a.ndim - 1,), (b.ndim - 1 if transpose_b else b.ndim - 2,))
-        # The free axes come out batch, a's, b's: (..., m, n) whichever side is transposed.
-        return jax.lax.dot_general(a, b, (contract, (batch, batch)))
-    a = a.transpose(-1, -2) if transpose_a else a
-    return a.matmul(b.transpose(-1, -2) if transpose_b else b)
-
-
 def matmul_floor_seconds(shapes, repeats=3):
     """Time of a training step's matmuls alone: the fastest any step of the model could go.
 
     For every forward product ``C = A @ B`` of ``shapes`` it also does the
-    two backward products, ``dC @ B^T`` and ``A^T @ dC``, on random float32
-    operands, in one compiled function of the current backend (``jax.jit``;
+    two backward products, ``dC @ B^T`` and ``A^T @ dC`` (transposes read
+    as stored, as each backend's autodiff does: ``gpt_decode.matmul``), on
+    random float32 operands, in one compiled function of the current backend (``jax.jit``;
     a ``tf.function`` graph, as Keras' TensorFlow trainer runs on CPU; eager
     PyTorch). Their FLOPs are exactly ``3 x`` the forward count of
     ``gpt_flops_per_token``, so ``flops / time / peak`` is the MFU a step
@@ -172,6 +147,8 @@ def matmul_floor_seconds(shapes, repeats=3):
     import keras
     from keras import ops
 
+    from kerazoo.models.gpt_decode import matmul
+
     rng = np.random.default_rng(0)
 
     def tensor(shape):
@@ -187,7 +164,7 @@ def matmul_floor_seconds(shapes, repeats=3):
     def step(operands):
         products = []
         for a, b, grad in operands:
-            products += [_matmul(a, b), _matmul(grad, b, transpose_b=True), _matmul(a, grad, transpose_a=True)]
+            products += [matmul(a, b), matmul(grad, b, transpose_b=True), matmul(a, grad, transpose_a=True)]
         return products
 
     if backend == "jax":
