@@ -90,6 +90,7 @@ class TrainSection:
     sample_tokens: int = 64  # tokens in that sample
     sample_temperature: float = 0.8  # its temperature (0: greedy)
     precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
+    jit_compile: typing.Union[bool, str] = "auto"  # XLA train step: true | false | "auto" (see runner.jit_compile_for)
 
 
 # The Keras dtype policies a recipe may train under.
@@ -264,6 +265,8 @@ def _check_values(recipe, where):
         _fail(where, "train.windows", f"must be one of {', '.join(data_lib.WINDOW_MODES)}, got '{t.windows}'")
     if t.precision not in PRECISIONS:
         _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
+    if isinstance(t.jit_compile, str) and t.jit_compile != "auto":
+        _fail(where, "train.jit_compile", f"must be true, false or \"auto\", got '{t.jit_compile}'")
     _check_distribute(recipe.distribute, where)
     _check_task(recipe, where)
 

@@ -29,6 +29,9 @@ def tiny_recipe_text(source, arch="gpt", kind="byte", extra=""):
     else:
         model = "embed_dim = 8\nhidden_dim = 16\nnum_layers = 1\ndropout = 0.0"
     vocab = "" if kind in ("byte", "char") else "vocab_size = 300\n"
+    # XLA compiles a train step in seconds, more than these 4-step runs take
+    # to train; test_runner checks the default ("auto": XLA on TF and JAX).
+    jit = "" if "jit_compile" in extra else "jit_compile = false\n"
     return f"""
 name = "tiny_{arch}"
 [data]
@@ -48,7 +51,7 @@ eval_every = 2
 eval_batches = 2
 warmup_steps = 1
 sample_tokens = 5
-{extra}
+{jit}{extra}
 """
 
 

@@ -78,6 +78,32 @@ def test_the_train_step_is_traced_once(tiny_recipe, tmp_path, monkeypatch):
     assert len(traces) == 1
 
 
+@pytest.mark.core
+def test_auto_jit_compile_trains_causal_lms_under_xla_and_agrees_without(tiny_recipe, tmp_path):
+    """``train.jit_compile = "auto"`` (the default) compiles the causal-LM train
+    step with XLA on TensorFlow (where Keras' own "auto" would not, on a CPU)
+    and JAX, not on PyTorch; XLA and no XLA train to the same losses."""
+    from kerazoo.runner import compile_model
+
+    recipe = kz.load_recipe(tiny_recipe("gpt", extra='jit_compile = "auto"'))
+    assert recipe.train.jit_compile == "auto"
+    model = compile_model(kz.build("gpt", vocab_size=20, **recipe.hparams), recipe.train)
+    assert model.jit_compile is (keras.backend.backend() != "torch")
+    no_xla = kz.load_recipe(tiny_recipe("gpt", extra="jit_compile = false"))
+    assert compile_model(kz.build("gpt", vocab_size=20, **no_xla.hparams), no_xla.train).jit_compile is False
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        from kerazoo.runner import jit_compile_for
+
+        with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+            assert jit_compile_for(recipe.train) == "auto", "Keras decides under a distribution strategy"
+        xla = kz.run_recipe(recipe, str(tmp_path / "xla"), verbose=0, log=lambda *_: None).metrics
+        plain = kz.run_recipe(no_xla, str(tmp_path / "plain"), verbose=0, log=lambda *_: None).metrics
+        assert xla["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-4)
+        assert xla["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
+
+
 def test_loaded_run_model_carries_its_tokenizer(tiny_recipe, tmp_path):
     result = kz.run_recipe(kz.load_recipe(tiny_recipe("lstm", "char")), str(tmp_path), verbose=0, log=lambda *_: None)
     model = kz.load_run(result.path)
