@@ -6,6 +6,7 @@ machines); ``kerazoo bench`` measures it.
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -77,18 +78,24 @@ def test_train_suite_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(train_suite, "LSTM_BATCH", 2)
     monkeypatch.setattr(train_suite, "PEAK_SIZES", (128,))
     rows = train_suite.run_current_backend(steps=2, warmup=1, repeats=1)
-    assert [r["model"] for r in rows] == ["gpt", "lstm"]
+    on_tf = keras.backend.backend() == "tensorflow"
+    # On TensorFlow a third row: keras_hub as Keras compiles it by default (no XLA on a CPU).
+    assert [r["model"] for r in rows] == (["gpt", "gpt", "lstm"] if on_tf else ["gpt", "lstm"])
+    xla = keras.backend.backend() != "torch"
+    assert [(r["kerazoo_xla"], r["peer_xla"]) for r in rows] == [(xla, xla)] + [(True, False)] * on_tf + [(xla, xla)]
+    all_rows, rows = rows, [rows[0], rows[-1]]
     for r in rows:
         assert r["kerazoo_tokens_per_s"] > 0 and r["peer_tokens_per_s"] > 0 and r["peak_flops"] > 0
         assert math.isclose(r["ratio"], r["kerazoo_tokens_per_s"] / r["peer_tokens_per_s"])
         assert math.isclose(r["kerazoo_mfu"], r["kerazoo_tokens_per_s"] * r["flops_per_token"] / r["peak_flops"])
         assert len(r["pair_ratios"]) == 1 and r["median_pair_ratio"] == r["pair_ratios"][0]
     assert rows[0]["floor_mfu"] > 0 and rows[1]["floor_mfu"] is None  # the gpt's matmul-only floor
-    table = train_suite.markdown(rows)
+    table = train_suite.markdown(all_rows)
     assert "| gpt | keras_hub GPT2CausalLM |" in table and "| lstm | Keras Sequential LSTM |" in table
     assert "matmul-only MFU" in table
+    assert ("| keras_hub GPT2CausalLM, Keras' default compile | yes / no |" in table) is on_tf
     pytest.importorskip("matplotlib")
-    png = train_suite.plot(rows, str(tmp_path / "train.png"))
+    png = train_suite.plot(all_rows, str(tmp_path / "train.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 

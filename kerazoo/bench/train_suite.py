@@ -9,8 +9,12 @@ sides do exactly the same work):
 - kerazoo ``lstm`` against the plain Keras ``Sequential`` model
   Embedding -> LSTM -> Dense.
 
-Both sides compile with the same optimizer (AdamW) and loss, and train with
-``model.fit``. Each side is timed over ``steps`` steps after a warm-up
+Both sides compile with the same optimizer (AdamW), loss and ``jit_compile``
+(kerazoo's default, ``runner.jit_compile_for``: XLA on TensorFlow and JAX),
+and train with ``model.fit``, so the ratio compares the models' code. On
+TensorFlow, where Keras' own default trains without XLA on a machine without
+a GPU, a third row times the keras_hub model as Keras compiles it by default:
+what a keras_hub user gets there. Each side is timed over ``steps`` steps after a warm-up
 ``fit`` that compiles it; the two sides alternate, ``repeats`` times, and the
 best time of each is kept (the least disturbed by other load).
 
@@ -124,15 +128,15 @@ def gpt_matmul_shapes(num_layers, hidden_dim, num_heads, batch, seq_len, vocab_s
     return layer * num_layers + [((n, d), (d, vocab_size))]
 
 
-def matmul_floor_seconds(shapes, repeats=3):
+def matmul_floor_seconds(shapes, repeats=3, jit_compile=True):
     """Time of a training step's matmuls alone: the fastest any step of the model could go.
 
     For every forward product ``C = A @ B`` of ``shapes`` it also does the
     two backward products, ``dC @ B^T`` and ``A^T @ dC`` (transposes read
     as stored, as each backend's autodiff does: ``gpt_decode.matmul``), on
     random float32 operands, in one compiled function of the current backend (``jax.jit``;
-    a ``tf.function`` graph, as Keras' TensorFlow trainer runs on CPU; eager
-    PyTorch). Their FLOPs are exactly ``3 x`` the forward count of
+    a ``tf.function``, under XLA when ``jit_compile``, as the trainer it
+    bounds runs; eager PyTorch). Their FLOPs are exactly ``3 x`` the forward count of
     ``gpt_flops_per_token``, so ``flops / time / peak`` is the MFU a step
     would reach if it did nothing but its matmuls, at the speed this
     backend multiplies these shapes: the ceiling for the MFU target.
@@ -140,6 +144,7 @@ def matmul_floor_seconds(shapes, repeats=3):
     Args:
         shapes: ``gpt_matmul_shapes`` output.
         repeats: timed calls (the best is kept).
+        jit_compile: on TensorFlow, whether the trainer (so the floor) runs under XLA.
 
     Returns:
         Seconds per step.
@@ -174,7 +179,7 @@ def matmul_floor_seconds(shapes, repeats=3):
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        step = tf.function(step)
+        step = tf.function(step, jit_compile=bool(jit_compile))
 
     def wait(products):
         for p in products:
@@ -189,12 +194,21 @@ def matmul_floor_seconds(shapes, repeats=3):
     return best
 
 
-def _compile(model):
+def kerazoo_jit_compile():
+    """The ``jit_compile`` kerazoo's runner trains a causal LM with by default."""
+    from kerazoo.recipes import TrainSection
+    from kerazoo.runner import jit_compile_for
+
+    return jit_compile_for(TrainSection())
+
+
+def _compile(model, jit_compile):
     import keras
 
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
     return model
 
@@ -203,10 +217,10 @@ def _kerazoo_gpt():
     from kerazoo.models import build
 
     # keras_hub's GPT-2 uses the tanh GELU; so does this side, for identical work.
-    return _compile(build("gpt", dropout=0.0, gelu_approximate=True, **GPT_CONFIG))
+    return _compile(build("gpt", dropout=0.0, gelu_approximate=True, **GPT_CONFIG), kerazoo_jit_compile())
 
 
-def _keras_hub_gpt():
+def _keras_hub_gpt(jit_compile):
     import keras
     import keras_hub
 
@@ -221,6 +235,7 @@ def _keras_hub_gpt():
     keras.Model.compile(
         lm, optimizer=keras.optimizers.AdamW(learning_rate=1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
     return lm
 
@@ -228,7 +243,7 @@ def _keras_hub_gpt():
 def _kerazoo_lstm():
     from kerazoo.models import build
 
-    return _compile(build("lstm", dropout=0.0, **LSTM_CONFIG))
+    return _compile(build("lstm", dropout=0.0, **LSTM_CONFIG), kerazoo_jit_compile())
 
 
 def _keras_lstm():
@@ -240,7 +255,7 @@ def _keras_lstm():
         keras.layers.Embedding(c["vocab_size"], c["embed_dim"]),
         keras.layers.LSTM(c["hidden_dim"], return_sequences=True),
         keras.layers.Dense(c["vocab_size"]),
-    ]))
+    ]), kerazoo_jit_compile())
 
 
 def _batch(batch, seq_len, vocab_size, padding_mask=False):
@@ -290,7 +305,7 @@ def _side_by_side(ours, peer, steps, warmup, repeats):
     return best, pair_ratios
 
 
-def _row(name, peer_name, timed, steps, tokens_per_step, flops, peak, floor_seconds=None):
+def _row(name, peer_name, timed, steps, tokens_per_step, flops, peak, floor_seconds=None, xla=None):
     import keras
 
     (ours, peer), pair_ratios = timed
@@ -303,6 +318,8 @@ def _row(name, peer_name, timed, steps, tokens_per_step, flops, peak, floor_seco
         "peak_flops": peak,
         # The MFU of the step's matmuls alone (matmul_floor_seconds); None where not measured.
         "floor_mfu": tokens_per_step * flops / floor_seconds / peak if floor_seconds else None,
+        # Each side's resolved jit_compile (XLA or not).
+        "kerazoo_xla": bool(xla[0]) if xla else None, "peer_xla": bool(xla[1]) if xla else None,
     }
 
 
@@ -322,21 +339,30 @@ def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
     rows = []
     if "gpt" in models:
         c = GPT_CONFIG
-        timed = _side_by_side(
-            (_kerazoo_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"])),
-            (_keras_hub_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"], padding_mask=True)),
-            steps, warmup, repeats,
-        )
+        ours = (_kerazoo_gpt(), _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"]))
+        hub_data = _batch(GPT_BATCH, GPT_SEQ, c["vocab_size"], padding_mask=True)
+        peer = (_keras_hub_gpt(ours[0].jit_compile), hub_data)
+        timed = _side_by_side(ours, peer, steps, warmup, repeats)
         flops = gpt_flops_per_token(c["num_layers"], c["hidden_dim"], GPT_SEQ, c["vocab_size"])
         floor = matmul_floor_seconds(gpt_matmul_shapes(
-            c["num_layers"], c["hidden_dim"], c["num_heads"], GPT_BATCH, GPT_SEQ, c["vocab_size"]), repeats)
-        rows.append(_row("gpt", "keras_hub GPT2CausalLM", timed, steps, GPT_BATCH * GPT_SEQ, flops, peak, floor))
+            c["num_layers"], c["hidden_dim"], c["num_heads"], GPT_BATCH, GPT_SEQ, c["vocab_size"]),
+            repeats, jit_compile=ours[0].jit_compile)
+        xla = (ours[0].jit_compile, peer[0].jit_compile)
+        rows.append(_row("gpt", "keras_hub GPT2CausalLM", timed, steps, GPT_BATCH * GPT_SEQ, flops, peak, floor, xla))
+        default_peer = _keras_hub_gpt("auto")
+        if default_peer.jit_compile != ours[0].jit_compile:
+            # Keras' default differs from kerazoo's here (TensorFlow on a CPU): time what keras_hub's users get.
+            timed = _side_by_side(ours, (default_peer, hub_data), steps, warmup, repeats)
+            rows.append(_row("gpt", "keras_hub GPT2CausalLM, Keras' default compile", timed, steps,
+                             GPT_BATCH * GPT_SEQ, flops, peak, xla=(ours[0].jit_compile, default_peer.jit_compile)))
     if "lstm" in models:
         c = LSTM_CONFIG
         data = _batch(LSTM_BATCH, LSTM_SEQ, c["vocab_size"])
-        timed = _side_by_side((_kerazoo_lstm(), data), (_keras_lstm(), data), steps, warmup, repeats)
+        ours, peer = _kerazoo_lstm(), _keras_lstm()
+        timed = _side_by_side((ours, data), (peer, data), steps, warmup, repeats)
         flops = lstm_flops_per_token(c["embed_dim"], c["hidden_dim"], c["num_layers"], c["vocab_size"])
-        rows.append(_row("lstm", "Keras Sequential LSTM", timed, steps, LSTM_BATCH * LSTM_SEQ, flops, peak))
+        rows.append(_row("lstm", "Keras Sequential LSTM", timed, steps, LSTM_BATCH * LSTM_SEQ, flops, peak,
+                         xla=(ours.jit_compile, peer.jit_compile)))
     return rows
 
 
@@ -356,14 +382,16 @@ def markdown(rows):
         f"hidden {LSTM_CONFIG['hidden_dim']}, {LSTM_CONFIG['num_layers']} layer, vocab {LSTM_CONFIG['vocab_size']}, "
         f"batch {LSTM_BATCH} x {LSTM_SEQ}. float32, AdamW, model.fit.",
         "",
-        "| backend | model | peer | kerazoo tokens/s | peer tokens/s | ratio | median pair ratio | kerazoo MFU "
-        "| peer MFU | matmul-only MFU | train GFLOP/token | matmul peak GFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | model | peer | XLA (kerazoo / peer) | kerazoo tokens/s | peer tokens/s | ratio | median pair ratio "
+        "| kerazoo MFU | peer MFU | matmul-only MFU | train GFLOP/token | matmul peak GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         floor, median = r.get("floor_mfu"), r.get("median_pair_ratio")
+        xla = "–" if r.get("kerazoo_xla") is None else " / ".join(
+            "yes" if r[k] else "no" for k in ("kerazoo_xla", "peer_xla"))
         lines.append(
-            f"| {r['backend']} | {r['model']} | {r['peer']} | {r['kerazoo_tokens_per_s']:,.0f} | "
+            f"| {r['backend']} | {r['model']} | {r['peer']} | {xla} | {r['kerazoo_tokens_per_s']:,.0f} | "
             f"{r['peer_tokens_per_s']:,.0f} | {r['ratio']:.2f}x | {f'{median:.2f}x' if median else '–'} | "
             f"{100 * r['kerazoo_mfu']:.1f}% | "
             f"{100 * r['peer_mfu']:.1f}% | {f'{100 * floor:.1f}%' if floor else '–'} | "
@@ -372,7 +400,7 @@ def markdown(rows):
     lines += ["", "ratio: of the best times; median pair ratio: the median over repeats of the peer's time over "
               "kerazoo's within one back-to-back pair. matmul-only MFU: a step that did nothing but the model's "
               "matmuls (forward and both backward products of each), timed on the same backend and counted the "
-              "same way."]
+              "same way. XLA: whether the side's train step is compiled with XLA (jit_compile)."]
     return "\n".join(lines) + "\n"
 
 
@@ -393,7 +421,8 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['backend']}\n{r['model']}" for r in rows]
+    labels = [f"{r['backend']}\n{r['model']}" + ("\n(peer: Keras default)" if "default" in r["peer"] else "")
+              for r in rows]
     x = np.arange(len(rows))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, (ours, peer, title) in zip(axes, [
