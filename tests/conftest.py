@@ -29,9 +29,11 @@ def tiny_recipe_text(source, arch="gpt", kind="byte", extra=""):
     else:
         model = "embed_dim = 8\nhidden_dim = 16\nnum_layers = 1\ndropout = 0.0"
     vocab = "" if kind in ("byte", "char") else "vocab_size = 300\n"
-    # XLA compiles a train step in seconds, more than these 4-step runs take
-    # to train; test_runner checks the default ("auto": XLA on TF and JAX).
-    jit = "" if "jit_compile" in extra else "jit_compile = false\n"
+    # On TensorFlow, XLA compiles a train step in seconds, more than these
+    # 4-step runs take to train; test_runner checks the default ("auto": XLA
+    # on TF and JAX). On JAX, false would mean an eager, op-by-op step.
+    on_tf = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    jit = "jit_compile = false\n" if on_tf and "jit_compile" not in extra else ""
     return f"""
 name = "tiny_{arch}"
 [data]
