@@ -424,7 +424,8 @@ def plot(rows, path):
     labels = [f"{r['backend']}\n{r['model']}" + ("\n(peer: Keras default)" if "default" in r["peer"] else "")
               for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    # About an inch per bar pair, so that the backend / model labels do not run together.
+    fig, axes = plt.subplots(1, 2, figsize=(max(12, 2.3 * len(rows)), 4))
     for ax, (ours, peer, title) in zip(axes, [
         ("kerazoo_tokens_per_s", "peer_tokens_per_s", "training tokens/s"),
         ("kerazoo_mfu", "peer_mfu", "model FLOPs utilisation"),
