@@ -12,6 +12,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -29,14 +31,54 @@ def _env(backend, **extra):
 
 
 def _worker(recipe, out, strategies, env):
-    return subprocess.Popen([sys.executable, WORKER, recipe, str(out), *strategies], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Output to a file, not a pipe: _finish_cluster polls, and a full pipe would block the worker.
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, WORKER, recipe, str(out), *strategies], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def _output(proc):
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 def _finish(*procs):
     for proc in procs:
-        out, _ = proc.communicate()
-        assert proc.returncode == 0, out[-3000:]
+        proc.wait()
+        assert proc.returncode == 0, _output(proc)[-3000:]
+
+
+# What a worker prints when another process took its port between
+# _free_port's probe and the worker's own bind (tests run in parallel).
+PORT_TAKEN = ("Could not start gRPC server", "Failed to add port", "Address already in use")
+
+
+def _finish_cluster(start, attempts=3):
+    """Runs a cluster's workers to the end; starts it again on fresh ports after a lost port.
+
+    A worker that cannot bind its port exits while its peers wait for it, so
+    the first failure stops the others.
+
+    Args:
+        start: picks ports and starts the workers; returns their ``Popen`` objects.
+        attempts: starts before a lost port counts as a failure.
+    """
+    for attempt in range(attempts):
+        procs = start()
+        while any(p.poll() is None for p in procs) and all(p.poll() in (None, 0) for p in procs):
+            time.sleep(0.2)
+        failed = [p for p in procs if p.poll() not in (None, 0)]
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if not failed:
+            return
+        out = _output(failed[0])
+        if attempt + 1 == attempts or not any(m in out for m in PORT_TAKEN):
+            raise AssertionError(out[-3000:])
 
 
 def _losses(result):
@@ -74,12 +116,15 @@ def jax_runs(tmp_path_factory):
     recipe = root / "tiny_gpt.toml"
     # Written here, trained on JAX: the default jit_compile, not the TensorFlow tests' false.
     recipe.write_text(tiny_recipe_text(str(root / "corpus.txt"), "gpt", extra='jit_compile = "auto"'))
-    hosts = dict(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{_free_port()}", KERAS_DISTRIBUTION_NUM_PROCESSES="2")
-    procs = [_worker(str(recipe), root / f"host{i}.json", ["data_parallel"],
-                     _env("jax", KERAS_DISTRIBUTION_PROCESS_ID=str(i), **hosts)) for i in range(2)]
-    procs.append(_worker(str(recipe), root / "devices.json", ["none", "data_parallel"],
-                         _env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")))
-    _finish(*procs)
+
+    def start():
+        hosts = dict(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{_free_port()}", KERAS_DISTRIBUTION_NUM_PROCESSES="2")
+        procs = [_worker(str(recipe), root / f"host{i}.json", ["data_parallel"],
+                         _env("jax", KERAS_DISTRIBUTION_PROCESS_ID=str(i), **hosts)) for i in range(2)]
+        return procs + [_worker(str(recipe), root / "devices.json", ["none", "data_parallel"],
+                                _env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"))]
+
+    _finish_cluster(start)
     return {name: json.loads((root / f"{name}.json").read_text()) for name in ("host0", "host1", "devices")}
 
 
@@ -102,13 +147,15 @@ def test_two_tensorflow_workers_train_like_one(tiny_recipe):
     """Two workers on localhost (TF_CONFIG, MultiWorkerMirroredStrategy), one CPU device each."""
     root = os.path.dirname(tiny_recipe("gpt"))
     recipe = tiny_recipe("gpt")
-    ports = [_free_port(), _free_port()]
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    procs = [_worker(recipe, os.path.join(root, f"worker{i}.json"), ["data_parallel"],
-                     _env("tensorflow", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
-             for i in range(2)]
-    procs.append(_worker(recipe, os.path.join(root, "one.json"), ["none"], _env("tensorflow")))
-    _finish(*procs)
+
+    def start():
+        cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+        procs = [_worker(recipe, os.path.join(root, f"worker{i}.json"), ["data_parallel"],
+                         _env("tensorflow", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+                 for i in range(2)]
+        return procs + [_worker(recipe, os.path.join(root, "one.json"), ["none"], _env("tensorflow"))]
+
+    _finish_cluster(start)
     chief, other, one = (json.loads(open(os.path.join(root, f"{n}.json")).read())
                          for n in ("worker0", "worker1", "one"))
     chief, other, one = chief["data_parallel"], other["data_parallel"], one["none"]
