@@ -133,7 +133,6 @@ RECIPE_BAD_VALUES = [
     ("unknown precision", f'{TINY_MODEL}[train]\nprecision = "float8"\n', r"'train.precision' must be one of"),
     ("jit_compile that is neither a bool nor auto", f'{TINY_MODEL}[train]\njit_compile = "yes"\n',
      r"'train.jit_compile' must be true, false or \"auto\""),
-    ("jit_compile of the wrong type", f'{TINY_MODEL}[train]\njit_compile = 1\n', r"'train.jit_compile' must be bool or str"),
     ("unknown strategy", f'{TINY_MODEL}[distribute]\nstrategy = "magic"\n', r"'distribute.strategy' must be one of"),
     ("task the arch cannot train", f'{TINY_MODEL}[task]\nkind = "seq2seq"\n', r"is not a task of arch"),
     ("name with a path", f'name = "../../etc"\n{TINY_MODEL}', r"'name' must be"),

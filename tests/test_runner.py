@@ -126,5 +126,11 @@ def test_resume_refuses_a_changed_recipe(tiny_recipe, tmp_path):
     changed = kz.load_recipe(path, ["model.hidden_dim=32"])
     with pytest.raises(ValueError, match="the recipe differs"):
         kz.run_recipe(changed, runs, resume=True, verbose=0, log=lambda *_: None)
-    saved = open(os.path.join(runs, ".tiny_gpt.partial", "recipe.toml")).read()
+    saved_path = os.path.join(runs, ".tiny_gpt.partial", "recipe.toml")
+    saved = open(saved_path).read()
     assert "hidden_dim = 16" in saved, "the unfinished run is left as it was"
+    # A run started before a key existed has no line for it: it resumes with the key's default.
+    assert "\ntensorboard = false\n" in saved
+    open(saved_path, "w").write(saved.replace("\ntensorboard = false\n", "\n"))
+    result = kz.run_recipe(kz.load_recipe(path), runs, resume=True, verbose=0, log=lambda *_: None)
+    assert result.metrics["steps"] == 4

@@ -292,7 +292,7 @@ JAX_EXPORT = textwrap.dedent("""
 
 def test_a_model_trained_on_jax_exports(tiny_recipe, tmp_path):
     pytest.importorskip("jax")
-    recipe = tiny_recipe("gpt", "byte")
+    recipe = tiny_recipe("gpt", "byte", extra='jit_compile = "auto"')  # trained on JAX: jitted, as by default
     prompts = ["The quick", "你好", ""]
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(

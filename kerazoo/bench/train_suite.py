@@ -335,6 +335,8 @@ def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
     Returns:
         One result dict per comparison.
     """
+    import keras
+
     peak = matmul_peak()
     rows = []
     if "gpt" in models:
@@ -349,8 +351,8 @@ def run_current_backend(steps=20, warmup=3, repeats=3, models=("gpt", "lstm")):
             repeats, jit_compile=ours[0].jit_compile)
         xla = (ours[0].jit_compile, peer[0].jit_compile)
         rows.append(_row("gpt", "keras_hub GPT2CausalLM", timed, steps, GPT_BATCH * GPT_SEQ, flops, peak, floor, xla))
-        default_peer = _keras_hub_gpt("auto")
-        if default_peer.jit_compile != ours[0].jit_compile:
+        default_peer = _keras_hub_gpt("auto") if keras.backend.backend() == "tensorflow" else None
+        if default_peer is not None and default_peer.jit_compile != ours[0].jit_compile:
             # Keras' default differs from kerazoo's here (TensorFlow on a CPU): time what keras_hub's users get.
             timed = _side_by_side(ours, (default_peer, hub_data), steps, warmup, repeats)
             rows.append(_row("gpt", "keras_hub GPT2CausalLM, Keras' default compile", timed, steps,

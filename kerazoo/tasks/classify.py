@@ -257,8 +257,8 @@ def compile_classifier(model, train):
         optimizer=common.optimizer(train),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        # Bucketed lengths: XLA would compile once per bucket, so only an explicit setting turns it on.
-        jit_compile=common.jit_compile_for(train, fixed_shapes=False),
+        # "auto" keeps Keras' choice: batches are bucketed by length, and XLA compiles once per bucket.
+        jit_compile=common.runner.jit_compile_for(train, xla_when_auto=False),
     )
     return model
 

@@ -47,11 +47,6 @@ def optimizer(train):
     return runner._optimizer(train)
 
 
-def jit_compile_for(train, fixed_shapes=False):
-    """The runner's ``jit_compile`` choice (``runner.jit_compile_for``)."""
-    return runner.jit_compile_for(train, fixed_shapes)
-
-
 def fit_run(model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds, val_ds, val_steps,
             verbose, callbacks):
     """Claims the partial folder and fits the model with the runner's callbacks.
