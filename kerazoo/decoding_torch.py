@@ -19,12 +19,14 @@ from kerazoo import sampling
 from kerazoo.tokenizers import PAD_ID
 
 DONE_CHECK_EVERY = 8
-# Batches up to this size decode with one intra-op thread. Their matmuls
-# take tens of microseconds, less than OpenMP's fork/join, and on a busy
-# machine a step waits for a descheduled partner thread: on the 2-core
-# bench machine two threads made batch 1 five times and batch 16 twice
-# slower than one.
-SINGLE_THREAD_MAX_BATCH = 16
+# Batches up to this size decode with one intra-op thread. Their products
+# take tens of microseconds and gain nothing from a second thread, while on
+# a busy machine a step waits for a descheduled partner thread (two threads
+# once made batch 1 five times slower on the 2-core bench machine). From
+# batch 8 on the products are large enough to share: on that machine, when
+# quiet, two threads decoded batch 8 12% and batch 16 22% faster than one
+# (scratch timings of ``generate_suite``'s decoder, 128 new tokens).
+SINGLE_THREAD_MAX_BATCH = 4
 
 
 def _greedy(logits, *unused):
@@ -43,10 +45,10 @@ def _chooser(spec):
     return sample
 
 
-def _model_step(model):
-    """The model's per-position function ``(ids, cache, index) -> (logits, cache)``."""
+def _model_step(model, rows):
+    """The model's per-position function ``(ids, cache, index) -> (logits, cache)`` for ``rows`` rows."""
     if hasattr(model, "torch_step"):
-        return model.torch_step()
+        return model.torch_step(rows)
     return model.call_with_cache
 
 
@@ -67,7 +69,7 @@ def loop_fn(model, spec, eos_id):
     choose = _chooser(spec)
 
     def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
-        step = _model_step(model)
+        step = _model_step(model, tokens.shape[0])
         tokens, done = tokens.clone(), done.clone()
         row_end = torch.as_tensor(row_end)
         # Every row is done at its end position at the latest: stop there exactly.

@@ -163,6 +163,30 @@ def test_gpt_cached_logits_equal_the_forward_pass(tie):
     np.testing.assert_allclose(np.stack(steps, 1), full[:, 4:], atol=1e-5)
 
 
+@pytest.mark.core  # CI's PyTorch run is the core suite
+@pytest.mark.parametrize("rows", [1, 2])
+def test_torch_step_with_packed_products_equals_the_forward_pass(rows):
+    """The eager PyTorch decoding step, its weights packed for ``rows`` rows, gives the model's logits."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("the plain-torch step")
+    import torch
+
+    from kerazoo.models import gpt_decode_torch
+
+    keras.utils.set_random_seed(1)
+    model = build("gpt", vocab_size=40, max_length=16, num_layers=2, num_heads=2, hidden_dim=8, logit_bias=True)
+    x = np.random.default_rng(0).integers(0, 40, (2, 9)).astype("int32")
+    full = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(x)))
+    step = gpt_decode_torch.TorchStep(model, rows)
+    packed = step.blocks[0].ff1.packed is not None
+    assert packed == (rows > 1 and torch.backends.mkldnn.is_available()), "packs exactly when it pays"
+    cache = model.init_cache(2, 16)
+    with torch.inference_mode():
+        step(torch.as_tensor(x[:, :4]).long(), cache, 0)  # a 4-position prefill: 8 rows
+        logits = [step(torch.as_tensor(x[:, t:t + 1]).long(), cache, t)[:, 0].numpy() for t in range(4, 9)]
+    np.testing.assert_allclose(np.stack(logits, 1), full[:, 4:], atol=1e-5)
+
+
 def test_no_seed_means_fresh_samples(model):
     outs = {kz.generate(model, "hello", 16, sampler="temperature", temperature=2.0) for _ in range(4)}
     assert len(outs) > 1

@@ -299,8 +299,11 @@ class GPT(FunctionalZooModel, keras.Model):
             new_chunk += written
         return self._logits(x), tuple(new_chunk)
 
-    def torch_step(self):
+    def torch_step(self, rows=1):
         """A plain-torch ``call_with_cache`` for eager PyTorch loops.
+
+        Args:
+            rows: the batch it will decode (its products are tuned for it).
 
         Returns:
             ``step(token_ids, cache, index) -> (logits, cache)`` on torch
@@ -309,7 +312,7 @@ class GPT(FunctionalZooModel, keras.Model):
         """
         from kerazoo.models import gpt_decode_torch
 
-        step = gpt_decode_torch.TorchStep(self)
+        step = gpt_decode_torch.TorchStep(self, rows)
         return lambda token_ids, cache, index: (step(token_ids, cache, index), cache)
 
     def prefill(self, token_ids, cache):
