@@ -226,3 +226,26 @@ def test_matmul_t_reads_b_as_stored_on_jax():
     q, keys = np.zeros((1, 4, 1, 8), "float32"), np.zeros((1, 4, 32, 8), "float32")
     lowered = jax.jit(gpt_decode.matmul_t).lower(q, keys).as_text()
     assert "dot_general" in lowered and "transpose" not in lowered
+
+
+@pytest.mark.core  # CI's JAX run is the core suite
+def test_jax_decoding_of_several_rows_keeps_products_out_of_ynnpack():
+    """From two rows up, JAX decoding on CPU compiles its products with XLA's own kernels, one row with the defaults."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("checks the JAX compiler options")
+    import jax
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("a CPU option")
+    assert decoding._jax_cpu_options(1) is None
+
+    def product(x, w):
+        return x @ w
+
+    args = (np.ones((16, 256), np.float32), np.ones((256, 768), np.float32))
+    hlo = {
+        rows: jax.jit(product, compiler_options=decoding._jax_cpu_options(rows)).lower(*args).compile().as_text()
+        for rows in (1, 16)
+    }
+    assert "__ynn_fusion" in hlo[1], "the default hands this product to YNNPACK (else the option is moot)"
+    assert "__ynn_fusion" not in hlo[16]

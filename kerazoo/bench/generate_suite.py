@@ -89,11 +89,13 @@ def _weight_floor(model):
 
         return ops.fori_loop(0, steps, body, x)
 
-    compiled = decoding._compile(model, loop)
+    compiled = {}  # per batch, compiled with the decoder's options for that batch
 
     def run(batch, new):
+        if batch not in compiled:
+            compiled[batch] = decoding._compile(model, loop, batch)
         x = ops.zeros((batch, model.hidden_dim))
-        ops.convert_to_numpy(compiled(x, ops.convert_to_tensor(np.int32(new))))
+        ops.convert_to_numpy(compiled[batch](x, ops.convert_to_tensor(np.int32(new))))
 
     return run
 
