@@ -41,15 +41,16 @@ class _Linear:
 
     A step's products are small (rows = batch) and each reads its weight
     from memory once; ``torch.addmm`` repacks the weight into MKL's blocked
-    layout on every call and, below a few dozen rows, runs on one thread.
-    oneDNN's linear on a weight packed once for the expected row count
+    layout on every call and gains little from a second thread at a few
+    rows. oneDNN's linear on a weight packed once for the expected row count
     (the op PyTorch's own compiler emits for frozen CPU linears) skips the
-    repacking and splits even a 16-row product over the threads: on the
-    2-core bench machine the 16 products of a batch-16 step went from about
-    2.1 to 1.5 ms with two threads, 2.6 to 2.3 ms with one. At one row
-    ``addmm``'s matrix-vector path is faster (0.6 against 1.0 ms), so a
-    single row keeps it. The packed path is used only for float32 on CPU
-    with oneDNN available; anything else keeps ``addmm``.
+    repacking and shares even small products between threads: on the
+    2-core bench machine, a scratch loop over a step's 16 weights took 1.5
+    against 2.1 ms at 16 rows on two threads (2.3 against 2.6 ms on one),
+    1.0 against 1.6 ms at 4 rows on two. At one row ``addmm``'s matrix-vector path
+    is faster (0.6 against 0.8-1.0 ms), so a single row keeps it. The packed
+    path is used only for float32 on CPU with oneDNN available; anything
+    else keeps ``addmm``.
 
     Args:
         kernel: ``(in, out)``.
