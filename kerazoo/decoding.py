@@ -211,7 +211,8 @@ def _compile(model, fn, rows=None):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):
                 return fn(*args)
 
-        jitted = jax.jit(stateless, compiler_options=_jax_cpu_options(rows))
+        options = _jax_cpu_options(rows)
+        jitted = jax.jit(stateless, compiler_options=options) if options else jax.jit(stateless)
         return lambda *args: jitted([v.value for v in variables], *args)
     if backend == "torch":
         import torch
@@ -239,7 +240,8 @@ def _jax_cpu_options(rows):
     """
     import jax
 
-    if rows is None or rows < 2 or jax.default_backend() != "cpu":
+    # Measured on jax 0.10; older XLA builds may not know the option.
+    if rows is None or rows < 2 or jax.default_backend() != "cpu" or jax.__version_info__ < (0, 10):
         return None
     return {"xla_cpu_experimental_ynn_fusion_type": ""}
 

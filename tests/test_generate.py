@@ -179,7 +179,9 @@ def test_torch_step_with_packed_products_equals_the_forward_pass(rows):
     full = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(x)))
     step = gpt_decode_torch.TorchStep(model, rows)
     packed = step.blocks[0].ff1.packed is not None
-    assert packed == (rows > 1 and torch.backends.mkldnn.is_available()), "packs exactly when it pays"
+    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    on_cpu = step.blocks[0].ff1.kernel.device.type == "cpu"
+    assert packed == (rows > 1 and onednn and on_cpu), "packs exactly when it pays"
     cache = model.init_cache(2, 16)
     with torch.inference_mode():
         step(torch.as_tensor(x[:, :4]).long(), cache, 0)  # a 4-position prefill: 8 rows
@@ -238,6 +240,8 @@ def test_jax_decoding_of_several_rows_keeps_products_out_of_ynnpack():
     if jax.default_backend() != "cpu":
         pytest.skip("a CPU option")
     assert decoding._jax_cpu_options(1) is None
+    if jax.__version_info__ < (0, 10):
+        pytest.skip("the option is set from jax 0.10 on")
 
     def product(x, w):
         return x @ w
@@ -247,5 +251,6 @@ def test_jax_decoding_of_several_rows_keeps_products_out_of_ynnpack():
         rows: jax.jit(product, compiler_options=decoding._jax_cpu_options(rows)).lower(*args).compile().as_text()
         for rows in (1, 16)
     }
-    assert "__ynn_fusion" in hlo[1], "the default hands this product to YNNPACK (else the option is moot)"
+    if "__ynn_fusion" not in hlo[1]:
+        pytest.skip("this XLA build does not hand the product to YNNPACK by default")
     assert "__ynn_fusion" not in hlo[16]

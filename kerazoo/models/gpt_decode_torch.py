@@ -47,7 +47,7 @@ class _Linear:
     repacking and shares even small products between threads: on the
     2-core bench machine, a scratch loop over a step's 16 weights took 1.5
     against 2.1 ms at 16 rows on two threads (2.3 against 2.6 ms on one),
-    1.0 against 1.6 ms at 4 rows on two. At one row ``addmm``'s matrix-vector path
+    1.3 against 1.5 ms at 4 rows on one. At one row ``addmm``'s matrix-vector path
     is faster (0.6 against 0.8-1.0 ms), so a single row keeps it. The packed
     path is used only for float32 on CPU with oneDNN available; anything
     else keeps ``addmm``.
@@ -77,7 +77,7 @@ def _pack(kernel, rows):
     """``kernel`` packed for oneDNN's linear, or None where that path does not apply."""
     if (
         rows < 2 or kernel.dtype != torch.float32 or kernel.device.type != "cpu"
-        or not torch.backends.mkldnn.is_available()
+        or not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
         or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
     ):
         return None
