@@ -53,7 +53,9 @@ def beam_search(model, prompts, max_new_tokens, num_beams, cache_fn=None):
     cache = (cache_fn or model.init_cache)(batch, width)
     tokens_t = ops.convert_to_tensor(tokens)
     if decoding._prefills(model):
-        cache = model.prefill(tokens_t, cache)
+        prefilled = decoding.prefill_width(lengths, width)
+        if prefilled:
+            cache = model.prefill(tokens_t[:, :prefilled], cache)
         start = int(lengths.min())
     else:
         start = 1

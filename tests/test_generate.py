@@ -62,6 +62,37 @@ def test_long_cached_greedy_crosses_chunks_and_visible_widths(tokenizer):
     assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False)
 
 
+def test_many_ragged_rows_cross_exact_visible_widths_and_skip_the_prefill(tokenizer):
+    """From FINE_VISIBLE_MIN_ROWS rows each chunk attends over exactly the positions before it.
+
+    A one-token row means no prefill at all: the loop runs every position,
+    copying the longer rows' prompts. Each row must still equal
+    recomputation, across several chunks and widths.
+    """
+    keras.utils.set_random_seed(3)
+    model = build("gpt", tokenizer=tokenizer, max_length=192, num_layers=1, num_heads=2, hidden_dim=16)
+    rows = decoding.FINE_VISIBLE_MIN_ROWS
+    assert decoding.visible_widths(192, rows)[:3] == [decoding.CHUNK, 2 * decoding.CHUNK, 3 * decoding.CHUNK]
+    prompts = [[EOS_ID] + [70 + i % 5] * length for i, length in enumerate([0, 2, 40, 70][:rows])]
+    prompts += [[EOS_ID, 71]] * (rows - len(prompts))
+    n = 3 * decoding.CHUNK + 5
+    state = decoding.DecodeState(model, prompts, n, kz.sampling.SamplerSpec("greedy"), stop_at_eos=False)
+    assert state.prompt_width == 0, "a one-token prompt leaves nothing to prefill"
+    state.advance()
+    tokens = keras.ops.convert_to_numpy(state.tokens)
+    for row, ids in enumerate(prompts):
+        decoded = tokens[row, len(ids):len(ids) + n].tolist()
+        assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False), f"row {row}"
+
+
+@pytest.mark.parametrize(
+    "lengths, width, expected",
+    [([1], 192, 0), ([1, 90], 192, 0), ([2, 90], 192, 64), ([65], 192, 64), ([66], 192, 128), ([200], 128, 128)],
+)
+def test_prefill_runs_only_positions_before_the_shortest_prompts_last(lengths, width, expected):
+    assert decoding.prefill_width(lengths, width) == expected
+
+
 def test_batch_of_ragged_prompts_equals_one_at_a_time(model):
     together = kz.generate(model, PROMPTS, max_new_tokens=10)
     alone = [kz.generate(model, p, max_new_tokens=10) for p in PROMPTS]

@@ -152,8 +152,15 @@ def _attention(block, x, key_cache, value_cache, index):
     every cache tensor on every step.
     """
     query, key, value = _projections(block, x, key_cache.dtype)
-    old_visible = ops.arange(ops.shape(key_cache)[2])[None, :] < index
-    out = _attend(query, [(key_cache, value_cache, old_visible), (key, value, _causal(x.shape[1]))])
+    parts = [(key, value, _causal(x.shape[1]))]
+    # A prefill (index 0, a Python int) has nothing cached to attend to.
+    # Masking the empty cache out instead made XLA constant-fold a softmax
+    # over the whole (batch, heads, prompt, cache) block of masked scores:
+    # 4 s of compilation per prompt bucket at 16 rows and 512 positions.
+    if not (isinstance(index, int) and index == 0):
+        old_visible = ops.arange(ops.shape(key_cache)[2])[None, :] < index
+        parts.insert(0, (key_cache, value_cache, old_visible))
+    out = _attend(query, parts)
     key_cache = ops.slice_update(key_cache, [0, 0, index, 0], key)
     value_cache = ops.slice_update(value_cache, [0, 0, index, 0], value)
     return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
