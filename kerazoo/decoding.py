@@ -43,9 +43,11 @@ LENGTH_BUCKET = 64
 CHUNK = 32
 # The chunked loop attends over cache prefixes of multiples of this width
 # (see visible_widths) when it decodes fewer than FINE_VISIBLE_MIN_ROWS rows,
-# and of CHUNK from that many rows up.
+# and of CHUNK from that many rows up; coarser where that would make more
+# than MAX_VISIBLE_WIDTHS widths (each one is compiled).
 VISIBLE_BUCKET = 128
 FINE_VISIBLE_MIN_ROWS = 4
+MAX_VISIBLE_WIDTHS = 16
 
 _COMPILED = weakref.WeakKeyDictionary()
 
@@ -135,16 +137,19 @@ def visible_widths(cache_width, rows=1):
     more tokens/s at 128 new tokens and 14% more at 511 than widths of 128,
     for 3 s (128) and 7 s (511) more compilation; at batch 1 the gain was
     within noise and compilation took twice as long, so few rows keep the
-    coarse widths.
+    coarse widths. Widths are widened (in steps of ``CHUNK``) where there
+    would be more than ``MAX_VISIBLE_WIDTHS`` of them, which bounds the
+    compile time of long contexts.
 
     Args:
         cache_width: positions the cache holds.
-        rows: rows decoded together.
+        rows: rows decoded together (the batch bucket).
 
     Returns:
         Increasing widths, the last one ``cache_width``.
     """
     step = CHUNK if rows >= FINE_VISIBLE_MIN_ROWS else VISIBLE_BUCKET
+    step = max(step, _round_up(-(-cache_width // MAX_VISIBLE_WIDTHS), CHUNK))
     return [w for w in range(step, cache_width, step)] + [cache_width]
 
 

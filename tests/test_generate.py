@@ -86,6 +86,15 @@ def test_many_ragged_rows_cross_exact_visible_widths_and_skip_the_prefill(tokeni
 
 
 @pytest.mark.parametrize(
+    "cache_width, rows, expected",
+    [(192, 1, [128, 192]), (192, 4, [32, 64, 96, 128, 160, 192]), (512, 16, list(range(32, 513, 32))),
+     (1024, 16, list(range(64, 1025, 64))), (4096, 1, list(range(256, 4097, 256)))],
+)
+def test_visible_widths_step_by_chunk_from_four_rows_and_stay_few(cache_width, rows, expected):
+    assert decoding.visible_widths(cache_width, rows) == expected
+
+
+@pytest.mark.parametrize(
     "lengths, width, expected",
     [([1], 192, 0), ([1, 90], 192, 0), ([2, 90], 192, 64), ([65], 192, 64), ([66], 192, 128), ([200], 128, 128)],
 )
