@@ -8,7 +8,7 @@ import kerazoo as kz
 from kerazoo import decoding
 from kerazoo.generate import stream
 from kerazoo.models import build
-from kerazoo.tokenizers import EOS_ID
+from kerazoo.tokenizers import EOS_ID, PAD_ID
 
 ARCH_HPARAMS = {
     "gpt": dict(max_length=128, num_layers=2, num_heads=2, hidden_dim=16),
@@ -30,12 +30,22 @@ def model(request, tokenizer):
     return build(request.param, tokenizer=tokenizer, **ARCH_HPARAMS[request.param])
 
 
-def _greedy_by_recomputation(model, ids, n, stop_at_eos=True):
-    """Reference: rerun the whole sequence for every new token, no cache."""
+def _greedy_by_recomputation(model, ids, n, stop_at_eos=True, pad_to=None):
+    """Reference: rerun the whole sequence for every new token, no cache.
+
+    Args:
+        pad_to: right-pad each rerun to a multiple of this. The model is
+            causal, so padding after the last position leaves its logits
+            alone; it keeps long references from running (and, on JAX,
+            compiling every op for) a new shape per token: a 160-token
+            reference took 7 minutes on JAX that way.
+    """
     seq = list(ids)
     new = []
     for _ in range(n):
-        logits = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(np.array([seq], np.int32))))[0, -1]
+        width = len(seq) if pad_to is None else -(-len(seq) // pad_to) * pad_to
+        padded = np.array([seq + [PAD_ID] * (width - len(seq))], np.int32)
+        logits = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(padded)))[0, len(seq) - 1]
         token = int(np.argmax(logits))
         if token == EOS_ID and stop_at_eos:
             break
@@ -59,7 +69,7 @@ def test_long_cached_greedy_crosses_chunks_and_visible_widths(tokenizer):
     state = decoding.DecodeState(model, [ids], n, kz.sampling.SamplerSpec("greedy"), stop_at_eos=False)
     state.advance()
     decoded = keras.ops.convert_to_numpy(state.tokens)[0, len(ids):len(ids) + n].tolist()
-    assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False)
+    assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False, pad_to=64)
 
 
 def test_many_ragged_rows_cross_exact_visible_widths_and_skip_the_prefill(tokenizer):
@@ -82,7 +92,7 @@ def test_many_ragged_rows_cross_exact_visible_widths_and_skip_the_prefill(tokeni
     tokens = keras.ops.convert_to_numpy(state.tokens)
     for row, ids in enumerate(prompts):
         decoded = tokens[row, len(ids):len(ids) + n].tolist()
-        assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False), f"row {row}"
+        assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False, pad_to=64), f"row {row}"
 
 
 @pytest.mark.parametrize(
