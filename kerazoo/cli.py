@@ -500,6 +500,26 @@ COMMANDS = {
 }
 
 
+# The module each Keras backend imports, and the extra that installs it.
+_BACKEND_MODULES = {"tensorflow": ("tensorflow", ""), "jax": ("jax", "jax"), "torch": ("torch", "torch")}
+
+
+def _missing_backend():
+    """The error for a ``KERAS_BACKEND`` whose framework is not installed, or None.
+
+    Keras would fail on its first import with a bare ``ModuleNotFoundError``
+    traceback; this names the variable and the install command instead.
+    """
+    import importlib.util
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    module, extra = _BACKEND_MODULES.get(backend, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    install = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
+    return f"KERAS_BACKEND={backend} needs the '{module}' package, which is not installed: {install}"
+
+
 def main(argv=None):
     """Entry point of the ``kerazoo`` console script.
 
@@ -510,6 +530,10 @@ def main(argv=None):
         The exit status: 0 on success, 2 on a user's mistake, 1 on a failed run.
     """
     args = _parser().parse_args(argv)
+    missing = _missing_backend()
+    if missing:
+        print(f"kerazoo: error: {missing}", file=sys.stderr)
+        return USER_ERROR
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:

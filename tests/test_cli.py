@@ -122,6 +122,17 @@ def test_invalid_toml_from_the_console_script(tmp_path):
     assert "not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_backend_that_is_not_installed_exits_2_naming_it(monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else find_spec(name, *a))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert "KERAS_BACKEND=jax" in err and "'jax' package" in err and "pip install -e '.[jax]'" in err
+
+
 def test_generate_from_a_missing_run(tmp_path, capsys):
     code, _, err = _run(["generate", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "no model found" in err
