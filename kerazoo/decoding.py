@@ -303,8 +303,9 @@ def prefill_width(lengths, width):
     prompt tokens), rewriting the cache there. So the prefill needs only
     the positions before that one; running it over the longest prompt, as
     before, computed positions the loop then computed again. A one-token
-    prompt (a start token, or the bench's) needs no prefill at all; at 16
-    rows a 64-position prefill had been ~15% of decoding 128 new tokens.
+    prompt (a start token, or the bench's) needs no prefill at all: at 16
+    rows and 128 new tokens, dropping its 64-position prefill took JAX
+    from 3,895 to 4,270 tokens/s in alternating runs.
 
     Args:
         lengths: prompt lengths (each at least 1).
