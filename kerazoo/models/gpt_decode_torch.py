@@ -47,8 +47,8 @@ class _Linear:
     repacking and shares even small products between threads: on the
     2-core bench machine, a scratch loop over a step's 16 weights took 1.5
     against 2.1 ms at 16 rows on two threads (2.3 against 2.6 ms on one),
-    1.3 against 1.5 ms at 4 rows on one. At one row ``addmm``'s matrix-vector path
-    is faster (0.6 against 0.8-1.0 ms), so a single row keeps it. The packed
+    1.3 against 1.5 ms at 4 rows on one. At one row ``addmm``'s
+    matrix-vector path is faster (0.6 against 0.8-1.0 ms), so a single row keeps it. The packed
     path is used only for float32 on CPU with oneDNN available; anything
     else keeps ``addmm``.
 
@@ -63,22 +63,23 @@ class _Linear:
     def __init__(self, kernel, bias, rows, activation=None):
         self.kernel, self.bias, self.activation = kernel, bias, activation
         self.packed = _pack(kernel, rows)
+        # On packed weights oneDNN applies the exact (erf) GELU to the
+        # product's output as it writes it: one pass over the result fewer.
+        self.post_op = ("gelu", "none") if activation is F.gelu else ("none", "")
 
     def __call__(self, x):
         flat = x.reshape(-1, x.shape[-1])
+        activation = self.activation
         if self.packed is not None and flat.shape[0] > 1:
-            if self.activation is F.gelu:
-                # oneDNN applies the exact (erf) GELU to the product's output
-                # as it writes it: one pass over the (rows, 1024) result fewer.
-                y = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "gelu", [], "none")
-                return y.view(*x.shape[:-1], -1)
-            y = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+            attr, algorithm = self.post_op
+            y = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, attr, [], algorithm)
+            activation = None if attr == "gelu" else activation
         elif self.bias is None:
             y = flat @ self.kernel
         else:
             y = torch.addmm(self.bias, flat, self.kernel)
         y = y.view(*x.shape[:-1], -1)
-        return y if self.activation is None else self.activation(y)
+        return y if activation is None else activation(y)
 
 
 def _pack(kernel, rows):
