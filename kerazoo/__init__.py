@@ -1,28 +1,44 @@
 """kerazoo: a Keras 3 model zoo of language models.
 
+The package reads as the pipeline: ``text`` (tokenizers) → ``data`` (corpora,
+splits, windows) → ``models`` (the zoo) → ``training`` (recipes, one run
+lifecycle, tasks) → ``decoding`` (the cached-LM protocol and its loops) →
+``inference`` (generate, translate, score, classify) → ``serving`` (SavedModel
+export); ``interop`` imports Hugging Face checkpoints and ``lab`` measures.
+
 Example:
     >>> import kerazoo as kz
-    >>> tok = kz.tokenizers.train_tokenizer(kz.data.read_corpus("builtin:pydocs"), "unigram", 2048)
+    >>> tok = kz.train_tokenizer(kz.data.read_corpus("builtin:pydocs"), "unigram", 2048)
     >>> model = kz.models.build("gpt", tokenizer=tok, num_layers=2)
 """
 
 import os
+import sys
 
 # Quieten TensorFlow's C++ start-up logging before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Importing the tokenizers registers their classes with Keras, so that a
 # `.keras` file holding one loads in a fresh process after `import kerazoo`.
-from kerazoo import attention, data, hf, metrics, models, pairs, tokenizers
-from kerazoo.generate import generate, stream
+from kerazoo import data, models, text
+from kerazoo.data import pairs
+from kerazoo.inference import attention, metrics
+from kerazoo.inference.generate import generate, stream
+from kerazoo.inference.metrics import score
+from kerazoo.inference.translate import translate
+from kerazoo.interop import hf
 from kerazoo.models import build
-from kerazoo.metrics import score
-from kerazoo.recipes import load_recipe
-from kerazoo.runner import load_run, run_recipe
 from kerazoo.serving import export
-from kerazoo.tasks.classify import classify
-from kerazoo.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
-from kerazoo.translate import translate
+from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
+from kerazoo.training.recipes import load_recipe
+from kerazoo.training.runner import load_run, run_recipe
+from kerazoo.training.tasks.classify import classify
+
+# The flat layout's module names, kept so that scripts written against it
+# (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
+tokenizers = text
+for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
+    sys.modules.setdefault(f"{__name__}.{_old}", _new)
 
 __version__ = "0.1.0"
 
@@ -44,6 +60,7 @@ __all__ = [
     "save_tokenizer",
     "score",
     "stream",
+    "text",
     "tokenizers",
     "train_tokenizer",
     "translate",

@@ -148,8 +148,8 @@ def _parser():
 
 
 def _cmd_train(args):
-    from kerazoo.recipes import load_recipe
-    from kerazoo.runner import run_recipe
+    from kerazoo.training.recipes import load_recipe
+    from kerazoo.training.runner import run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     result = run_recipe(recipe, args.runs_dir, resume=args.resume, verbose=0 if args.quiet else 1)
@@ -190,9 +190,9 @@ def _print_result(result):
 
 
 def _cmd_compare(args):
-    from kerazoo import report
-    from kerazoo.recipes import load_recipe
-    from kerazoo.runner import run_recipe
+    from kerazoo.lab import report
+    from kerazoo.training.recipes import load_recipe
+    from kerazoo.training.runner import run_recipe
 
     _check_out(args.out)
     recipes = [load_recipe(path, args.overrides) for path in args.recipes]  # validate all first
@@ -203,7 +203,7 @@ def _cmd_compare(args):
         print(f"== {recipe.name} ({recipe.arch})")
         result = run_recipe(recipe, args.runs_dir, tokenizer=tokenizer, verbose=0 if args.quiet else 1)
         _print_result(result)
-        from kerazoo.runner import load_run
+        from kerazoo.training.runner import load_run
 
         shared, key = load_run(result.path).tokenizer, this_key
         paths.append(result.path)
@@ -213,7 +213,7 @@ def _cmd_compare(args):
 def _emit_table(table, out):
     print(table)
     if out:
-        from kerazoo.runs import write_text
+        from kerazoo.training.runs import write_text
 
         write_text(out, table)
     return 0
@@ -226,7 +226,7 @@ def _check_out(out):
 
 
 def _cmd_report(args):
-    from kerazoo import report
+    from kerazoo.lab import report
 
     _check_out(args.out)
     return _emit_table(report.markdown_table(args.runs), args.out)
@@ -246,7 +246,7 @@ def _stream_one(model, prompt, kwargs, no_stream):
     The first piece is produced before anything is printed, so bad settings
     fail without leaving the prompt half-printed on stdout.
     """
-    from kerazoo.generate import generate, stream
+    from kerazoo.inference.generate import generate, stream
 
     if no_stream or kwargs["sampler"] == "beam":
         text = generate(model, prompt, **kwargs)
@@ -277,8 +277,8 @@ def _read_prompts(path):
 def _cmd_generate(args):
     import json
 
-    from kerazoo.generate import generate
-    from kerazoo.runner import load_run
+    from kerazoo.inference.generate import generate
+    from kerazoo.training.runner import load_run
 
     model = load_run(args.run)
     kwargs = _sampling_kwargs(args)
@@ -306,8 +306,8 @@ def _cmd_generate(args):
 def _cmd_translate(args):
     import json
 
-    from kerazoo.runner import load_run
-    from kerazoo.translate import translate
+    from kerazoo.training.runner import load_run
+    from kerazoo.inference.translate import translate
 
     model = load_run(args.run)
     texts = _read_prompts(args.file) if args.file else args.text
@@ -347,7 +347,7 @@ def _cmd_predict(args):
 
 
 def _cmd_soak(args):
-    from kerazoo.runs import write_json
+    from kerazoo.training.runs import write_json
     from kerazoo.serving.soak import soak
 
     _check_out(args.out)
@@ -385,7 +385,7 @@ def _cmd_bench(args):
 
 
 def _bench_train(args, backends):
-    from kerazoo.bench import train_suite
+    from kerazoo.lab import train_suite
 
     rows = train_suite.run_all(backends, args.steps, args.repeats or 3)
     _write_bench(args.out, "train", rows, train_suite.markdown(rows))
@@ -393,7 +393,7 @@ def _bench_train(args, backends):
 
 
 def _bench_generate(args, backends):
-    from kerazoo.bench import generate_suite
+    from kerazoo.lab import generate_suite
 
     rows = generate_suite.run_all(backends, args.repeats or 2)
     _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
@@ -401,7 +401,7 @@ def _bench_generate(args, backends):
 
 def _write_bench(out, suite, rows, table):
     """Writes a suite's JSON rows and Markdown table to ``out`` and prints the table."""
-    from kerazoo.runs import write_json, write_text
+    from kerazoo.training.runs import write_json, write_text
 
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(out, f"{suite}.{ext}") for ext in ("json", "md")]
@@ -414,7 +414,7 @@ def _write_bench(out, suite, rows, table):
 
 def _bench_serve(args, backends):
     # The SavedModel is TensorFlow's: this suite runs on the TensorFlow backend only.
-    from kerazoo.bench import serve_suite
+    from kerazoo.lab import serve_suite
 
     rows = serve_suite.run()
     _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
@@ -424,8 +424,8 @@ BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _be
 
 
 def _cmd_curves(args):
-    from kerazoo import curves
-    from kerazoo.runs import write_json
+    from kerazoo.lab import curves
+    from kerazoo.training.runs import write_json
 
     backends = curves.parse_backends(args.backends)
     _check_out(args.out)
@@ -438,8 +438,8 @@ def _cmd_curves(args):
 
 
 def _cmd_leaderboard(args):
-    from kerazoo import leaderboard
-    from kerazoo.runs import write_json, write_text
+    from kerazoo.lab import leaderboard
+    from kerazoo.training.runs import write_json, write_text
 
     archs = leaderboard.parse_archs(args.archs) if args.archs else None
     budget = args.tokens if args.tokens is not None else leaderboard.DEFAULT_TOKENS
@@ -466,7 +466,7 @@ def _cmd_models(args):
 
 
 def _cmd_import_hf(args):
-    from kerazoo.hf import import_checkpoint
+    from kerazoo.interop.hf import import_checkpoint
 
     import_checkpoint(args.checkpoint, name=args.name, runs_dir=args.runs_dir)
     return 0
@@ -475,7 +475,7 @@ def _cmd_import_hf(args):
 def _cmd_classify(args):
     import json
 
-    from kerazoo.tasks.classify import classify
+    from kerazoo.training.tasks.classify import classify
 
     for text, result in zip(args.text, classify(args.run, args.text)):
         print(json.dumps({"text": text, **result}, ensure_ascii=False))

@@ -17,8 +17,8 @@ import numpy as np
 
 import kerazoo as kz
 from kerazoo import data as data_lib
-from kerazoo.recipes import parse_recipe
-from kerazoo.runner import compile_model
+from kerazoo.training.recipes import parse_recipe
+from kerazoo.training.runner import compile_model
 
 TEXT = ("The quick brown fox jumps over the lazy dog. To be, or not to be, that is the question.\n" * 30)
 # The two families: the functional Transformer (keras_hub blocks, its own

@@ -1,4 +1,4 @@
-"""kerazoo.attention: a gpt's attention maps, recomputed from its own layers."""
+"""kerazoo.inference.attention: a gpt's attention maps, recomputed from its own layers."""
 
 import keras
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 import kerazoo as kz
-from kerazoo.attention import attention_probabilities, block_input, token_ids
+from kerazoo.inference.attention import attention_probabilities, block_input, token_ids
 
 from tests.conftest import ENGLISH
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kerazoo import recipes
+from kerazoo.training import recipes
 from kerazoo.cli import USER_ERROR, main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -254,7 +254,7 @@ def test_bad_corpus(case, tmp_path, capsys, monkeypatch):
     name, filename, content, message = case
     path = tmp_path / filename
     if content is None:  # huge: a sparse file past the limit, so the test stays small on disk
-        from kerazoo import data
+        from kerazoo import data as data
 
         with open(path, "wb") as f:
             f.truncate(data.MAX_CORPUS_BYTES + 1)
@@ -359,7 +359,7 @@ def shared_loads(monkeypatch):
     Those cases test what the command does with bad arguments; loading is
     tested by the damaged-file cases, which load for real.
     """
-    from kerazoo import runner
+    from kerazoo.training import runner
     from kerazoo.serving import rest
 
     monkeypatch.setattr(runner, "load_run", _loaded_model)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from kerazoo import cli
-from kerazoo.bench import generate_suite, train_suite
+from kerazoo.lab import generate_suite
+from kerazoo.lab import train_suite
 from kerazoo.models import build
 
 
@@ -44,7 +45,7 @@ def test_matmul_floor_shapes_are_exactly_the_counted_flops():
 def test_floor_matmul_transposes_as_stored(transpose_a, transpose_b):
     from keras import ops
 
-    from kerazoo.models.gpt_decode import matmul
+    from kerazoo.models.gpt.step import matmul
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 3, 4), dtype=np.float32), rng.standard_normal((2, 4, 5), dtype=np.float32)

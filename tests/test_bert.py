@@ -11,9 +11,9 @@ import tensorflow as tf
 import kerazoo as kz
 from kerazoo.data import mask_tokens, mlm_windows
 from kerazoo.models import build
-from kerazoo.recipes import RecipeError, load_recipe
-from kerazoo.tasks.masked_lm import mask_generator
-from kerazoo.tokenizers import MASK_ID, PAD_ID
+from kerazoo.training.recipes import RecipeError, load_recipe
+from kerazoo.training.tasks.masked_lm import mask_generator
+from kerazoo.text.special import MASK_ID, PAD_ID
 
 from tests.conftest import tiny_recipe_text
 

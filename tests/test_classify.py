@@ -14,8 +14,8 @@ import kerazoo as kz
 from kerazoo import data as data_lib
 from kerazoo.models import Classifier, build
 from kerazoo.models.classifier import encoder_config_of, load_encoder_weights
-from kerazoo.recipes import load_recipe
-from kerazoo.tasks.classify import classification_metrics
+from kerazoo.training.recipes import load_recipe
+from kerazoo.training.tasks.classify import classification_metrics
 
 from tests.test_serving import KERAS_FREE
 
@@ -99,7 +99,7 @@ def test_bilstm_classifier_from_scratch_learns_and_keeps_label_names(labelled, t
 
 def _pretrained_run(folder, texts):
     """A finished run folder holding a tiny bert (what pre-training or import-hf leaves)."""
-    from kerazoo import runs
+    from kerazoo.training import runs
 
     keras.utils.set_random_seed(3)
     tokenizer = kz.train_tokenizer(texts, "char")
@@ -131,7 +131,7 @@ eval_every = 2
 warmup_steps = 1
 """)
     recipe = load_recipe(str(path))
-    from kerazoo.tasks.classify import build_classifier
+    from kerazoo.training.tasks.classify import build_classifier
 
     # Before fine-tuning, the classifier's encoder is the pre-trained one.
     fresh = build_classifier(recipe, pretrained.tokenizer, pretrained, ["neg", "pos"])

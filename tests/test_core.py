@@ -15,8 +15,8 @@ import pytest
 import kerazoo as kz
 from kerazoo import data as data_lib
 from kerazoo.models import ARCHS as REGISTRY
-from kerazoo.runner import compile_model
-from kerazoo.tokenizers import EOS_ID
+from kerazoo.training.runner import compile_model
+from kerazoo.text.special import EOS_ID
 
 pytestmark = pytest.mark.core
 

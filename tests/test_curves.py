@@ -2,7 +2,8 @@
 
 import pytest
 
-from kerazoo import cli, curves
+from kerazoo import cli
+from kerazoo.lab import curves
 
 HISTORY = [{"loss": 5.0, "val_loss": 5.1}, {"loss": 4.0, "val_loss": 4.3}]
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kerazoo import data
+from kerazoo import data as data
 
 
 def test_builtin_pydocs_is_offline_and_stable():

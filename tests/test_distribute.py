@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import kerazoo as kz
-from kerazoo import distribute
-from kerazoo.recipes import RecipeError
+from kerazoo.training import distribute
+from kerazoo.training.recipes import RecipeError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distribute_worker.py")

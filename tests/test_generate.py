@@ -5,10 +5,10 @@ import keras
 import pytest
 
 import kerazoo as kz
-from kerazoo import decoding
-from kerazoo.generate import stream
+from kerazoo.decoding import loop as decoding
+from kerazoo.inference.generate import stream
 from kerazoo.models import build
-from kerazoo.tokenizers import EOS_ID, PAD_ID
+from kerazoo.text.special import EOS_ID, PAD_ID
 
 ARCH_HPARAMS = {
     "gpt": dict(max_length=128, num_layers=2, num_heads=2, hidden_dim=16),
@@ -221,7 +221,7 @@ def test_torch_step_with_packed_products_equals_the_forward_pass(rows):
         pytest.skip("the plain-torch step")
     import torch
 
-    from kerazoo.models import gpt_decode_torch
+    from kerazoo.models.gpt import step_torch as gpt_decode_torch
 
     keras.utils.set_random_seed(1)
     model = build("gpt", vocab_size=40, max_length=16, num_layers=2, num_heads=2, hidden_dim=8, logit_bias=True)
@@ -258,7 +258,7 @@ def test_stream_is_exported(model):
 @pytest.mark.core  # every backend: each has its own product
 @pytest.mark.parametrize("a_shape, b_shape", [((2, 3, 5), (7, 5)), ((2, 4, 1, 8), (2, 4, 6, 8))])
 def test_matmul_t_is_a_times_b_transposed(a_shape, b_shape):
-    from kerazoo.models import gpt_decode
+    from kerazoo.models.gpt import step as gpt_decode
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(a_shape).astype("float32"), rng.standard_normal(b_shape).astype("float32")
@@ -273,7 +273,7 @@ def test_matmul_t_reads_b_as_stored_on_jax():
         pytest.skip("checks the JAX lowering")
     import jax
 
-    from kerazoo.models import gpt_decode
+    from kerazoo.models.gpt import step as gpt_decode
 
     q, keys = np.zeros((1, 4, 1, 8), "float32"), np.zeros((1, 4, 32, 8), "float32")
     lowered = jax.jit(gpt_decode.matmul_t).lower(q, keys).as_text()

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import kerazoo as kz
-from kerazoo import hf
-from kerazoo.hf import bert as hf_bert
-from kerazoo.tasks.classify import pack
-from kerazoo.tokenizers import SPECIAL_TOKENS
+from kerazoo.interop import hf
+from kerazoo.interop.hf import bert as hf_bert
+from kerazoo.training.tasks.classify import pack
+from kerazoo.text.special import SPECIAL_TOKENS
 
 
 def _checkpoint():
@@ -70,7 +70,7 @@ def test_import_writes_a_run_folder_that_init_from_accepts(imported, tmp_path):
         assert json.load(f)["arch"] == "bert"
     model = kz.load_run(path)
     assert model.tokenizer.get_vocabulary()[:5] == list(SPECIAL_TOKENS) and model.tokenizer.lowercase
-    from kerazoo.recipes import check_init_from
+    from kerazoo.training.recipes import check_init_from
 
     check_init_from(path, "bert")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import kerazoo as kz
-from kerazoo.hf import import_checkpoint
-from kerazoo.hf.gpt2 import import_gpt2
-from kerazoo.tokenizers import NUM_SPECIAL_TOKENS
+from kerazoo.interop.hf import import_checkpoint
+from kerazoo.interop.hf.gpt2 import import_gpt2
+from kerazoo.text.special import NUM_SPECIAL_TOKENS
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from kerazoo import cli, leaderboard
+from kerazoo import cli
+from kerazoo.lab import leaderboard
 
 TINY = ["train.seq_len=32", "train.batch_size=4", "model.hidden_dim=16", "model.num_layers=1"]
 

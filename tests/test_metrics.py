@@ -5,7 +5,7 @@ import math
 import numpy as np
 import keras
 
-from kerazoo import metrics
+from kerazoo.inference import metrics
 from kerazoo.models import build
 
 

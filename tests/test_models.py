@@ -65,7 +65,7 @@ def test_gpt_is_causal(training):
 
 def test_gpt_blocks_train_through_fused_causal_attention_with_keras_hubs_result():
     """``CausalDecoder`` takes ``dot_product_attention(is_causal=True)`` and equals keras_hub's masked call."""
-    from kerazoo.models.causal_block import CausalDecoder
+    from kerazoo.models.gpt.block import CausalDecoder
 
     model = build("gpt", vocab_size=50, dropout=0.0, **TINY["gpt"])
     ids = np.random.default_rng(0).integers(1, 50, (3, 12)).astype("int32")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kerazoo as kz
-from kerazoo.recipes import RecipeError
+from kerazoo.training.recipes import RecipeError
 
 QUIET = dict(verbose=0, log=lambda *_: None)
 
@@ -34,8 +34,8 @@ def test_mixed_precision_trains_generates_saves_and_loads(arch, policy, tiny_rec
 
 
 def test_float16_uses_keras_loss_scaling(tiny_recipe, tmp_path):
-    from kerazoo import precision
-    from kerazoo.runner import compile_model
+    from kerazoo.training import precision
+    from kerazoo.training.runner import compile_model
 
     recipe = kz.load_recipe(tiny_recipe("rnn", extra='precision = "mixed_float16"'))
     with precision.dtype_policy(recipe.train.precision):

@@ -4,7 +4,7 @@ import glob
 
 import pytest
 
-from kerazoo.recipes import RecipeError, dump_recipe, load_recipe, parse_recipe
+from kerazoo.training.recipes import RecipeError, dump_recipe, load_recipe, parse_recipe
 
 MINIMAL = {"model": {"arch": "lstm"}}
 

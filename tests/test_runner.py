@@ -83,7 +83,7 @@ def test_auto_jit_compile_trains_causal_lms_under_xla_and_agrees_without(tiny_re
     """``train.jit_compile = "auto"`` (the default) compiles the causal-LM train
     step with XLA on TensorFlow (where Keras' own "auto" would not, on a CPU)
     and JAX, not on PyTorch; XLA and no XLA train to the same losses."""
-    from kerazoo.runner import compile_model
+    from kerazoo.training.runner import compile_model
 
     recipe = kz.load_recipe(tiny_recipe("gpt", extra='jit_compile = "auto"'))
     assert recipe.train.jit_compile == "auto"
@@ -94,7 +94,7 @@ def test_auto_jit_compile_trains_causal_lms_under_xla_and_agrees_without(tiny_re
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        from kerazoo.runner import jit_compile_for
+        from kerazoo.training.runner import jit_compile_for
 
         with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
             assert jit_compile_for(recipe.train) == "auto", "Keras decides under a distribution strategy"

@@ -12,12 +12,12 @@ import zipfile
 import keras
 import pytest
 
-from kerazoo import recipes
+from kerazoo.training import recipes
 from kerazoo.models import build
 from kerazoo.models.classifier import Classifier
 from kerazoo.models.registry import ARCHS
 from kerazoo.serving.exporter import check_name
-from kerazoo.tokenizers import train_tokenizer
+from kerazoo.text import train_tokenizer
 
 TINY = {
     "rnn": dict(embed_dim=8, hidden_dim=8, num_layers=1),

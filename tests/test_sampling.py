@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerazoo import sampling
-from kerazoo.sampling import SamplerSpec, next_token
+from kerazoo.decoding import sampling
+from kerazoo.decoding.sampling import SamplerSpec, next_token
 
 LOGITS = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import kerazoo as kz
-from kerazoo import pairs as pairs_lib
-from kerazoo.beam import beam_search
+from kerazoo.data import pairs as pairs_lib
+from kerazoo.decoding.beam import beam_search
 from kerazoo.cli import main
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
-from kerazoo.tokenizers import BOS_ID, EOS_ID, PAD_ID
-from kerazoo.translate import _cache_fn, encode_sources, translate, translate_ids
+from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.inference.translate import _cache_fn, encode_sources, translate, translate_ids
 
 TINY = dict(max_source_length=24, max_length=16, num_encoder_layers=1, num_decoder_layers=2,
             num_heads=2, hidden_dim=16, dropout=0.0)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import kerazoo as kz
-from kerazoo import data
+from kerazoo import data as data
 from kerazoo.models import build
 from kerazoo.serving import exporter, warmup
 from kerazoo.serving.portable_ops import xla_ops

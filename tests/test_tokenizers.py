@@ -1,4 +1,4 @@
-"""Tests of kerazoo.tokenizers: every kind, saving, loading and errors."""
+"""Tests of kerazoo.text.tokenizers: every kind, saving, loading and errors."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from pydoc_data.topics import topics
 
-from kerazoo import tokenizers as tk
+from kerazoo import text as tk
 
 # A few KB of English (Python's own reference text) and some Chinese.
 ENGLISH_DOCS = [topics[name] for name in sorted(topics)][:40]
@@ -442,7 +442,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     sys.path.insert(0, folder)
     import keras
     import holder_model  # registers TokenizerModel
-    import kerazoo.tokenizers  # registers the tokenizers
+    import kerazoo.text.tokenizers  # registers the tokenizers
     result = {}
     for kind in sys.argv[3:]:
         model = keras.saving.load_model(f"{folder}/{kind}.keras", safe_mode=True)
@@ -550,7 +550,7 @@ def test_sentencepiece_survives_set_random_seed():
     tf-text's SentencePiece resource; the tokenizer must keep working."""
     import keras
 
-    from kerazoo.tokenizers import train_tokenizer
+    from kerazoo.text import train_tokenizer
 
     docs = ENGLISH_DOCS[:30]
     tok = train_tokenizer(docs, "unigram", 600)

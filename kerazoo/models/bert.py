@@ -22,7 +22,7 @@ from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
-from kerazoo.tokenizers import PAD_ID
+from kerazoo.text.special import PAD_ID
 
 # Activations a checkpoint may name; "gelu" is the exact (erf) GELU of BERT.
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "silu", "tanh")

@@ -17,7 +17,7 @@ from keras import ops
 
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
-from kerazoo.tokenizers import PAD_ID
+from kerazoo.text.special import PAD_ID
 
 
 @dataclasses.dataclass

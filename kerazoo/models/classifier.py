@@ -62,7 +62,7 @@ class Classifier(FunctionalZooModel, keras.Model):
         name: model name.
 
     Call it on int token ids ``(batch, length)`` packed by
-    ``kerazoo.tasks.classify.pack``; it returns float32 logits
+    ``kerazoo.training.tasks.classify.pack``; it returns float32 logits
     ``(batch, len(label_names))``.
     """
 

@@ -4,7 +4,7 @@ import dataclasses
 
 from kerazoo.models.bert import BERT, BERTConfig
 from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
-from kerazoo.models.gpt import GPT, GPTConfig
+from kerazoo.models.gpt.model import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
 from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig

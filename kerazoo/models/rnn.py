@@ -119,7 +119,7 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
             ``(hidden, padding_mask)``: float ``(batch, length, hidden_dim)``
             and bool ``(batch, length)``, True on real tokens.
         """
-        from kerazoo.tokenizers import PAD_ID
+        from kerazoo.text.special import PAD_ID
 
         padding_mask = ops.not_equal(token_ids, PAD_ID)
         x = self.get_layer("embedding_dropout")(self.get_layer("token_embedding")(token_ids))

@@ -20,8 +20,8 @@ masked out of cross-attention. Sources end with ``</s>``.
 Cached decoding: ``start_cache`` runs the encoder once and projects its
 output into every decoder block's cross-attention keys and values; the
 decoder then runs one position per step over its self-attention cache
-(``call_with_cache``), so the loops of ``kerazoo.decoding`` and
-``kerazoo.beam`` decode it exactly as they decode a GPT.
+(``call_with_cache``), so the loops of ``kerazoo.decoding.loop`` and
+``kerazoo.decoding.beam`` decode it exactly as they decode a GPT.
 """
 
 import dataclasses
@@ -32,11 +32,11 @@ import keras
 import keras_hub
 from keras import ops
 
-from kerazoo.models import gpt_decode
-from kerazoo.models.gpt_decode import _einsum_dense, _layer_norm, weight
+from kerazoo.models.gpt import step as gpt_decode
+from kerazoo.models.gpt.step import _einsum_dense, _layer_norm, weight
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
-from kerazoo.tokenizers import PAD_ID
+from kerazoo.text.special import PAD_ID
 
 ENCODER_INPUT = "encoder_token_ids"
 DECODER_INPUT = "decoder_token_ids"

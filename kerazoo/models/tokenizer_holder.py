@@ -2,7 +2,7 @@
 
 import keras
 
-from kerazoo import precision
+from kerazoo.training import precision
 
 
 class TokenizerHolder:

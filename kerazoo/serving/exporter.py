@@ -224,7 +224,7 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
                 return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap)
         return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap)
     if source is not None:
-        from kerazoo.runner import load_run
+        from kerazoo.training.runner import load_run
 
         model = load_run(source)
     return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source)

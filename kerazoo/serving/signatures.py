@@ -20,8 +20,8 @@ import math
 
 import tensorflow as tf
 
-from kerazoo.serving import graph_decode
-from kerazoo.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.decoding import loop_graph as graph_decode
+from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
 
 # Documented defaults of the settings (README, "Serving with TF Serving on GPU").
 DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
@@ -150,7 +150,7 @@ def classify(model, tokenizer, default_new_tokens=None, cap=None):
         ``labels`` (string), ``label_ids`` (int32) and ``probabilities``
         (float32, ``(batch, num_labels)`` in ``label_names`` order).
     """
-    from kerazoo.tasks.classify import pack
+    from kerazoo.training.tasks.classify import pack
 
     names = tf.constant(list(model.label_names))
 
@@ -166,7 +166,7 @@ def classify(model, tokenizer, default_new_tokens=None, cap=None):
 def _translate(model, tokenizer, texts, max_new_tokens, cap):
     """Graph translation: greedy outputs, their token counts and the source tokens kept.
 
-    The same plan as ``kerazoo.translate``: sources end with the end token
+    The same plan as ``kerazoo.inference.translate``: sources end with the end token
     and keep their first ``max_source_length - 1`` tokens; the encoder runs
     once (``model.start_cache``); the decoder starts from ``<s>`` and runs
     the graph decoding loop of causal LMs with that cache.

@@ -1,1 +1,0 @@
-"""``kerazoo bench``: speed measured side by side with a peer, in one run."""

@@ -1,0 +1,175 @@
+"""The decoding loop of an exported causal LM, in plain TensorFlow.
+
+In-process decoding (``kerazoo.decoding.loop``) compiles one XLA loop per shape
+bucket, with the sampler fixed at compile time. An exported graph must run
+without XLA and without Python, for any batch size, prompt length and
+per-request settings, so this module traces one ``tf.while_loop`` over
+dynamic shapes instead. It calls the same model methods
+(``init_cache`` / ``call_with_cache``) and follows the same plan, so its
+greedy output equals ``kerazoo.inference.generate``'s token for token:
+
+    prompts -> [end token] + ids      (the document start the model trained with)
+            -> keep the last tokens   when prompt + new tokens overflow the context
+    buffer  (batch, width) prompt ids, right-padded; new ids written in place
+    prefill Transformers fill the cache for the shortest prompt in chunks of
+            static sizes (32, then 16, 8, 4, 2), so the model's shapes stay static
+    loop    one position per iteration for all rows; rows still inside their
+            prompt copy it, the others sample; a row ends at the end token
+            or after its new tokens
+"""
+
+import tensorflow as tf
+
+from kerazoo.decoding import sampling_graph as graph_sampling
+from kerazoo.text.special import EOS_ID, PAD_ID
+
+# The largest prefill chunk of a Transformer (smaller powers of two fill the
+# rest of the shortest prompt; the loop steps through longer prompts' tails).
+PREFILL_CHUNK = 32
+
+
+def valid_utf8(strings):
+    """Replaces invalid UTF-8 sequences with U+FFFD, so every string decodes."""
+    return tf.strings.unicode_transcode(
+        strings, input_encoding="UTF-8", output_encoding="UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+
+
+def encode(tokenizer, texts):
+    """Token ids of texts, each preceded by the end token (the document start).
+
+    Args:
+        tokenizer: a kerazoo tokenizer layer.
+        texts: string ``(batch,)``.
+
+    Returns:
+        int32 RaggedTensor ``(batch, None)``.
+    """
+    ids = tokenizer.tokenize(valid_utf8(texts))
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids)
+    start = tf.fill([tf.shape(texts)[0], 1], tf.constant(EOS_ID, tf.int32))
+    return tf.concat([tf.RaggedTensor.from_tensor(start), tf.cast(ids, tf.int32)], axis=1)
+
+
+def clamp_new_tokens(max_new_tokens, cap):
+    """Per-row new-token budgets clamped into ``[0, cap]``."""
+    return tf.clip_by_value(tf.cast(max_new_tokens, tf.int32), 0, cap)
+
+
+def fit_prompts(ids, new_tokens, context):
+    """Right-padded prompt buffer, keeping each prompt's end within the context.
+
+    Args:
+        ids: int32 RaggedTensor ``(batch, None)``.
+        new_tokens: int32 ``(batch,)`` budgets (already clamped).
+        context: the model's context length, or None (no limit).
+
+    Returns:
+        ``(tokens, lengths)``: int32 ``(batch, longest kept prompt)`` and the
+        kept lengths ``(batch,)``.
+    """
+    lengths = tf.cast(ids.row_lengths(), tf.int32)
+    dense = ids.to_tensor(default_value=PAD_ID)
+    if context is None:
+        return dense, lengths
+    kept = tf.minimum(lengths, context - new_tokens)
+    start = lengths - kept
+    positions = start[:, None] + tf.range(tf.reduce_max(kept))[None, :]
+    inside = positions < lengths[:, None]
+    tokens = tf.gather(dense, tf.minimum(positions, tf.shape(dense)[1] - 1), batch_dims=1)
+    return tf.where(inside, tokens, PAD_ID), kept
+
+
+def _prefill_chunk(model, tokens, cache, start, size):
+    """Runs positions ``[start, start + size)`` through the model into the cache."""
+    chunk = tf.slice(tokens, [0, start], [-1, size])
+    _, cache = model.call_with_cache(chunk, cache, start)
+    return start + size, cache
+
+
+def _prefill(model, tokens, cache, n_positions):
+    """Fills the cache for positions ``[0, n_positions)`` (all but at most one).
+
+    Whole ``PREFILL_CHUNK`` chunks first, then one chunk of each smaller power
+    of two that still fits: the model only ever sees static chunk lengths.
+
+    Returns:
+        ``(cache, filled)``: the cache and the number of positions filled.
+    """
+    filled, cache = tf.while_loop(
+        lambda start, cache: start + PREFILL_CHUNK <= n_positions,
+        lambda start, cache: _prefill_chunk(model, tokens, cache, start, PREFILL_CHUNK),
+        (tf.constant(0), cache),
+    )
+    size = PREFILL_CHUNK // 2
+    while size > 1:
+        filled, cache = tf.cond(
+            filled + size <= n_positions,
+            lambda size=size: _prefill_chunk(model, tokens, cache, filled, size),
+            lambda: (filled, cache),
+        )
+        size //= 2
+    return cache, filled
+
+
+def decode(model, tokens, lengths, new_tokens, settings, cache=None):
+    """Runs the decoding loop over a prompt buffer.
+
+    Args:
+        model: a causal LM of the zoo (``init_cache`` / ``call_with_cache``).
+        tokens: int32 ``(batch, prompt width)`` right-padded prompt ids.
+        lengths: int32 ``(batch,)`` prompt lengths (at least 1).
+        new_tokens: int32 ``(batch,)`` new-token budgets.
+        settings: dict of per-row ``temperature``, ``top_k``, ``top_p``,
+            ``seed`` tensors (see ``graph_sampling.next_token``).
+        cache: an initial cache of ``width`` positions instead of
+            ``model.init_cache`` (a seq2seq model's holds its encoded sources).
+
+    Returns:
+        int32 ``(batch, width)``: prompts followed by the chosen tokens
+        (``PAD_ID`` after a row's end).
+    """
+    batch = tf.shape(tokens)[0]
+    row_end = lengths + new_tokens
+    width = tf.reduce_max(row_end)
+    tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+    positions = tf.range(width)[None, :]
+    prompt_mask = positions < lengths[:, None]
+    if cache is None:
+        cache = model.init_cache(batch, width)
+    start = tf.constant(0)
+    if getattr(model, "max_length", None) is not None:
+        cache, start = _prefill(model, tokens, cache, tf.reduce_min(lengths) - 1)
+    done = lengths >= row_end
+
+    def cond(tokens, cache, done, index):
+        return (index < width) & tf.logical_not(tf.reduce_all(done))
+
+    def body(tokens, cache, done, index):
+        previous = tf.slice(tokens, [0, index - 1], [-1, 1])
+        logits, cache = model.call_with_cache(previous, cache, index - 1)
+        chosen = graph_sampling.next_token(logits[:, 0, :], index=index, **settings)
+        forced = prompt_mask[:, index]
+        chosen = tf.where(forced, tokens[:, index], chosen)
+        chosen = tf.where(done, PAD_ID, chosen)
+        tokens = tf.where(positions == index, chosen[:, None], tokens)
+        finished = tf.logical_not(forced) & tf.equal(chosen, EOS_ID)
+        done = done | finished | (index + 1 >= row_end)
+        return tokens, cache, done, index + 1
+
+    tokens, _, _, _ = tf.while_loop(cond, body, (tokens, cache, done, start + 1))
+    return tokens
+
+
+def new_tokens_of(tokens, lengths, new_tokens):
+    """The generated ids of each row, up to (not including) its end token.
+
+    Returns:
+        int32 RaggedTensor ``(batch, None)``.
+    """
+    positions = tf.range(tf.shape(tokens)[1])[None, :]
+    generated = (positions >= lengths[:, None]) & (positions < (lengths + new_tokens)[:, None])
+    ended = tf.cumsum(tf.cast(generated & tf.equal(tokens, EOS_ID), tf.int32), axis=1) > 0
+    keep = generated & tf.logical_not(ended) & tf.not_equal(tokens, PAD_ID)
+    return tf.ragged.boolean_mask(tokens, keep)

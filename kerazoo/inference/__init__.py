@@ -1,0 +1,1 @@
+"""Inference on trained models: generate, translate, score, classify and attention maps."""

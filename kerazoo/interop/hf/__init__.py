@@ -1,0 +1,126 @@
+"""Import of local Hugging Face checkpoint folders into the zoo.
+
+A checkpoint folder holds ``config.json``, the weights (``model.safetensors``
+or ``pytorch_model.bin``) and the tokenizer's vocabulary files. Nothing is
+downloaded. ``import_checkpoint`` reads ``config.json``'s ``model_type`` and
+hands the folder to the matching importer of ``IMPORTERS``; the result is a
+run folder (``model.keras`` with the tokenizer inside, ``tokenizer/``,
+``metrics.json`` naming the arch) that ``[model] init_from`` accepts.
+"""
+
+import json
+import os
+
+from kerazoo.training import checkpointing
+from kerazoo.interop.hf import bert as bert_import
+from kerazoo.interop.hf import gpt2 as gpt2_import
+
+
+def _import_gpt2(folder, config, log):
+    """GPT-2's importer in ``IMPORTERS``' form."""
+    return gpt2_import.import_gpt2(folder), {"arch": "gpt", "model_type": "gpt2"}
+
+
+# model_type of config.json -> importer(folder, config, log) -> (keras model, info dict)
+IMPORTERS = {"bert": bert_import.import_bert, "gpt2": _import_gpt2}
+
+
+def read_config(folder):
+    """Reads a checkpoint folder's ``config.json``.
+
+    Raises:
+        ValueError: the folder or its config is missing or unreadable.
+    """
+    if not os.path.isdir(folder):
+        raise ValueError(f"checkpoint folder {folder} does not exist")
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{folder} holds no config.json: not a Hugging Face checkpoint folder")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return config
+
+
+def load_model(folder, log=print):
+    """Builds the zoo model of a checkpoint folder, weights and tokenizer included.
+
+    Args:
+        folder: the checkpoint folder.
+        log: where progress lines go.
+
+    Returns:
+        ``(model, info)``: the ``keras.Model`` (carrying its tokenizer) and a
+        dict describing the import.
+
+    Raises:
+        ValueError: a missing file, an unsupported ``model_type`` or settings
+            the zoo's arch cannot represent.
+    """
+    config = read_config(folder)
+    model_type = config.get("model_type")
+    if model_type not in IMPORTERS:
+        raise ValueError(f"{folder}: model_type {model_type!r} is not supported; "
+                         f"importable: {', '.join(sorted(IMPORTERS))}")
+    return IMPORTERS[model_type](folder, config, log)
+
+
+def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
+    """Imports a Hugging Face checkpoint folder into a run folder.
+
+    Args:
+        folder: the checkpoint folder (config.json, weights, vocabulary).
+        name: the run name (default: the folder's name).
+        runs_dir: where run folders go.
+        log: where progress lines go.
+
+    Returns:
+        The run folder, e.g. ``runs/minilm``; ``[model] init_from`` takes it.
+
+    Example:
+        >>> kerazoo.interop.hf.import_checkpoint("all-MiniLM-L6-v2", name="minilm")
+        'runs/minilm'
+    """
+    import time
+
+    import keras
+
+    from kerazoo.training import runs
+    from kerazoo import text as tokenizers_lib
+    from kerazoo.training.recipes import _NAME_RE
+
+    name = name or os.path.basename(os.path.normpath(folder))
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid run name {name!r}: use letters, digits, '_', '-' or '.'")
+    started = time.perf_counter()
+    model, info = load_model(folder, log)
+    work_dir = runs.partial_dir(runs_dir, name)
+    if os.path.exists(work_dir):
+        raise ValueError(f"an unfinished run exists at {work_dir}; delete it first")
+    os.makedirs(runs_dir, exist_ok=True)
+    os.mkdir(work_dir)
+    try:
+        tokenizers_lib.save_tokenizer(model.tokenizer, os.path.join(work_dir, "tokenizer"))
+        checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
+        metrics = {
+            "arch": info["arch"],
+            "task": "import",
+            "params": int(model.count_params()),
+            "tokenizer": model.tokenizer.kind,
+            "vocab_size": int(model.tokenizer.vocabulary_size()),
+            "source": os.path.abspath(folder),
+            "backend": keras.backend.backend(),
+            "wall_seconds": time.perf_counter() - started,
+            **{k: v for k, v in info.items() if k != "arch"},
+        }
+        runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
+    except BaseException:
+        runs.discard(work_dir)
+        raise
+    path = runs.finish(work_dir, runs_dir, name)
+    log(f"imported {info['arch']} ({metrics['params']:,} parameters) from {folder} into {path}")
+    return path

@@ -1,0 +1,1 @@
+"""The lab: bench suites, the leaderboard, learning curves and reports."""

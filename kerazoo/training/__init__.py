@@ -1,0 +1,1 @@
+"""Training: recipes, the run lifecycle, tasks, checkpointing, distribution and precision."""

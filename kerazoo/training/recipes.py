@@ -1,0 +1,503 @@
+"""Recipes: TOML files that name data, tokenizer, model and training settings.
+
+A recipe is data, never code. It is parsed with ``tomllib`` into typed
+sections and validated before any work starts: an unknown key, a wrong type or
+an impossible value fails with a message that names the file and the key.
+
+    name = "pydocs_gpt"
+    [data]       where the text comes from and how it is split
+    [tokenizer]  which shared tokenizer to train (or load)
+    [model]      arch = "...", plus that arch's hyper-parameters
+    [train]      model.fit settings
+    [distribute] data-parallel training over devices and hosts (optional)
+    [task]       what the model is trained for (optional; the arch's default)
+"""
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+import typing
+from typing import Optional
+
+from kerazoo import data as data_lib
+from kerazoo import text as tokenizers_lib
+from kerazoo.models import get_arch, make_hparams
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid; the message names the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    """Where the text comes from."""
+
+    source: str = "builtin:pydocs"  # builtin:pydocs, a file, a folder, a glob, .jsonl, .csv/.tsv
+    column: str = "text"  # text field of JSONL / CSV / TSV sources
+    val_fraction: float = 0.1  # share held out for validation
+    split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
+    seed: int = 0  # seed of the shuffled split
+    label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
+    val_source: str = ""  # a separate validation file; empty: split data.source
+    val_column: str = ""  # text field of data.val_source when it differs from data.column
+    source_column: str = "source"  # seq2seq: the source-text column / JSON field
+    target_column: str = "target"  # seq2seq: the target-text column / JSON field
+    header: bool = True  # CSV/TSV starts with a header row; false: columns are named "1", "2", ... by position
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSection:
+    """The shared tokenizer: trained on the train split, or loaded."""
+
+    kind: str = "unigram"  # byte | char | wordpiece | unigram | bpe
+    vocab_size: Optional[int] = None  # unset: byte 261, char every character, others 2048
+    lowercase: bool = False  # lowercase before tokenizing (wordpiece / sentencepiece)
+    path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
+
+
+# The vocabulary size of the trained kinds when a recipe leaves it out.
+DEFAULT_VOCAB_SIZE = 2048
+
+
+def vocab_size_for(section):
+    """The vocabulary size to train with: the recipe's, or the kind's default."""
+    if section.vocab_size is not None or section.kind in ("byte", "char"):
+        return section.vocab_size
+    return DEFAULT_VOCAB_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection:
+    """``model.fit`` settings. One Keras epoch is ``eval_every`` steps."""
+
+    seq_len: int = 128  # tokens per training window
+    batch_size: int = 32  # windows per step
+    windows: str = "packed"  # packed: non-overlapping, reshuffled each pass | random: random offsets (nanoGPT)
+    steps: int = 1000  # optimizer steps in all
+    eval_every: int = 200  # steps between validation checks and checkpoints
+    eval_batches: int = 20  # validation batches per check (0: the whole split)
+    learning_rate: float = 1e-3  # peak learning rate
+    warmup_steps: int = 100  # linear warm-up steps, then cosine decay
+    min_lr_ratio: float = 0.1  # final learning rate as a share of the peak
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    clipnorm: float = 1.0  # gradient norm clip (0: off)
+    early_stopping_patience: int = 0  # validation checks without improvement before stopping (0: off)
+    tensorboard: bool = False  # write TensorBoard logs into the run folder
+    seed: int = 0  # seed of initialisation, dropout and shuffling
+    sample_prompt: str = ""  # prompt of the sample printed after training
+    sample_tokens: int = 64  # tokens in that sample
+    sample_temperature: float = 0.8  # its temperature (0: greedy)
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
+    jit_compile: typing.Union[bool, str] = "auto"  # XLA train step: true | false | "auto" (see runner.jit_compile_for)
+
+
+# The Keras dtype policies a recipe may train under.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributeSection:
+    """Data-parallel training: each device takes a share of every global batch.
+
+    ``train.batch_size`` stays the global batch, so a recipe trains the same
+    model on one device or many. Hosts come from the environment
+    (``TF_CONFIG`` on TensorFlow, ``KERAS_DISTRIBUTION_*`` on JAX).
+    """
+
+    strategy: str = "none"  # none | data_parallel
+    devices: int = 0  # devices per process to use (0: all visible); data_parallel only
+
+
+STRATEGIES = ("none", "data_parallel")
+
+# What a recipe can train a model for. An empty [task] kind means the arch's
+# default (registry ``Arch.task``): next-token archs causal_lm, bert masked_lm,
+# bilstm classify, seq2seq seq2seq.
+TASKS = ("causal_lm", "masked_lm", "classify", "seq2seq")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSection:
+    """The training task and its settings."""
+
+    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq; empty: the arch's default
+    pooling: str = ""  # classify: cls | mean | last; empty: cls for bert, mean otherwise
+    classifier_dropout: float = 0.1  # classify: dropout before the output layer
+    mask_rate: float = 0.15  # masked_lm: share of tokens selected (of those: 80% <mask>, 10% random, 10% kept)
+
+
+def tasks_of(arch):
+    """The tasks an arch can be trained for, its default first."""
+    out = [arch.task]
+    if arch.encoder and not arch.causal:
+        out.append("masked_lm")
+    if arch.encoder:
+        out.append("classify")
+    return tuple(dict.fromkeys(out))
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe."""
+
+    name: str
+    data: DataSection
+    tokenizer: TokenizerSection
+    model: dict  # {"arch": ..., **hyper-parameters}
+    train: TrainSection
+    path: str = ""  # the file it came from
+    distribute: DistributeSection = dataclasses.field(default_factory=DistributeSection)
+    task: TaskSection = dataclasses.field(default_factory=TaskSection)
+
+    @property
+    def arch(self):
+        return self.model["arch"]
+
+    @property
+    def init_from(self):
+        """The run folder whose model initialises this one ("" when none)."""
+        return self.model.get("init_from", "")
+
+    @property
+    def hparams(self):
+        return {k: v for k, v in self.model.items() if k not in ("arch", "init_from")}
+
+    @property
+    def task_kind(self):
+        """The task to train for: ``[task] kind``, or the arch's default."""
+        return self.task.kind or get_arch(self.arch).task
+
+    def to_dict(self):
+        """The resolved recipe as plain TOML-ready data (defaults filled in)."""
+        out = {"name": self.name}
+        out["data"] = dataclasses.asdict(self.data)
+        out["tokenizer"] = {k: v for k, v in dataclasses.asdict(self.tokenizer).items() if v is not None}
+        out["model"] = dict(self.model)
+        out["train"] = dataclasses.asdict(self.train)
+        out["distribute"] = dataclasses.asdict(self.distribute)
+        out["task"] = dataclasses.asdict(self.task)
+        return out
+
+
+SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection,
+            "task": TaskSection}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _type_ok(value, hint):
+    """Whether a TOML value fits a field annotation (ints are accepted as floats)."""
+    for t in typing.get_args(hint) or (hint,):
+        if t is type(None) and value is None:
+            return True
+        if t is bool and isinstance(value, bool):
+            return True
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if t is str and isinstance(value, str):
+            return True
+    return False
+
+
+def _type_name(hint):
+    names = [getattr(t, "__name__", str(t)) for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
+    return " or ".join(names)
+
+
+def _parse_section(cls, raw, where, section):
+    """Builds one section dataclass, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: [{section}] must be a table")
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        if key not in hints:
+            raise RecipeError(f"{where}: unknown key '{section}.{key}'; valid keys: {', '.join(hints)}")
+        if not _type_ok(value, hints[key]):
+            raise RecipeError(
+                f"{where}: '{section}.{key}' must be {_type_name(hints[key])}, got {value!r}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: '{section}.{key}' must be a finite number, got {value!r}")
+    values = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
+    return cls(**values)
+
+
+def _fail(where, key, message):
+    raise RecipeError(f"{where}: '{key}' {message}")
+
+
+def _check_values(recipe, where):
+    """Rejects impossible values, naming the key."""
+    d, t, k = recipe.data, recipe.train, recipe.tokenizer
+    if not d.source:
+        _fail(where, "data.source", "must not be empty")
+    if not 0.0 < d.val_fraction < 1.0:
+        _fail(where, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    if d.split not in data_lib.SPLIT_MODES:
+        _fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
+    if k.kind not in tokenizers_lib.KINDS:
+        _fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
+    if k.kind == "byte" and k.vocab_size not in (None, tokenizers_lib.BYTE_VOCAB_SIZE):
+        _fail(where, "tokenizer.vocab_size", f"is fixed at {tokenizers_lib.BYTE_VOCAB_SIZE} for the byte tokenizer; leave it out")
+    if k.vocab_size is not None and k.vocab_size <= 5:
+        _fail(where, "tokenizer.vocab_size", f"must be larger than the 5 special tokens, got {k.vocab_size}")
+    for key in ("seq_len", "batch_size", "steps", "eval_every", "sample_tokens"):
+        if getattr(t, key) <= 0:
+            _fail(where, f"train.{key}", f"must be positive, got {getattr(t, key)}")
+    for key in ("eval_batches", "warmup_steps", "early_stopping_patience", "seed"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    for key in ("weight_decay", "clipnorm", "sample_temperature"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    if t.learning_rate <= 0:
+        _fail(where, "train.learning_rate", f"must be positive, got {t.learning_rate}")
+    if not 0.0 <= t.min_lr_ratio <= 1.0:
+        _fail(where, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
+    if t.steps % t.eval_every:
+        _fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
+    if t.warmup_steps >= t.steps:
+        _fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
+    if t.windows not in data_lib.WINDOW_MODES:
+        _fail(where, "train.windows", f"must be one of {', '.join(data_lib.WINDOW_MODES)}, got '{t.windows}'")
+    if t.precision not in PRECISIONS:
+        _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
+    if isinstance(t.jit_compile, str) and t.jit_compile != "auto":
+        _fail(where, "train.jit_compile", f"must be true, false or \"auto\", got '{t.jit_compile}'")
+    _check_distribute(recipe.distribute, where)
+    _check_task(recipe, where)
+
+
+def _check_task(recipe, where):
+    """Rejects a task the arch cannot train for, and bad task settings."""
+    from kerazoo.models.classifier import POOLINGS
+
+    s = recipe.task
+    if s.kind and s.kind not in TASKS:
+        _fail(where, "task.kind", f"must be one of {', '.join(TASKS)}, got '{s.kind}'")
+    arch = get_arch(recipe.arch)
+    allowed = tasks_of(arch)
+    if recipe.task_kind not in allowed:
+        _fail(where, "task.kind", f"'{recipe.task_kind}' is not a task of arch '{arch.name}'; "
+                                  f"it trains for {', '.join(allowed)}")
+    if s.pooling and s.pooling not in POOLINGS:
+        _fail(where, "task.pooling", f"must be one of {', '.join(POOLINGS)}, got '{s.pooling}'")
+    if s.pooling == "cls" and recipe.arch != "bert":
+        _fail(where, "task.pooling", f"'cls' needs a bert encoder; use 'mean' or 'last' for '{recipe.arch}'")
+    if not 0.0 <= s.classifier_dropout < 1.0:
+        _fail(where, "task.classifier_dropout", f"must be in [0, 1), got {s.classifier_dropout}")
+    if not 0.0 < s.mask_rate < 1.0:
+        _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
+    if recipe.train.windows == "random" and recipe.task_kind != "causal_lm":
+        _fail(where, "train.windows", f"'random' is for causal_lm training; task '{recipe.task_kind}' cuts its own examples")
+    if recipe.init_from and recipe.task_kind == "causal_lm":
+        _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
+    if recipe.task_kind == "classify" and not recipe.data.label_column:
+        _fail(where, "data.label_column", "must not be empty for a classify task")
+    if recipe.task_kind == "seq2seq":
+        d = recipe.data
+        if not d.source_column or not d.target_column:
+            _fail(where, "data.source_column", "and data.target_column must name the source and target columns")
+        if d.source_column == d.target_column:
+            _fail(where, "data.target_column", f"must differ from data.source_column ('{d.source_column}')")
+
+
+def _check_distribute(s, where):
+    """Rejects impossible [distribute] values; device counts are checked at run time."""
+    if s.strategy not in STRATEGIES:
+        _fail(where, "distribute.strategy", f"must be one of {', '.join(STRATEGIES)}, got '{s.strategy}'")
+    if s.devices < 0:
+        _fail(where, "distribute.devices", f"must not be negative, got {s.devices}")
+    if s.devices and s.strategy == "none":
+        _fail(where, "distribute.devices", f"({s.devices}) needs distribute.strategy = \"data_parallel\"")
+
+
+def check_init_from(path, arch, where="<recipe>"):
+    """Checks that ``model.init_from`` names a finished run of ``arch``.
+
+    Args:
+        path: the run folder.
+        arch: the recipe's ``model.arch``.
+        where: the recipe file, for messages.
+
+    Raises:
+        RecipeError: the folder or its model is missing, or it is another arch.
+    """
+    import json
+
+    if not os.path.isdir(path):
+        raise RecipeError(f"{where}: 'model.init_from' run folder {path} does not exist")
+    meta = os.path.join(path, "metrics.json")
+    if not os.path.isfile(os.path.join(path, "model.keras")) or not os.path.isfile(meta):
+        raise RecipeError(f"{where}: 'model.init_from' {path} is not a finished run folder "
+                          "(no model.keras / metrics.json)")
+    with open(meta, encoding="utf-8") as f:
+        found = json.load(f).get("arch")
+    if found != arch:
+        raise RecipeError(f"{where}: 'model.arch' is '{arch}' but the run at {path} is a '{found}'")
+
+
+def _parse_model(raw, where):
+    """Validates the [model] table against the registry.
+
+    With ``init_from`` the hyper-parameters are the pre-trained run's: the
+    table holds ``init_from`` and, optionally, the matching ``arch``.
+    """
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: [model] must be a table")
+    if "init_from" in raw:
+        init_from = raw["init_from"]
+        if not isinstance(init_from, str) or not init_from:
+            _fail(where, "model.init_from", f"must be a non-empty string (a run folder), got {init_from!r}")
+        extra = sorted(k for k in raw if k not in ("arch", "init_from"))
+        if extra:
+            _fail(where, f"model.{extra[0]}", "cannot be set with model.init_from: the hyper-parameters "
+                                              "are the pre-trained run's")
+        if "arch" not in raw:
+            raise RecipeError(f"{where}: missing key 'model.arch' (the arch of the run model.init_from names)")
+        if not isinstance(raw["arch"], str):
+            _fail(where, "model.arch", "must be a string")
+        try:
+            get_arch(raw["arch"])
+        except ValueError as e:
+            raise RecipeError(f"{where}: [model] {e}") from None
+        # The folder itself is checked when the recipe runs (check_init_from),
+        # so a recipe stays valid data before its pre-training run exists.
+        if os.path.isdir(init_from):
+            check_init_from(init_from, raw["arch"], where)
+        return {"arch": raw["arch"], "init_from": init_from}
+    if "arch" not in raw:
+        raise RecipeError(f"{where}: missing key 'model.arch'")
+    try:
+        get_arch(raw["arch"]) if isinstance(raw["arch"], str) else _fail(where, "model.arch", "must be a string")
+        config = make_hparams(raw["arch"], **{k: v for k, v in raw.items() if k != "arch"})
+    except RecipeError:
+        raise
+    except ValueError as e:
+        raise RecipeError(f"{where}: [model] {e}") from None
+    return {"arch": raw["arch"], **dataclasses.asdict(config)}
+
+
+def _parse_override(item):
+    """Parses one ``section.key=value`` override; values are TOML literals."""
+    if "=" not in item:
+        raise RecipeError(f"--set {item!r}: expected section.key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if key.count(".") > 1 or not key:
+        raise RecipeError(f"--set {item!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is taken as a string: --set model.arch=gpt
+    return key, value
+
+
+def apply_overrides(raw, overrides):
+    """Applies ``--set section.key=value`` overrides to raw recipe data.
+
+    Args:
+        raw: the parsed TOML dict (modified in place).
+        overrides: list of ``"section.key=value"`` strings.
+
+    Returns:
+        ``raw``.
+    """
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        if "." in key:
+            section, name = key.split(".")
+            table = raw.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise RecipeError(f"--set {item!r}: '{section}' is not a section")
+            table[name] = value
+        else:
+            raw[key] = value
+    return raw
+
+
+def parse_recipe(raw, where="<recipe>"):
+    """Validates raw recipe data.
+
+    Args:
+        raw: a dict as read from TOML.
+        where: the file name, for messages.
+
+    Returns:
+        A ``Recipe``.
+
+    Raises:
+        RecipeError: naming the file and the offending key.
+    """
+    known = set(SECTIONS) | {"model", "name"}
+    for key in raw:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown key '{key}'; valid top-level keys: {', '.join(sorted(known))}")
+    stem = os.path.splitext(os.path.basename(where))[0]
+    # An explicit name is checked as given (an empty one is a mistake, not "the default").
+    name = raw["name"] if "name" in raw else (stem if where.endswith(".toml") else "run")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
+    sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}
+    if "model" not in raw:
+        raise RecipeError(f"{where}: missing section [model]")
+    model = _parse_model(raw["model"], where)
+    recipe = Recipe(name=name, model=model, path=where, **sections)
+    _check_values(recipe, where)
+    context = model.get("max_length")
+    if recipe.task_kind != "causal_lm":
+        # seq2seq batches are whole pairs, padded to their longest: no seq_len windows.
+        if context is not None and recipe.train.seq_len > context and recipe.task_kind != "seq2seq":
+            _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+        return recipe
+    if context is not None and recipe.train.seq_len > context:
+        _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+    if context is not None and recipe.train.sample_tokens >= context:
+        _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}) must be smaller than model.max_length ({context})")
+    return recipe
+
+
+def load_recipe(path, overrides=None):
+    """Reads, overrides and validates a recipe file.
+
+    Args:
+        path: the ``.toml`` file.
+        overrides: optional ``["section.key=value", ...]``.
+
+    Returns:
+        A ``Recipe``.
+
+    Raises:
+        RecipeError: missing file, invalid TOML, or an invalid recipe.
+    """
+    if os.path.isdir(path):
+        raise RecipeError(f"recipe {path} is a folder, not a .toml file")
+    if not os.path.isfile(path):
+        raise RecipeError(f"recipe {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not valid TOML (not UTF-8 text)") from None
+    return parse_recipe(apply_overrides(raw, overrides), where=path)
+
+
+def dump_recipe(recipe):
+    """The resolved recipe as TOML text.
+
+    Args:
+        recipe: a ``Recipe``.
+
+    Returns:
+        TOML text that ``load_recipe`` reads back to the same recipe.
+    """
+    import tomli_w
+
+    data = recipe.to_dict()
+    data["model"] = {k: v for k, v in data["model"].items() if v is not None}
+    return tomli_w.dumps(data)

@@ -1,0 +1,326 @@
+"""Text classification: a pooled head on an encoder, fine-tuned on labelled rows.
+
+    CSV / TSV / JSONL (text and label columns) -> label names (sorted) -> ids
+    texts -> tokenized once -> packed: <s> ids </s>, cut to train.seq_len, padded
+          -> Classifier (bert | bilstm | pooled rnn/gru/lstm) -> label logits
+
+With ``[model] init_from`` the encoder and its tokenizer come from a finished
+run (masked-LM pre-training, or ``kerazoo import-hf``); otherwise both start
+fresh (the tokenizer trained on the training texts). ``pack`` is the one
+packing rule: training, ``kerazoo.classify`` and the exported ``classify``
+signature all use it.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerazoo import data as data_lib
+from kerazoo.training import precision
+from kerazoo import text as tokenizers_lib
+from kerazoo.models.classifier import Classifier, encoder_config_of, load_encoder_weights
+from kerazoo.training.recipes import vocab_size_for
+from kerazoo.training.tasks import common
+from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+
+
+def pack(tokenizer, texts, max_length, pad_to=None):
+    """Tokenizes and packs texts the way classifiers read them (TensorFlow ops).
+
+    Args:
+        tokenizer: a zoo tokenizer.
+        texts: 1-D string tensor (or list of str).
+        max_length: tokens per row, ``<s>`` and ``</s>`` included; longer
+            texts are cut.
+        pad_to: pad every row to this length; None pads to the longest row.
+
+    Returns:
+        An int32 tensor ``(batch, length)`` padded with ``PAD_ID``.
+    """
+    ids = tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string))
+    ids = ids[:, : max_length - 2]
+    rows = tf.shape(ids.row_lengths())[0]
+    ids = tf.concat([tf.fill([rows, 1], BOS_ID), ids, tf.fill([rows, 1], EOS_ID)], axis=1)
+    shape = None if pad_to is None else [None, pad_to]
+    return ids.to_tensor(PAD_ID, shape=shape)
+
+
+def label_ids(labels, names, where):
+    """Label strings -> ids, refusing labels the model does not know.
+
+    Raises:
+        ValueError: naming the unknown label and the known ones.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({label for label in labels if label not in index})
+    if unknown:
+        raise ValueError(f"{where}: unknown label {unknown[0]!r} (not in the training labels: {', '.join(names)})")
+    return np.asarray([index[label] for label in labels], np.int32)
+
+
+def classification_metrics(y_true, y_pred, names):
+    """Accuracy, macro-F1 and the confusion matrix.
+
+    Args:
+        y_true: int label ids.
+        y_pred: int predicted ids.
+        names: the label names (matrix order).
+
+    Returns:
+        ``{"accuracy", "macro_f1", "per_label": {name: {precision, recall,
+        f1, support}}, "confusion_matrix": {"labels": names, "matrix":
+        rows = true label, columns = predicted}}``.
+    """
+    k = len(names)
+    matrix = np.zeros((k, k), np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    per_label, f1s = {}, []
+    for i, name in enumerate(names):
+        tp = matrix[i, i]
+        precision_ = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+        recall = tp / matrix[i, :].sum() if matrix[i, :].sum() else 0.0
+        f1 = 2 * precision_ * recall / (precision_ + recall) if precision_ + recall else 0.0
+        f1s.append(f1)
+        per_label[name] = {"precision": float(precision_), "recall": float(recall), "f1": float(f1),
+                           "support": int(matrix[i, :].sum())}
+    return {
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "macro_f1": float(np.mean(f1s)),
+        "per_label": per_label,
+        "confusion_matrix": {"labels": list(names), "matrix": matrix.tolist()},
+    }
+
+
+def predict_probabilities(model, tokenizer, texts, batch_size=32):
+    """Class probabilities of texts, in ``batch_size`` rows per forward pass.
+
+    Returns:
+        A float32 array ``(len(texts), num_labels)``.
+    """
+    out = []
+    for start in range(0, len(texts), batch_size):
+        ids = pack(tokenizer, texts[start:start + batch_size], model.max_length)
+        logits = keras.ops.convert_to_numpy(model(ids.numpy(), training=False)).astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        probs = np.exp(logits)
+        out.append((probs / probs.sum(axis=-1, keepdims=True)).astype(np.float32))
+    if not out:
+        return np.zeros((0, len(model.label_names)), np.float32)
+    return np.concatenate(out)
+
+
+def classify(model, texts, batch_size=32):
+    """Classifies texts with a classifier of the zoo.
+
+    Args:
+        model: a ``Classifier``, a run folder or a ``.keras`` file.
+        texts: a list of strings.
+        batch_size: rows per forward pass.
+
+    Returns:
+        One dict per text: ``label`` (the name) and ``probabilities``
+        (``{name: probability}``).
+
+    Example:
+        >>> kerazoo.classify("runs/sst2_bilstm", ["a gripping film", "dull and long"])
+        [{'label': '1', 'probabilities': {'0': 0.04, '1': 0.96}}, ...]
+    """
+    from kerazoo.inference.generate import _resolve_model
+
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a list of strings")
+    model = _resolve_model(model)
+    if not isinstance(model, Classifier):
+        raise ValueError(f"a {type(model).__name__} is not a classifier (train one with [task] kind = \"classify\")")
+    if model.tokenizer is None:
+        raise ValueError("the classifier carries no tokenizer")
+    probs = predict_probabilities(model, model.tokenizer, texts, batch_size)
+    names = model.label_names
+    return [{"label": names[int(p.argmax())], "probabilities": {n: float(v) for n, v in zip(names, p)}}
+            for p in probs]
+
+
+def _read_data(recipe, log):
+    """Train and validation (texts, labels), from data.source and data.val_source or a split."""
+    d = recipe.data
+    texts, labels = data_lib.read_labelled(d.source, d.column, d.label_column)
+    if d.val_source:
+        val_texts, val_labels = data_lib.read_labelled(d.val_source, d.val_column or d.column, d.label_column)
+        train = (texts, labels)
+    else:
+        tr, va = data_lib.split_rows(len(texts), d.val_fraction, d.seed)
+        train = ([texts[i] for i in tr], [labels[i] for i in tr])
+        val_texts, val_labels = [texts[i] for i in va], [labels[i] for i in va]
+    names = sorted(set(train[1]))
+    if len(names) < 2:
+        raise ValueError(f"{d.source}: column '{d.label_column}' holds a single label ({names[0]!r}); "
+                         "a classifier needs at least 2")
+    log(f"data: {d.source}: {len(train[0]):,} train / {len(val_texts):,} validation rows"
+        + (f" (validation: {d.val_source})" if d.val_source else "")
+        + f"; labels: {', '.join(names)}")
+    return train, (val_texts, val_labels), names
+
+
+def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
+    """The tokenizer and, with init_from, the pre-trained encoder model."""
+    from kerazoo.training.runner import load_run, resolve_tokenizer_path
+
+    k = recipe.tokenizer
+    if recipe.init_from:
+        encoder = load_run(recipe.init_from)
+        if encoder.tokenizer is None:
+            raise ValueError(f"'model.init_from' {recipe.init_from}: the model carries no tokenizer")
+        if tokenizer is not None and tokenizer.get_vocabulary() != encoder.tokenizer.get_vocabulary():
+            raise ValueError(f"the tokenizer does not match the one the encoder at {recipe.init_from} was "
+                             "trained with; leave it out (init_from brings its own)")
+        if k.path:
+            given = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
+            if given.get_vocabulary() != encoder.tokenizer.get_vocabulary():
+                raise ValueError(f"'tokenizer.path' {k.path} does not match the tokenizer of 'model.init_from' "
+                                 f"{recipe.init_from}; remove tokenizer.path")
+        log(f"encoder: {recipe.arch} from {recipe.init_from} ({encoder.count_params():,} parameters), "
+            f"its {encoder.tokenizer.kind} tokenizer ({encoder.tokenizer.vocabulary_size()} tokens)")
+        return encoder.tokenizer, encoder
+    if tokenizer is None and k.path:
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
+    if tokenizer is None:
+        tokenizer = tokenizers_lib.train_tokenizer(train_texts, k.kind, vocab_size_for(k), lowercase=k.lowercase)
+        log(f"tokenizer: trained {k.kind} with {tokenizer.vocabulary_size()} tokens")
+    return tokenizer, None
+
+
+def build_classifier(recipe, tokenizer, encoder, names):
+    """The recipe's classifier, its encoder initialised from ``encoder`` when given."""
+    s, t = recipe.task, recipe.train
+    pooling = s.pooling or ("cls" if recipe.arch == "bert" else "mean")
+    if encoder is not None:
+        config = encoder_config_of(encoder)
+    else:
+        config = {"vocab_size": int(tokenizer.vocabulary_size()), **recipe.hparams}
+    model = Classifier(recipe.arch, config, names, pooling=pooling, dropout=s.classifier_dropout,
+                       max_length=t.seq_len, tokenizer=tokenizer)
+    if encoder is not None:
+        load_encoder_weights(model, encoder)
+    return model
+
+
+def length_buckets(seq_len):
+    """Padded lengths of training batches: 8, 16, 32, ... up to ``seq_len``."""
+    sizes, size = [], 8
+    while size < seq_len:
+        sizes.append(size)
+        size *= 2
+    return sizes + [seq_len]
+
+
+def train_dataset(x, y, batch_size, seed):
+    """Shuffled, repeating training batches, padded to a few bucket lengths.
+
+    Texts of similar length share a batch, padded only to their bucket
+    (8, 16, 32, ... ``seq_len`` tokens): short texts (most of SST-2's are a
+    few words) do not pay for the longest one, and the compiled train step
+    sees only a handful of shapes.
+
+    Args:
+        x: packed ids ``(n, seq_len)`` padded with ``PAD_ID``.
+        y: int label ids ``(n,)``.
+        batch_size: rows per batch.
+        seed: shuffle seed.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(ids, labels)``.
+    """
+    lengths = (x != PAD_ID).sum(axis=1).astype(np.int32)
+    y = np.asarray(y, np.int32)
+    base = tf.data.Dataset.from_tensor_slices((x, lengths, y)).map(lambda ids, n, label: (ids[:n], label))
+    buckets = length_buckets(x.shape[1])
+
+    def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
+        return base.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    ds = tf.data.Dataset.range(1).flat_map(stream).bucket_by_sequence_length(
+        lambda ids, label: tf.shape(ids)[0],
+        bucket_boundaries=[b + 1 for b in buckets[:-1]] + [buckets[-1] + 1],
+        bucket_batch_sizes=[batch_size] * (len(buckets) + 1),
+        padded_shapes=([None], []),
+        padding_values=(PAD_ID, 0),
+        pad_to_bucket_boundary=True,
+        drop_remainder=True,
+    )
+    # pad_to_bucket_boundary pads to boundary - 1, i.e. to the bucket sizes.
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def compile_classifier(model, train):
+    """Compiles a classifier: cross-entropy over labels, accuracy."""
+    model.compile(
+        optimizer=common.optimizer(train),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # "auto" keeps Keras' choice: batches are bucketed by length, and XLA compiles once per bucket.
+        jit_compile=common.runner.jit_compile_for(train, xla_when_auto=False),
+    )
+    return model
+
+
+def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
+    """Fine-tunes (or trains from scratch) a classifier (see ``runner.run_recipe``).
+
+    Returns:
+        A ``runner.RunResult`` (its sample is empty).
+    """
+    from kerazoo.training.runner import RunResult
+
+    from kerazoo.training.recipes import check_init_from
+
+    t = recipe.train
+    if recipe.init_from:  # first: a missing pre-training run is the likeliest mistake
+        check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
+    work_dir, tokenizer = common.open_run(recipe, runs_dir, resume, tokenizer)
+    keras.utils.set_random_seed(t.seed)
+    (train_texts, train_labels), (val_texts, val_labels), names = _read_data(recipe, log)
+    y_train = label_ids(train_labels, names, recipe.data.source)
+    y_val = label_ids(val_labels, names, recipe.data.val_source or recipe.data.source)
+    tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, train_texts, log)
+    x_train = pack(tokenizer, train_texts, t.seq_len, pad_to=t.seq_len).numpy()
+    x_val = pack(tokenizer, val_texts, t.seq_len, pad_to=t.seq_len).numpy()
+    cut = int((np.asarray(tokenizer.tokenize(train_texts).row_lengths()) > t.seq_len - 2).sum())
+    log(f"tokens: {int((x_train != PAD_ID).sum()):,} train / {int((x_val != PAD_ID).sum()):,} validation"
+        + (f"; {cut:,} training texts cut to train.seq_len={t.seq_len}" if cut else ""))
+    if len(x_train) < t.batch_size:
+        raise ValueError(f"{len(x_train)} training rows are fewer than train.batch_size={t.batch_size}")
+    with precision.dtype_policy(t.precision), parallel.scope():
+        model = compile_classifier(build_classifier(recipe, tokenizer, encoder, names), t)
+    log(f"model: {recipe.arch} classifier ({model.pooling} pooling), {model.count_params():,} parameters; "
+        f"{t.steps} steps of {t.batch_size} texts x {t.seq_len} tokens")
+
+    train_ds = train_dataset(x_train, y_train, t.batch_size, t.seed)
+    val_batch = min(t.batch_size, len(x_val))
+    n_val = len(x_val) // val_batch
+    val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
+    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch, drop_remainder=True)
+    history, clock, counter, started = common.fit_run(
+        model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds,
+        val_ds, val_steps, verbose, callbacks)
+
+    model = common.single_device(model, parallel)
+    log("evaluating on the whole validation set ...")
+    probs = predict_probabilities(model, tokenizer, val_texts, t.batch_size)
+    scores = classification_metrics(y_val, probs.argmax(-1), names)
+    nll = -np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)).mean()
+    log(f"validation: accuracy {scores['accuracy']:.2%} | macro-F1 {scores['macro_f1']:.4f} | "
+        f"loss {nll:.4f} over {len(y_val):,} rows")
+    metrics = common.common_metrics(model, recipe, tokenizer, history, clock, counter, started, parallel, None)
+    metrics.update({
+        "val_accuracy": scores["accuracy"],
+        "val_macro_f1": scores["macro_f1"],
+        "val_loss": float(nll),
+        "val_rows": len(y_val),
+        "labels": list(names),
+        "per_label": scores["per_label"],
+        "confusion_matrix": scores["confusion_matrix"],
+        "init_from": recipe.init_from or None,
+        "pooling": model.pooling,
+    })
+    path = common.finish_run(model, recipe, work_dir, runs_dir, metrics, history)
+    return RunResult(path, metrics, "")

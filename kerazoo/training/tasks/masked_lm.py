@@ -1,0 +1,162 @@
+"""Masked-LM pre-training: BERT's objective on any corpus.
+
+    documents -> one token stream (tokenized once) -> windows of seq_len
+              -> keras_hub MaskedLMMaskGenerator per batch: 15% of tokens selected,
+                 of those 80% -> <mask>, 10% -> a random token, 10% kept
+              -> the encoder predicts the original ids at the selected positions
+
+The loss is the cross-entropy at the selected positions only (their weight
+is 1, every other position 0, averaged over the weights). The validation
+windows are masked once with a fixed seed, so every check and the final
+evaluation score the same positions.
+"""
+
+import math
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from kerazoo import data as data_lib
+from kerazoo.training import precision
+from kerazoo.models import build
+from kerazoo.training.runner import prepare
+from kerazoo.training.tasks import common
+from kerazoo.text.special import MASK_ID, NUM_SPECIAL_TOKENS
+
+
+def mask_generator(tokenizer, seq_len, rate=0.15):
+    """keras_hub's mask generator with the zoo's special ids left unselected.
+
+    Args:
+        tokenizer: the zoo tokenizer (its vocabulary size and ``<mask>`` id).
+        seq_len: window length.
+        rate: share of tokens selected.
+
+    Returns:
+        A ``keras_hub.layers.MaskedLMMaskGenerator``.
+    """
+    return keras_hub.layers.MaskedLMMaskGenerator(
+        vocabulary_size=int(tokenizer.vocabulary_size()),
+        mask_selection_rate=rate,
+        mask_token_id=MASK_ID,
+        mask_selection_length=seq_len,  # never binding; keeps the outputs dense
+        unselectable_token_ids=list(range(NUM_SPECIAL_TOKENS)),
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+    )
+
+
+def train_dataset(windows, generator, batch_size, seed):
+    """Shuffled, repeating ``(masked ids, original ids, weights)`` batches, masked afresh each time."""
+    if len(windows) < batch_size:
+        raise ValueError(f"too little text: {len(windows)} windows, fewer than train.batch_size={batch_size}")
+    base = tf.data.Dataset.from_tensor_slices(windows)
+
+    def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
+        return base.shuffle(len(windows), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    ds = tf.data.Dataset.range(1).flat_map(stream).batch(batch_size, drop_remainder=True)
+    return ds.map(lambda w: data_lib.mask_tokens(generator, w)).prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_masks(windows, generator, seed):
+    """Masks validation windows once, reproducibly.
+
+    Returns:
+        ``(masked ids, original ids, weights)`` numpy arrays.
+    """
+    tf.random.set_seed(seed)
+    x, y, w = data_lib.mask_tokens(generator, tf.constant(windows))
+    return x.numpy(), y.numpy(), w.numpy()
+
+
+def compile_masked_lm(model, train):
+    """Compiles an encoder for masked-LM training: loss and accuracy at selected positions."""
+    model.compile(
+        optimizer=common.optimizer(train),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # "auto" keeps Keras' choice: not yet measured under XLA on TensorFlow.
+        jit_compile=common.runner.jit_compile_for(train, xla_when_auto=False),
+    )
+    return model
+
+
+def evaluate_masked_lm(model, x, y, w, batch_size=32):
+    """Masked-token loss, perplexity and accuracy over pre-masked windows.
+
+    Args:
+        model: the encoder (ids -> per-token logits).
+        x: masked input ids ``(n, seq_len)``.
+        y: original ids.
+        w: 1.0 at the scored positions.
+        batch_size: windows per forward pass.
+
+    Returns:
+        A dict with ``loss`` (nats per masked token), ``perplexity``,
+        ``accuracy`` and ``tokens`` (masked tokens scored).
+    """
+    nats, correct, count = 0.0, 0, 0
+    for start in range(0, len(x), batch_size):
+        logits = np.asarray(model.predict_on_batch(x[start:start + batch_size]), np.float64)
+        yb, wb = y[start:start + batch_size], w[start:start + batch_size] > 0
+        logits -= logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        picked = np.take_along_axis(logp, yb[..., None].astype(np.int64), axis=-1)[..., 0]
+        nats -= float(picked[wb].sum())
+        correct += int((logits.argmax(-1) == yb)[wb].sum())
+        count += int(wb.sum())
+    loss = nats / max(count, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "accuracy": correct / max(count, 1),
+            "tokens": count}
+
+
+def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
+    """Pre-trains an encoder with the masked-LM objective (see ``runner.run_recipe``).
+
+    Returns:
+        A ``runner.RunResult`` (its sample is empty: an encoder does not generate).
+    """
+    from kerazoo.training.runner import RunResult
+
+    t, s = recipe.train, recipe.task
+    work_dir, tokenizer = common.open_run(recipe, runs_dir, resume, tokenizer)
+    keras.utils.set_random_seed(t.seed)
+    prep = prepare(recipe, tokenizer, log)
+    generator = mask_generator(prep.tokenizer, t.seq_len, s.mask_rate)
+    train_ds = train_dataset(data_lib.mlm_windows(prep.train_ids, t.seq_len), generator, t.batch_size, t.seed)
+    val_windows = data_lib.mlm_windows(prep.val_ids, t.seq_len)
+    if len(val_windows) < 1:
+        raise ValueError(f"validation split too small: {len(prep.val_ids)} tokens do not fill one window of "
+                         f"train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len")
+    vx, vy, vw = fixed_masks(val_windows, generator, t.seed)
+    val_batch = min(t.batch_size, len(vx))
+    n_val = len(vx) // val_batch
+    val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
+    val_ds = tf.data.Dataset.from_tensor_slices((vx, vy, vw)).batch(val_batch, drop_remainder=True)
+    with precision.dtype_policy(t.precision), parallel.scope():
+        model = compile_masked_lm(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
+    log(f"model: {recipe.arch}, {model.count_params():,} parameters; masked LM ({s.mask_rate:.0%} of tokens); "
+        f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
+
+    history, clock, counter, started = common.fit_run(
+        model, recipe, parallel, work_dir, runs_dir, resume, prep.tokenizer, train_ds, val_ds, val_steps,
+        verbose, callbacks)
+    model = common.single_device(model, parallel)
+    log("evaluating masked tokens on the whole validation split ...")
+    scores = evaluate_masked_lm(model, vx, vy, vw, t.batch_size)
+    log(f"validation: masked-token loss {scores['loss']:.4f} nats | perplexity {scores['perplexity']:.2f} | "
+        f"accuracy {scores['accuracy']:.2%} over {scores['tokens']:,} masked tokens")
+    metrics = common.common_metrics(model, recipe, prep.tokenizer, history, clock, counter, started, parallel,
+                                    t.batch_size * t.seq_len)
+    metrics.update({
+        "val_loss": scores["loss"],
+        "val_perplexity": scores["perplexity"],
+        "val_masked_accuracy": scores["accuracy"],
+        "val_masked_tokens": scores["tokens"],
+        "mask_rate": s.mask_rate,
+    })
+    path = common.finish_run(model, recipe, work_dir, runs_dir, metrics, history)
+    return RunResult(path, metrics, "")
