@@ -1,7 +1,7 @@
 """Subprocess side of ``test_portable.py``: ``KERAS_BACKEND`` is fixed per process.
 
-    python tests/portable_worker.py train OUT_DIR          # train, save, record
-    python tests/portable_worker.py load OUT_DIR IN_DIR... # load, record
+    python tests/models/portable_worker.py train OUT_DIR          # train, save, record
+    python tests/models/portable_worker.py load OUT_DIR IN_DIR... # load, record
 
 Each records, per arch, the logits of fixed inputs and a greedy continuation
 (``load`` also: the losses of a few training steps from the loaded weights)

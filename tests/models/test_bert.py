@@ -124,7 +124,7 @@ def test_init_from_takes_no_hyperparameters(tmp_path):
 
 
 def test_shipped_encoder_recipes_parse():
-    root = os.path.join(os.path.dirname(__file__), "..", "recipes")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
     recipe = load_recipe(os.path.join(root, "pydocs_bert.toml"))
     assert recipe.task_kind == "masked_lm" and recipe.tokenizer.kind == "unigram"
     assert load_recipe(os.path.join(root, "pydocs_gpt.toml")).tokenizer == recipe.tokenizer

@@ -17,7 +17,7 @@ from kerazoo.models.classifier import encoder_config_of, load_encoder_weights
 from kerazoo.training.recipes import load_recipe
 from kerazoo.training.tasks.classify import classification_metrics
 
-from tests.test_serving import KERAS_FREE
+from tests.serving.test_serving import KERAS_FREE
 
 QUIET = dict(verbose=0, log=lambda *_: None)
 GOOD, BAD = ["good", "great", "fun", "lovely"], ["bad", "dull", "awful", "boring"]

@@ -19,7 +19,7 @@ import kerazoo as kz
 from kerazoo.training import checkpointing
 from tests.conftest import tiny_recipe_text
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Dropout on: the resumed run must also restore the dropout generator's state.
 RECIPE_EXTRA = "seed = 7\n"
 # Metrics that must agree; timings and throughput never do.

@@ -1,6 +1,6 @@
 """Subprocess side of ``test_distribute.py``: devices must be set before the backend starts.
 
-    python tests/distribute_worker.py RECIPE OUT.json STRATEGY [STRATEGY ...]
+    python tests/training/distribute_worker.py RECIPE OUT.json STRATEGY [STRATEGY ...]
 
 Runs the recipe once per ``distribute.strategy`` value given (``none``,
 ``data_parallel``), with ``train.eval_every = 1``, and writes ``{strategy: {"history", "metrics", "chief"}}``

@@ -22,8 +22,8 @@ import kerazoo as kz
 from kerazoo.training import distribute
 from kerazoo.training.recipes import RecipeError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, "tests", "distribute_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORKER = os.path.join(ROOT, "tests", "training", "distribute_worker.py")
 
 
 def _env(backend, **extra):

@@ -15,12 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.portable_worker import HPARAMS
+from tests.models.portable_worker import HPARAMS
 
 BACKENDS = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b) is not None]
 PAIRS = list(itertools.permutations(BACKENDS, 2))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, "tests", "portable_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORKER = os.path.join(ROOT, "tests", "models", "portable_worker.py")
 
 
 def _run_all(argv_by_backend):

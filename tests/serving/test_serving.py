@@ -332,7 +332,7 @@ def test_shipped_serving_configs_parse():
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    folder = os.path.join(os.path.dirname(__file__), "..", "recipes", "serving")
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "serving")
     config = text_format.Parse(open(os.path.join(folder, "models.config")).read(),
                                model_server_config_pb2.ModelServerConfig())
     assert [c.name for c in config.model_config_list.config] == ["pydocs_gpt", "pydocs_lstm", "pydocs_gru"]
