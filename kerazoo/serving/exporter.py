@@ -17,6 +17,7 @@ file (the weights are backend-neutral).
 """
 
 import contextlib
+import importlib.metadata
 import fcntl
 import json
 import os
@@ -156,10 +157,10 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
 
 
 def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
-    from kerazoo import __version__
-
+    # From the installed distribution, not ``kerazoo.__version__``: importing
+    # the package facade from inside it would close an import circle.
     meta = {
-        "kerazoo_version": __version__,
+        "kerazoo_version": importlib.metadata.version("kerazoo"),
         "kind": kind,
         "model_class": type(model).__name__,
         "model_config": {k: v for k, v in model.get_config().items() if k != "tokenizer"},

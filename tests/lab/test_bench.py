@@ -12,7 +12,7 @@ import pytest
 
 from kerazoo import cli
 from kerazoo.lab import generate_suite
-from kerazoo.lab import train_suite
+from kerazoo.lab import flops, train_suite
 from kerazoo.models import build
 
 
@@ -25,20 +25,20 @@ def test_gpt_flops_count_every_matmul_weight_and_attention():
     model = build("gpt", vocab_size=97, max_length=32, num_layers=2, num_heads=2, hidden_dim=16, dropout=0.0)
     matmul_weights = _kernel_sizes(model) + 97 * 16  # + the tied output head
     attention = 2 * 4 * 32 * 16  # per layer: scores and weighted sum over the context
-    assert train_suite.gpt_flops_per_token(2, 16, 32, 97) == 3 * (2 * matmul_weights + attention)
+    assert flops.gpt_flops_per_token(2, 16, 32, 97) == 3 * (2 * matmul_weights + attention)
 
 
 def test_lstm_flops_count_every_matmul_weight():
     model = build("lstm", vocab_size=97, embed_dim=8, hidden_dim=16, num_layers=2, dropout=0.0)
-    assert train_suite.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
+    assert flops.lstm_flops_per_token(8, 16, 2, 97) == 3 * 2 * _kernel_sizes(model)
 
 
 def test_matmul_floor_shapes_are_exactly_the_counted_flops():
     """The floor's products (forward + two backward each) are the FLOPs gpt_flops_per_token counts."""
     layers, dim, heads, batch, seq, vocab = 2, 16, 4, 3, 8, 97
-    shapes = train_suite.gpt_matmul_shapes(layers, dim, heads, batch, seq, vocab)
+    shapes = flops.gpt_matmul_shapes(layers, dim, heads, batch, seq, vocab)
     forward = sum(2 * math.prod(lhs) * rhs[-1] for lhs, rhs in shapes)
-    assert 3 * forward == train_suite.gpt_flops_per_token(layers, dim, seq, vocab) * batch * seq
+    assert 3 * forward == flops.gpt_flops_per_token(layers, dim, seq, vocab) * batch * seq
 
 
 @pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True)])
