@@ -67,14 +67,42 @@ def test_no_module_over_the_line_limit():
     assert {n: c for n, c in long.items() if c > MAX_LINES} == {}
 
 
-def test_no_private_name_imported_across_modules():
-    """A name starting with ``_`` stays in its module: make it public or move it."""
+def module_aliases(path, known):
+    """The local names a module binds to other kerazoo modules.
+
+    Returns:
+        A dict from the local name to the module's dotted name.
+    """
+    aliases = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                if f"{node.module}.{a.name}" in known:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_private_name_used_across_modules():
+    """A name starting with ``_`` stays in its module, whether imported
+    (``from m import _x``) or reached through the module (``m._x``): make it
+    public or move it."""
     known = modules()
     offenders = []
     for name, path in known.items():
         for target, names in imports_of(name, path, known, top_level_only=False):
-            offenders += [f"{name} imports {target}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
-    assert offenders == []
+            offenders += [f"{name} imports {target}.{n}" for n in names if private(n)]
+        aliases = module_aliases(path, known)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                if private(node.attr) and aliases[node.value.id] != name:
+                    offenders.append(f"{name} uses {aliases[node.value.id]}.{node.attr}")
+    assert sorted(set(offenders)) == []
 
 
 def test_no_import_cycle():

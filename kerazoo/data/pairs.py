@@ -20,7 +20,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from kerazoo import data as data_lib
+from kerazoo.data import corpus as data_lib
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
 from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
 

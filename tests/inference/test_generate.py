@@ -6,6 +6,7 @@ import pytest
 
 import kerazoo as kz
 from kerazoo.decoding import loop as decoding
+from kerazoo.decoding.sampling import SamplerSpec
 from kerazoo.inference.generate import stream
 from kerazoo.models import build
 from kerazoo.text.special import EOS_ID, PAD_ID
@@ -56,7 +57,7 @@ def _greedy_by_recomputation(model, ids, n, stop_at_eos=True, pad_to=None):
 
 def test_cached_greedy_matches_full_recomputation(model, tokenizer):
     ids = [EOS_ID] + [int(i) for i in np.asarray(tokenizer.tokenize("hello"))]
-    state = decoding.DecodeState(model, [ids], 12, kz.sampling.SamplerSpec("greedy"))
+    state = decoding.DecodeState(model, [ids], 12, SamplerSpec("greedy"))
     state.advance()
     assert state.new_ids()[0] == _greedy_by_recomputation(model, ids, 12)
 
@@ -66,7 +67,7 @@ def test_long_cached_greedy_crosses_chunks_and_visible_widths(tokenizer):
     keras.utils.set_random_seed(2)
     model = build("gpt", tokenizer=tokenizer, max_length=256, num_layers=1, num_heads=2, hidden_dim=16)
     ids, n = [EOS_ID, 70, 71], decoding.VISIBLE_BUCKET + decoding.CHUNK
-    state = decoding.DecodeState(model, [ids], n, kz.sampling.SamplerSpec("greedy"), stop_at_eos=False)
+    state = decoding.DecodeState(model, [ids], n, SamplerSpec("greedy"), stop_at_eos=False)
     state.advance()
     decoded = keras.ops.convert_to_numpy(state.tokens)[0, len(ids):len(ids) + n].tolist()
     assert decoded == _greedy_by_recomputation(model, ids, n, stop_at_eos=False, pad_to=64)
@@ -86,7 +87,7 @@ def test_many_ragged_rows_cross_exact_visible_widths_and_skip_the_prefill(tokeni
     prompts = [[EOS_ID] + [70 + i % 5] * length for i, length in enumerate([0, 2, 40, 70][:rows])]
     prompts += [[EOS_ID, 71]] * (rows - len(prompts))
     n = 3 * decoding.CHUNK + 5
-    state = decoding.DecodeState(model, prompts, n, kz.sampling.SamplerSpec("greedy"), stop_at_eos=False)
+    state = decoding.DecodeState(model, prompts, n, SamplerSpec("greedy"), stop_at_eos=False)
     assert state.prompt_width == 0, "a one-token prompt leaves nothing to prefill"
     state.advance()
     tokens = keras.ops.convert_to_numpy(state.tokens)
