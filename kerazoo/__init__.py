@@ -12,33 +12,36 @@ Example:
     >>> model = kz.models.build("gpt", tokenizer=tok, num_layers=2)
 """
 
-import os
 import sys
 
-# Quieten TensorFlow's C++ start-up logging before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# First: the framework log defaults, before any framework loads (see quiet.py).
+from kerazoo import quiet
 
-# Importing the tokenizers registers their classes with Keras, so that a
-# `.keras` file holding one loads in a fresh process after `import kerazoo`.
-from kerazoo import data, models, text
-from kerazoo.data import pairs
-from kerazoo.inference import attention, metrics
-from kerazoo.inference.generate import generate, stream
-from kerazoo.inference.metrics import score
-from kerazoo.inference.translate import translate
-from kerazoo.interop import hf
-from kerazoo.models import build
-from kerazoo.serving import export
-from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
-from kerazoo.training.recipes import load_recipe
-from kerazoo.training.runner import load_run, run_recipe
-from kerazoo.training.tasks.classify import classify
+# `kerazoo --help` answers from argparse alone; everything below loads a framework.
+if not quiet.cli_help_only():
+    quiet.import_tensorflow()
 
-# The flat layout's module names, kept so that scripts written against it
-# (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
-tokenizers = text
-for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
-    sys.modules.setdefault(f"{__name__}.{_old}", _new)
+    # Importing the tokenizers registers their classes with Keras, so that a
+    # `.keras` file holding one loads in a fresh process after `import kerazoo`.
+    from kerazoo import data, models, text
+    from kerazoo.data import pairs
+    from kerazoo.inference import attention, metrics
+    from kerazoo.inference.generate import generate, stream
+    from kerazoo.inference.metrics import score
+    from kerazoo.inference.translate import translate
+    from kerazoo.interop import hf
+    from kerazoo.models import build
+    from kerazoo.serving import export
+    from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
+    from kerazoo.training.recipes import load_recipe
+    from kerazoo.training.runner import load_run, run_recipe
+    from kerazoo.training.tasks.classify import classify
+
+    # The flat layout's module names, kept so that scripts written against it
+    # (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
+    tokenizers = text
+    for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
+        sys.modules.setdefault(f"{__name__}.{_old}", _new)
 
 __version__ = "0.1.0"
 

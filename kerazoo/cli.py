@@ -23,8 +23,8 @@ import argparse
 import os
 import sys
 
-# Quieten TensorFlow's C++ start-up logging before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Framework log defaults before any framework loads (also done by kerazoo/__init__.py).
+from kerazoo import quiet  # noqa: F401
 
 USER_ERROR = 2
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")

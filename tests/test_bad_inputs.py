@@ -7,7 +7,7 @@ cases also run as a subprocess to check stderr for a traceback. Hypothesis
 properties add generated recipes and prompts on top of the named cases.
 
 The named cases are the module-level lists below; ``python -m tests.test_bad_inputs``
-prints how many there are (the README quotes that number).
+prints how many there are (docs/reliability.md quotes that number).
 """
 
 import dataclasses
@@ -506,10 +506,10 @@ def test_subprocess_prints_no_traceback(argv, tiny_run_and_export, tmp_path):
     assert "Traceback" not in done.stderr and "kerazoo: error:" in done.stderr
 
 
-def test_case_count_is_the_readme_number():
+def test_case_count_is_the_documented_number():
     per_list, total = count_cases()
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    assert f"{total} distinct bad inputs" in readme, f"README must say '{total} distinct bad inputs' ({per_list})"
+    page = open(os.path.join(REPO, "docs", "reliability.md"), encoding="utf-8").read()
+    assert f"{total} distinct bad inputs" in page, f"docs/reliability.md must say '{total} distinct bad inputs' ({per_list})"
 
 
 if __name__ == "__main__":

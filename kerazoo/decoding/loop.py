@@ -128,15 +128,13 @@ def visible_widths(cache_width, rows=1):
     Each width is one compiled inner loop (a branch of an ``ops.switch``),
     and a chunk attends over the shortest one that holds every earlier
     position, reading the cache up to that width on every token. For a few
-    rows the cache is small (at one row and 512 positions, 4 MB, in the L3
-    cache of the bench machine) and coarse widths keep compilation short.
+    rows the cache is small (at one row and 512 positions, 4 MB, which fits
+    a typical L3 cache) and coarse widths keep compilation short.
     From ``FINE_VISIBLE_MIN_ROWS`` rows the cache streams from memory on
     every token (67 MB at 16 rows), so widths step by ``CHUNK``: each chunk
-    reads exactly the positions before it. In alternating runs in one
-    process on the 2-core bench machine (JAX, batch 16) that decoded 20%
-    more tokens/s at 128 new tokens and 14% more at 511 than widths of 128,
-    for 3 s (128) and 7 s (511) more compilation; at batch 1 the gain was
-    within noise and compilation took twice as long, so few rows keep the
+    reads exactly the positions before it. That reads less memory per
+    token at the price of more compiled branches; at one row the saving is
+    lost in noise while the compilation still grows, so few rows keep the
     coarse widths. Widths are widened (in steps of ``CHUNK``) where there
     would be more than ``MAX_VISIBLE_WIDTHS`` of them, which bounds the
     compile time of long contexts.
@@ -262,16 +260,14 @@ def _jax_cpu_options(rows):
     XLA's CPU compiler hands the loop body's products and reductions to
     YNNPACK by default. From a few rows up that made the step's weight
     products slower than XLA's own (Eigen) ones, and each YNNPACK call
-    waits on its thread pool. Turned off, in alternating runs in one
-    process on the 2-core bench machine (128 new tokens), the decoder went
-    from about 1,800 to 2,000 tokens/s at batch 4 and from 2,300-3,200 to
-    2,900-3,600 at batch 16, while batch 1 was 4-7% slower, so one row
-    keeps the default. The option is per compiled function: training and
+    waits on its thread pool. Turned off, several-row decoding is faster
+    in alternating runs, while a single row is a little slower with it off,
+    so one row keeps the default. The option is per compiled function: training and
     the user's own code keep the default.
     """
     import jax
 
-    # Measured on jax 0.10; older XLA builds may not know the option.
+    # The option exists from jax 0.10; older XLA builds may not know it.
     if rows is None or rows < 2 or jax.default_backend() != "cpu" or jax.__version_info__ < (0, 10):
         return None
     return {"xla_cpu_experimental_ynn_fusion_type": ""}
@@ -303,9 +299,8 @@ def prefill_width(lengths, width):
     prompt tokens), rewriting the cache there. So the prefill needs only
     the positions before that one; running it over the longest prompt, as
     before, computed positions the loop then computed again. A one-token
-    prompt (a start token, or the bench's) needs no prefill at all: at 16
-    rows and 128 new tokens, dropping its 64-position prefill took JAX
-    from 3,895 to 4,270 tokens/s in alternating runs.
+    prompt (a start token, or the bench's) needs no prefill at all, which
+    saves a whole bucketed prefill pass per call.
 
     Args:
         lengths: prompt lengths (each at least 1).

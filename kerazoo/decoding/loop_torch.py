@@ -21,11 +21,9 @@ from kerazoo.text.special import PAD_ID
 DONE_CHECK_EVERY = 8
 # Batches up to this size decode with one intra-op thread. Their products
 # take tens of microseconds and gain nothing from a second thread, while on
-# a busy machine a step waits for a descheduled partner thread (two threads
-# once made batch 1 five times slower on the 2-core bench machine). From
-# batch 8 on the products are large enough to share: on that machine, when
-# quiet, two threads decoded batch 8 12% and batch 16 22% faster than one
-# (scratch timings of ``generate_suite``'s decoder, 128 new tokens).
+# a busy machine a step waits for a descheduled partner thread, which can
+# cost far more than the product itself. From batch 8 on the products are
+# large enough to share, and two threads decode faster than one.
 SINGLE_THREAD_MAX_BATCH = 4
 
 

@@ -120,7 +120,7 @@ def _side_by_side(ours, peer, steps, warmup, repeats):
     """Best ``fit`` time of each side over ``steps`` steps, alternating.
 
     The order flips every repeat (ours, peer, then peer, ours, ...): on a
-    shared 2-core machine the position in a pair can cost more than the
+    shared machine the position in a pair can cost more than the
     difference being measured, and a fixed order would charge it to one side.
 
     Returns:

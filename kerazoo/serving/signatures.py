@@ -23,7 +23,7 @@ import tensorflow as tf
 from kerazoo.decoding import loop_graph as graph_decode
 from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
 
-# Documented defaults of the settings (README, "Serving with TF Serving on GPU").
+# Documented defaults of the settings (docs/serving.md, "Signatures of a language model").
 DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
 
 _SETTINGS_SPECS = {

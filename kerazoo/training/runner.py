@@ -107,8 +107,8 @@ def jit_compile_for(t, xla_when_auto=True):
     causal LM's train step with XLA on TensorFlow and JAX. Keras' own
     ``"auto"`` turns XLA off for TensorFlow on a machine without a GPU;
     kerazoo's models compile under XLA (their decoding loops already do), and
-    on the 2-core CPU project machine the main job (``recipes/pydocs_gpt.toml``)
-    trained in 102 s with XLA against 155 s without, to the same loss. The
+    the main job (``recipes/pydocs_gpt.toml``) trains markedly faster under
+    XLA on a CPU, to the same loss (docs/benchmarks.md). The
     other tasks (``xla_when_auto=False``: classify buckets its batches by
     length, so XLA would compile once per bucket; seq2seq and masked LM are
     not measured under XLA on TensorFlow yet), a distribution strategy on
@@ -150,8 +150,8 @@ def build_optimizer(model):
 
     Keras' TensorFlow trainer leaves this to the first trace of the train step
     when no distribution strategy is set; ``tf.function`` then sees variables
-    created during tracing and traces the whole step a second time, a few
-    seconds per run (half of a tiny run's start-up). Building here is what
+    created during tracing and traces the whole step a second time, which
+    costs a large share of a short run's start-up. Building here is what
     Keras itself does under a strategy.
 
     Args:

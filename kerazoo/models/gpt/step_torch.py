@@ -44,11 +44,9 @@ class _Linear:
     layout on every call and gains little from a second thread at a few
     rows. oneDNN's linear on a weight packed once for the expected row count
     (the op PyTorch's own compiler emits for frozen CPU linears) skips the
-    repacking and shares even small products between threads: on the
-    2-core bench machine, a scratch loop over a step's 16 weights took 1.5
-    against 2.1 ms at 16 rows on two threads (2.3 against 2.6 ms on one),
-    1.3 against 1.5 ms at 4 rows on one. At one row ``addmm``'s
-    matrix-vector path is faster (0.6 against 0.8-1.0 ms), so a single row keeps it. The packed
+    repacking and shares even small products between threads, so a step's
+    products take less time from a few rows up, on one thread or two. At
+    one row ``addmm``'s matrix-vector path is faster, so a single row keeps it. The packed
     path is used only for float32 on CPU with oneDNN available; anything
     else keeps ``addmm``.
 
