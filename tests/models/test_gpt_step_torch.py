@@ -7,6 +7,8 @@ from keras import ops
 
 from kerazoo.models import build
 
+from tests.models.test_gpt_step import spread
+
 pytestmark = [
     pytest.mark.core,  # CI's PyTorch run is the core suite
     pytest.mark.skipif(keras.backend.backend() != "torch", reason="the plain-torch step"),
@@ -25,6 +27,7 @@ def test_torch_step_logits_equal_the_keras_ops_step(rows, tie, logit_bias):
     keras.utils.set_random_seed(1)
     model = build("gpt", vocab_size=40, max_length=LENGTH, num_layers=2, num_heads=2, hidden_dim=8,
                   tie_embeddings=tie, logit_bias=logit_bias)
+    spread(model)
     x = np.random.default_rng(0).integers(0, 40, (rows, 10)).astype("int32")
     step = step_torch.TorchStep(model, rows)
     onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
