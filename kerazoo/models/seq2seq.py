@@ -20,9 +20,10 @@ masked out of cross-attention. Sources end with ``</s>``.
 Cached decoding: ``start_cache`` runs the encoder once and projects its
 output into every decoder block's cross-attention keys and values; the
 decoder then runs one position per step over its self-attention cache
-(``call_with_cache``), each block through the GPT block's one decoding step
-(``kerazoo.models.gpt.step.block_step``, with its cross-attention), so the loops of ``kerazoo.decoding.loop`` and
-``kerazoo.decoding.beam`` decode it exactly as they decode a GPT.
+(``call_with_cache``), each block through the GPT block's one decoding
+step (``kerazoo.models.gpt.step.block_step``, with its cross-attention), so
+the loops of ``kerazoo.decoding.loop`` and ``kerazoo.decoding.beam`` decode it
+exactly as they decode a GPT.
 """
 
 import dataclasses
