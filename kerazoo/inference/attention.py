@@ -2,9 +2,10 @@
 
 The ``gpt`` model's keras_hub ``TransformerDecoder`` blocks do not return
 their attention probabilities, and the model is not changed to expose them.
-Instead they are recomputed from the model's own layers, exactly as the
-block computes them (a test checks that the block's output rebuilt from these
-probabilities equals the real block's output, so the two cannot drift):
+Instead they are recomputed from the model's own weights by the pieces of
+the block's decoding step (``kerazoo.models.gpt.step``); a test checks that
+the block's output rebuilt from these probabilities equals the real block's
+output, so the two cannot drift:
 
     x_0 = token embedding + position embedding
     x_l = block_{l-1}(x_{l-1})                      (inference: no dropout)
@@ -16,11 +17,11 @@ Example:
     >>> weights.shape  # (heads, len(tokens), len(tokens))
 """
 
-import math
-
 import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from kerazoo.models.gpt import step as gpt_step
 
 
 def _check_gpt(model, layer):
@@ -81,18 +82,13 @@ def attention_probabilities(block, x):
         A float32 tensor ``(batch, heads, length, length)``: row ``q`` is how
         position ``q`` spreads its attention over positions ``k <= q``.
     """
-    attn = block._self_attention_layer
-    h = block._self_attention_layer_norm(x)
-    query = attn._query_dense(h)  # (batch, length, heads, head_dim)
-    key = attn._key_dense(h)
-    scores = ops.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(query.shape[-1])
-    length = ops.shape(x)[1]
-    causal = ops.arange(length)[None, :] <= ops.arange(length)[:, None]
-    # A large negative number, not -inf: the softmax of a fully masked row
-    # cannot occur (the diagonal is always visible), and -inf would turn
-    # 0 * -inf into NaN in float16.
-    scores = ops.where(causal[None, None], ops.cast(scores, "float32"), -1e9)
-    return ops.softmax(scores, axis=-1)
+    # The decoding step's own pieces: its LayerNorm, projections and softmax
+    # (in float32 even under mixed precision), so the maps show exactly what
+    # the block computes.
+    h = gpt_step.layer_norm(x, block._self_attention_layer_norm)
+    query, key, _ = gpt_step.projections(block, h, "float32")
+    causal = gpt_step.causal(ops.shape(x)[1])
+    return gpt_step.probabilities(ops.cast(query, "float32"), [(key, None, causal)])
 
 
 def attention_weights(model, text, layer=0, tokenizer=None):

@@ -20,20 +20,20 @@ masked out of cross-attention. Sources end with ``</s>``.
 Cached decoding: ``start_cache`` runs the encoder once and projects its
 output into every decoder block's cross-attention keys and values; the
 decoder then runs one position per step over its self-attention cache
-(``call_with_cache``), so the loops of ``kerazoo.decoding.loop`` and
-``kerazoo.decoding.beam`` decode it exactly as they decode a GPT.
+(``call_with_cache``), each block through the GPT block's one decoding
+step (``kerazoo.models.gpt.step.block_step``, with its cross-attention), so
+the loops of ``kerazoo.decoding.loop`` and ``kerazoo.decoding.beam`` decode it
+exactly as they decode a GPT.
 """
 
 import dataclasses
-import math
 from typing import Optional
 
 import keras
 import keras_hub
 from keras import ops
 
-from kerazoo.models.gpt import step as gpt_decode
-from kerazoo.models.gpt.step import _einsum_dense, _layer_norm, weight
+from kerazoo.models.gpt import step as gpt_step
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
 from kerazoo.text.special import PAD_ID
@@ -214,8 +214,7 @@ class Seq2Seq(FunctionalZooModel, keras.Model):
         for block in self.decoder_layers:
             attn = block._cross_attention_layer
             for dense in (attn._key_dense, attn._value_dense):
-                projected = _einsum_dense(encoded, dense, "bsd,dhk->bshk")
-                cross.append(ops.cast(ops.transpose(projected, (0, 2, 1, 3)), dtype))
+                cross.append(ops.cast(gpt_step.heads(encoded, dense), dtype))
         batch = ops.shape(source_ids)[0]
         shape = (batch, self.num_heads, length, self.hidden_dim // self.num_heads)
         self_cache = [ops.zeros(shape, dtype=dtype) for _ in range(2 * self.num_decoder_layers)]
@@ -235,20 +234,19 @@ class Seq2Seq(FunctionalZooModel, keras.Model):
         """
         n = self.num_decoder_layers
         self_cache, cross, visible = cache[: 2 * n], cache[2 * n: 4 * n], cache[4 * n]
-        embeddings = weight(self.token_embedding.embeddings)
-        positions = weight(self.target_position_embedding.position_embeddings)
+        embeddings = gpt_step.weight(self.token_embedding.embeddings)
+        positions = gpt_step.weight(self.target_position_embedding.position_embeddings)
         x = ops.take(embeddings, token_ids, axis=0)
         x = x + ops.slice(positions, [index, 0], [token_ids.shape[1], positions.shape[1]])[None]
         new_cache = []
         for i, block in enumerate(self.decoder_layers):
-            h = _layer_norm(x, block._self_attention_layer_norm)
-            attended, keys, values = gpt_decode._attention(block, h, self_cache[2 * i], self_cache[2 * i + 1], index)
-            x = x + attended
-            h = _layer_norm(x, block._cross_attention_layer_norm)
-            x = x + _cross_attention(block, h, cross[2 * i], cross[2 * i + 1], visible)
-            x = gpt_decode._feedforward(block, x)
-            new_cache += [keys, values]
-        x = _layer_norm(x, self.decoder_norm)
+            # The GPT block's step (a whole-cache write) plus the block's
+            # cross-attention over the encoded source.
+            x, new = gpt_step.block_step(
+                block, x, self_cache[2 * i:2 * i + 2], index, cross=(cross[2 * i], cross[2 * i + 1], visible)
+            )
+            new_cache += gpt_step.write(self_cache[2 * i:2 * i + 2], new, index)
+        x = gpt_step.layer_norm(x, self.decoder_norm)
         logits = ops.cast(ops.einsum("btd,vd->btv", x, embeddings), "float32")
         return logits, tuple(new_cache) + tuple(cross) + (visible,)
 
@@ -278,25 +276,3 @@ class Seq2Seq(FunctionalZooModel, keras.Model):
             "tokenizer": self._tokenizer_config(),
             "dtype": self.dtype_policy.name,
         }
-
-
-def _cross_attention(block, x, keys, values, visible):
-    """The block's cross-attention of ``x`` over precomputed source keys/values.
-
-    Args:
-        block: a keras_hub ``TransformerDecoder`` built with cross-attention.
-        x: normalised decoder states ``(batch, t, dim)``.
-        keys, values: ``(batch, heads, s, head_dim)`` from ``start_cache``.
-        visible: bool ``(batch, s)``, False on source padding.
-
-    Returns:
-        ``(batch, t, dim)``, before the residual.
-    """
-    attn = block._cross_attention_layer
-    query = ops.transpose(_einsum_dense(x, attn._query_dense, "btd,dhk->bthk"), (0, 2, 1, 3))
-    query = ops.cast(query / math.sqrt(query.shape[-1]), keys.dtype)
-    scores = ops.einsum("bhtk,bhsk->bhts", query, keys)
-    scores = ops.where(visible[:, None, None, :], scores, ops.cast(-1e9, scores.dtype))
-    probs = ops.softmax(scores, axis=-1)
-    out = ops.einsum("bhts,bhsk->bhtk", probs, values)
-    return _einsum_dense(out, attn._output_dense, "bhtk,hkd->btd")

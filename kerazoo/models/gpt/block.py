@@ -12,6 +12,16 @@ mask: no padding or attention mask, no Keras mask, no cache, no encoder.
 Every other call, and every weight, is keras_hub's, so checkpoints, the
 HF import and the decoding code (which reads the sub-layers' weights) are
 unchanged.
+
+The block's arithmetic for decoding is written once, in ``keras.ops`` on
+these sub-layers' weights: ``kerazoo.models.gpt.step.block_step``. Training
+keeps calling the sub-layers instead of that step's pieces, for what a layer
+call carries and the raw-weight step does not: dropout, the fused causal
+attention kernel (the step's attention is an explicit softmax over a cache,
+made for one new position at a time), mixed-precision autocasting (float32
+LayerNorm and softmax under a 16-bit policy), and Keras' LoRA and quantized
+kernels. ``tests/models/test_gpt_step.py`` holds the step equal to this
+forward pass at every position.
 """
 
 import keras

@@ -178,7 +178,7 @@ class GPT(FunctionalZooModel, keras.Model):
     # --- cached decoding -------------------------------------------------
     # The cache is a tuple (keys_0, values_0, keys_1, values_1, ...), one
     # (batch, num_heads, length, head_dim) tensor each, updated in place by
-    # the decoding loop (see gpt_decode.py for why not keras_hub's layout).
+    # the decoding loop (see models/gpt/step.py for why not keras_hub's layout).
 
     def init_cache(self, batch_size, length):
         """An empty key/value cache for ``length`` positions.
@@ -216,8 +216,10 @@ class GPT(FunctionalZooModel, keras.Model):
         x = self._embed_positions(token_ids, index)
         new_cache = []
         for i, block in enumerate(self.transformer_layers):
-            x, keys, values = gpt_decode.block_step(block, x, cache[2 * i], cache[2 * i + 1], index)
-            new_cache += [keys, values]
+            # A whole-cache step: the block attends to the cache as it was and
+            # returns the new positions' keys and values, written here.
+            x, new = gpt_decode.block_step(block, x, cache[2 * i:2 * i + 2], index)
+            new_cache += gpt_decode.write(cache[2 * i:2 * i + 2], new, index)
         return self._logits(x), tuple(new_cache)
 
     def _embed_positions(self, token_ids, index):
@@ -229,7 +231,7 @@ class GPT(FunctionalZooModel, keras.Model):
 
     def _logits(self, x):
         """Final norm and output head: float32 logits of hidden states ``x``."""
-        x = gpt_decode._layer_norm(x, self.final_norm)
+        x = gpt_decode.layer_norm(x, self.final_norm)
         embeddings = gpt_decode.weight(self.token_embedding.embeddings)
         head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
         logits = gpt_decode.matmul_t(x, head)
@@ -239,7 +241,7 @@ class GPT(FunctionalZooModel, keras.Model):
 
     # A faster path for compiled loops (XLA): the loop carries a small chunk
     # of new keys/values and reads the big cache, which it writes once per
-    # chunk (see gpt_decode._chunk_attention). ``call_with_cache`` stays the
+    # chunk (see gpt_decode.block_step). ``call_with_cache`` stays the
     # plain interface (TF Serving export uses it).
 
     def read_chunk(self, cache, start, size):
@@ -293,8 +295,8 @@ class GPT(FunctionalZooModel, keras.Model):
         x = self._embed_positions(token_ids, index)
         new_chunk = []
         for i, block in enumerate(self.transformer_layers):
-            x, written = gpt_decode.chunk_block_step(
-                block, x, cache[2 * i:2 * i + 2], chunk[2 * i:2 * i + 2], index, start, weights[i]
+            x, written = gpt_decode.block_step(
+                block, x, cache[2 * i:2 * i + 2], index, chunk[2 * i:2 * i + 2], start, weights[i]
             )
             new_chunk += written
         return self._logits(x), tuple(new_chunk)

@@ -1,22 +1,41 @@
-"""The GPT's single-position decoding step, written on the raw weights.
+"""The pre-norm Transformer block's decoding arithmetic, written once in ``keras.ops``.
 
 keras_hub's ``CachedMultiHeadAttention`` keeps keys and values stacked in one
 ``(batch, 2, length, heads, head_dim)`` tensor per block, and its GPT-2 stacks
 those again across blocks: every decoded token rewrites (copies) the whole
 cache several times, which is most of the cost of a step on CPU. Here each
-block's keys and values are separate loop-carried tensors updated in place
-(``slice_update``), and the block's arithmetic is spelled out with
-``keras.ops`` on the weights of the very same keras_hub sub-layers, so no
-layer-call overhead is paid per token (that overhead dominates eager PyTorch).
-The result equals the training graph's forward pass (tested).
+block's keys and values are separate tensors, and the block's arithmetic is
+spelled out with ``keras.ops`` on the weights of the very same keras_hub
+sub-layers, so no layer-call overhead is paid per token (that overhead
+dominates eager PyTorch). The result equals the training graph's forward
+pass (tested in ``tests/models/test_gpt_step.py``).
 
-Known cost: a loop that carries the cache and updates it with ``block_step``
-makes XLA (CPU) copy each cache tensor once or twice per iteration
-(``jax.jit(...).lower(...).compile().as_text()`` shows the copies in the
-while body); reading the cache before writing it removed half of them. The
-decoding loop therefore uses ``chunk_block_step``, which reads the cache and
-writes a small chunk (see ``kerazoo.decoding.loop._chunked_loop_fn``); XLA still
-copies the chunk (``CHUNK`` positions) per iteration, not the cache.
+One function, ``block_step``, runs a block on new positions ``index ...``
+over a key/value view:
+
+* ``cache``: the block's ``(keys, values)``, only read; its positions before
+  ``start`` are visible;
+* ``chunk``: ``(keys, values)`` for positions ``start ...``, which receives
+  the new keys and values at slot ``index - start`` and is returned.
+
+A whole-cache write is the chunk that starts at ``index`` and holds exactly
+the new positions (``chunk=None``): the new positions attend to the cache as
+it was and to each other, and the caller then writes the returned chunk into
+the cache (``write``). Reading the cache before writing it lets XLA update it
+in place; attending to the freshly updated cache made XLA copy every cache
+tensor on every step. ``GPT.call_with_cache`` (the generic XLA loop, the
+exported TF graph loop, beam search, the prefill) takes that path.
+
+Even so, a loop that carries the whole cache makes XLA (CPU) copy each cache
+tensor once per iteration (``jax.jit(...).lower(...).compile().as_text()``
+shows the copies in the while body). The chunked loop
+(``kerazoo.decoding.loop._chunked_loop_fn``, through ``GPT.call_with_chunk``)
+therefore carries a small chunk of ``CHUNK`` positions and only reads the big
+cache: XLA copies the chunk per iteration, not the cache.
+
+The same pieces serve the seq2seq decoder blocks (``block_step(...,
+cross=...)`` adds their cross-attention) and the attention maps
+(``probabilities``); ``step_torch`` mirrors ``block_step`` in plain PyTorch.
 """
 
 import math
@@ -78,91 +97,65 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     return jax.lax.dot_general(a, b, (contract, (batch, batch)))
 
 
-def _dense(x, layer):
-    """``keras.layers.Dense`` without the call machinery."""
+def dense(x, layer):
+    """``keras.layers.Dense`` on ``x`` without the call machinery.
+
+    Args:
+        x: ``(..., in)``.
+        layer: a built ``Dense`` (its activation is not applied).
+
+    Returns:
+        ``(..., out)``.
+    """
     y = ops.matmul(x, weight(layer.kernel))
     return y if layer.bias is None else y + weight(layer.bias)
 
 
-def _einsum_dense(x, layer, equation):
-    """``keras.layers.EinsumDense`` without the call machinery."""
+def einsum_dense(x, layer, equation):
+    """``keras.layers.EinsumDense`` on ``x`` without the call machinery.
+
+    Args:
+        x: the input.
+        layer: a built ``EinsumDense``.
+        equation: the einsum of ``x`` and the layer's kernel, which may lay
+            the result out differently from the layer's own equation.
+
+    Returns:
+        The product plus the layer's bias.
+    """
     y = ops.einsum(equation, x, weight(layer.kernel))
     return y if layer.bias is None else y + weight(layer.bias)
 
 
-def _layer_norm(x, layer):
-    """``keras.layers.LayerNormalization`` over the last axis."""
+def layer_norm(x, layer):
+    """``keras.layers.LayerNormalization`` over the last axis, in ``x``'s dtype.
+
+    Args:
+        x: ``(..., dim)``.
+        layer: a built ``LayerNormalization`` (its epsilon, gamma and beta).
+
+    Returns:
+        The normalised ``x``.
+    """
     mean = ops.mean(x, axis=-1, keepdims=True)
     var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
     return (x - mean) * ops.rsqrt(var + layer.epsilon) * weight(layer.gamma) + weight(layer.beta)
 
 
-def _projections(block, x, dtype):
-    """Heads-first ``(batch, heads, t, head_dim)`` query (pre-scaled), key and value of ``x``."""
-    attn = block._self_attention_layer
-    # Heads-first layouts (batch, heads, positions, head_dim) let both
-    # attention products run on the cache as stored, with no transpose of it.
-    query, key, value = (
-        ops.transpose(_einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
-        for dense in (attn._query_dense, attn._key_dense, attn._value_dense)
-    )
-    return query / math.sqrt(query.shape[-1]), ops.cast(key, dtype), ops.cast(value, dtype)
+def heads(x, dense):
+    """A keras_hub attention projection of ``x``, heads first.
 
-
-def _attend(query, parts):
-    """One softmax of ``query`` over several key/value sources.
+    Heads-first layouts ``(batch, heads, positions, head_dim)`` let both
+    attention products run on a cache as stored, with no transpose of it.
 
     Args:
-        query: ``(batch, heads, t, head_dim)``, already scaled.
-        parts: ``(keys, values, visible)`` triples; keys and values
-            ``(batch, heads, s, head_dim)``, ``visible`` a bool mask that
-            broadcasts to ``(t, s)``.
+        x: ``(batch, t, dim)``.
+        dense: the attention layer's query, key or value ``EinsumDense``.
 
     Returns:
         ``(batch, heads, t, head_dim)``.
     """
-    scores = [
-        ops.where(visible[None, None], matmul_t(query, keys), ops.cast(-1e9, query.dtype))
-        for keys, _, visible in parts
-    ]
-    probs = ops.softmax(ops.concatenate(scores, axis=-1), axis=-1)
-    out, offset = None, 0
-    for keys, values, _ in parts:
-        # ops.shape: static under XLA, a tensor in an exported graph, whose
-        # cache width is dynamic.
-        width = ops.shape(keys)[2]
-        part = ops.matmul(probs[..., offset:offset + width], values)
-        out, offset = part if out is None else out + part, offset + width
-    return out
-
-
-def _causal(steps):
-    """Position ``i`` of ``steps`` new positions sees new positions ``<= i``."""
-    return ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
-
-
-def _attention(block, x, key_cache, value_cache, index):
-    """Causal self-attention of ``x`` (positions ``index ...``) over the cache.
-
-    The new positions attend to the cache as it was (positions before
-    ``index``) and to each other, and only then are their keys and values
-    written into the cache. Reading the cache before updating it lets XLA
-    update it in place; attending to the freshly updated cache made XLA copy
-    every cache tensor on every step.
-    """
-    query, key, value = _projections(block, x, key_cache.dtype)
-    parts = [(key, value, _causal(x.shape[1]))]
-    # A prefill (index 0, a Python int) has nothing cached to attend to.
-    # Masking the empty cache out instead made XLA constant-fold a softmax
-    # over the whole (batch, heads, prompt, cache) block of masked scores,
-    # which lengthened compilation of every prompt bucket.
-    if not (isinstance(index, int) and index == 0):
-        old_visible = ops.arange(ops.shape(key_cache)[2])[None, :] < index
-        parts.insert(0, (key_cache, value_cache, old_visible))
-    out = _attend(query, parts)
-    key_cache = ops.slice_update(key_cache, [0, 0, index, 0], key)
-    value_cache = ops.slice_update(value_cache, [0, 0, index, 0], value)
-    return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), key_cache, value_cache
+    return ops.transpose(einsum_dense(x, dense, "btd,dhk->bthk"), (0, 2, 1, 3))
 
 
 def fused_qkv(block):
@@ -173,100 +166,209 @@ def fused_qkv(block):
     saved per-kernel overhead (XLA runs each op of the loop body as its own
     kernel).
 
+    Args:
+        block: a keras_hub ``TransformerDecoder``.
+
     Returns:
         ``(kernel, bias)``; the query part is pre-scaled by ``1 / sqrt(head_dim)``.
     """
     attn = block._self_attention_layer
-    dense = (attn._query_dense, attn._key_dense, attn._value_dense)
-    head_dim = weight(dense[0].kernel).shape[-1]
+    denses = (attn._query_dense, attn._key_dense, attn._value_dense)
+    head_dim = weight(denses[0].kernel).shape[-1]
     scales = (1.0 / math.sqrt(head_dim), 1.0, 1.0)
-    kernels = [ops.reshape(weight(d.kernel), (weight(d.kernel).shape[0], -1)) * s for d, s in zip(dense, scales)]
-    biases = [ops.reshape(weight(d.bias), (-1,)) * s for d, s in zip(dense, scales)]
+    kernels = [ops.reshape(weight(d.kernel), (weight(d.kernel).shape[0], -1)) * s for d, s in zip(denses, scales)]
+    biases = [ops.reshape(weight(d.bias), (-1,)) * s for d, s in zip(denses, scales)]
     return ops.concatenate(kernels, axis=1), ops.concatenate(biases, axis=0)
 
 
-def _fused_projections(x, qkv, heads, dtype):
-    """Heads-first query (pre-scaled), key and value of ``x`` from ``fused_qkv``'s weights."""
-    kernel, bias = qkv
-    batch, steps = x.shape[0], x.shape[1]
-    y = ops.matmul(x, kernel) + bias
-    y = ops.transpose(ops.reshape(y, (batch, steps, 3, heads, -1)), (2, 0, 3, 1, 4))
-    return y[0], ops.cast(y[1], dtype), ops.cast(y[2], dtype)
-
-
-def _chunk_attention(block, x, cache, chunk, index, start, qkv=None):
-    """Self-attention of ``x`` at ``index`` over a read-only cache plus a small chunk.
-
-    The chunk holds cache positions ``start ... start + C - 1`` (slot ``i``
-    is position ``start + i``) and receives the new keys and values; the big
-    cache is only read, for the positions before ``start``. A loop that
-    carries only the chunk updates a few kilobytes per token instead of
-    rewriting (copying) the whole cache, which XLA on CPU did every step.
-    The new keys and values are written into the chunk before attending
-    (copying a chunk is cheap), so attention has two sources, not three.
+def projections(block, x, dtype, qkv=None):
+    """The block's self-attention query (pre-scaled), key and value of ``x``, heads first.
 
     Args:
-        qkv: ``fused_qkv(block)``, made once per decoding call; made here
-            when None.
+        block: a keras_hub ``TransformerDecoder``.
+        x: normalised hidden states ``(batch, t, dim)``.
+        dtype: the cache's dtype, which keys and values are cast to.
+        qkv: ``fused_qkv(block)``: one product instead of three (the
+            chunked loop makes it once per decoding call). None: the three
+            projections, each on its own weights (no re-laid-out copy to
+            make on every call, as an exported graph would).
+
+    Returns:
+        ``(query, key, value)``, each ``(batch, heads, t, head_dim)``.
     """
-    (key_cache, value_cache), (key_chunk, value_chunk) = cache, chunk
-    heads = block._self_attention_layer._num_heads
-    query, key, value = _fused_projections(x, qkv or fused_qkv(block), heads, key_chunk.dtype)
-    slot = index - start
-    key_chunk = ops.slice_update(key_chunk, [0, 0, slot, 0], key)
-    value_chunk = ops.slice_update(value_chunk, [0, 0, slot, 0], value)
-    # New position slot + i sees chunk slots <= slot + i.
-    chunk_visible = ops.arange(key_chunk.shape[2])[None, :] <= slot + ops.arange(x.shape[1])[:, None]
-    parts = [
-        (key_cache, value_cache, ops.arange(key_cache.shape[2])[None, :] < start),
-        (key_chunk, value_chunk, chunk_visible),
+    attn = block._self_attention_layer
+    if qkv is None:
+        query, key, value = (heads(x, d) for d in (attn._query_dense, attn._key_dense, attn._value_dense))
+        query = query / math.sqrt(query.shape[-1])
+    else:
+        kernel, bias = qkv
+        y = ops.matmul(x, kernel) + bias
+        y = ops.transpose(ops.reshape(y, (x.shape[0], x.shape[1], 3, attn._num_heads, -1)), (2, 0, 3, 1, 4))
+        query, key, value = y[0], y[1], y[2]
+    return query, ops.cast(key, dtype), ops.cast(value, dtype)
+
+
+def probabilities(query, parts):
+    """One softmax of ``query``'s scores over several key sources.
+
+    Args:
+        query: ``(batch, heads, t, head_dim)``, already scaled.
+        parts: ``(keys, values, visible)`` triples; keys ``(batch, heads,
+            s, head_dim)`` (values are not read here), ``visible`` a bool
+            mask that broadcasts to ``(batch, heads, t, s)``, e.g. ``(t, s)``.
+
+    Returns:
+        ``(batch, heads, t, s_total)`` probabilities over the parts' keys in
+        order. A large negative score, not -inf, masks a key: every row sees
+        at least one key, and -inf would turn ``0 * -inf`` into NaN in float16.
+    """
+    scores = [
+        ops.where(visible, matmul_t(query, keys), ops.cast(-1e9, query.dtype))
+        for keys, _, visible in parts
     ]
-    out = _attend(query, parts)
-    return _einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), (key_chunk, value_chunk)
+    return ops.softmax(scores[0] if len(scores) == 1 else ops.concatenate(scores, axis=-1), axis=-1)
 
 
-def block_step(block, x, key_cache, value_cache, index):
-    """One pre-norm ``TransformerDecoder`` block on cached positions.
+def attend(query, parts):
+    """Attention of ``query`` over several key/value sources, through one softmax.
+
+    Args:
+        query: ``(batch, heads, t, head_dim)``, already scaled.
+        parts: ``(keys, values, visible)`` triples, as for ``probabilities``.
+
+    Returns:
+        ``(batch, heads, t, head_dim)``.
+    """
+    probs = probabilities(query, parts)
+    if len(parts) == 1:
+        return ops.matmul(probs, parts[0][1])
+    out, offset = None, 0
+    for keys, values, _ in parts:
+        # ops.shape: static under XLA, a tensor in an exported graph, whose
+        # cache width is dynamic.
+        width = ops.shape(keys)[2]
+        part = ops.matmul(probs[..., offset:offset + width], values)
+        out, offset = part if out is None else out + part, offset + width
+    return out
+
+
+def causal(steps):
+    """Position ``i`` of ``steps`` new positions sees new positions ``<= i``: bool ``(steps, steps)``."""
+    return ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
+
+
+def self_attention(block, x, cache, index, chunk=None, start=None, qkv=None):
+    """Causal self-attention of ``x`` (positions ``index ...``) over a key/value view.
+
+    Args:
+        block: a keras_hub ``TransformerDecoder``.
+        x: normalised hidden states ``(batch, t, dim)``.
+        cache: ``(keys, values)``, ``(batch, heads, length, head_dim)``,
+            only read; positions before ``start`` are visible.
+        index: position of ``x[:, 0]`` (int or scalar tensor).
+        chunk: ``(keys, values)`` for positions ``start ...``, valid before
+            ``index``; the new keys and values are written into it at slot
+            ``index - start`` before attending (copying a small chunk is
+            cheap), so attention has two sources, not three. None: the
+            chunk is the new positions themselves (``start = index``).
+        start: first position held by ``chunk`` (``start <= index``).
+        qkv: ``fused_qkv(block)`` or None (see ``projections``).
+
+    Returns:
+        ``(out, chunk)``: the attention output ``(batch, t, dim)`` before the
+        residual, and the chunk with the new positions written.
+    """
+    key_cache, value_cache = cache
+    query, key, value = projections(block, x, key_cache.dtype, qkv)
+    steps = x.shape[1]
+    if chunk is None:
+        start, chunk, visible = index, (key, value), causal(steps)
+    else:
+        slot = index - start
+        chunk = tuple(ops.slice_update(c, [0, 0, slot, 0], new) for c, new in zip(chunk, (key, value)))
+        # New position slot + i sees chunk slots <= slot + i.
+        visible = ops.arange(chunk[0].shape[2])[None, :] <= slot + ops.arange(steps)[:, None]
+    parts = [(chunk[0], chunk[1], visible)]
+    # A view that starts at 0 (a Python int: the prefill) has nothing cached
+    # to attend to. Masking the empty cache out instead made XLA
+    # constant-fold a softmax over the whole (batch, heads, prompt, cache)
+    # block of masked scores, which lengthened compilation of every prompt
+    # bucket.
+    if not (isinstance(start, int) and start == 0):
+        parts.insert(0, (key_cache, value_cache, ops.arange(ops.shape(key_cache)[2])[None, :] < start))
+    out = attend(query, parts)
+    return einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), chunk
+
+
+def cross_attention(block, x, keys, values, visible):
+    """The block's cross-attention of ``x`` over precomputed source keys and values.
+
+    Args:
+        block: a keras_hub ``TransformerDecoder`` built with cross-attention.
+        x: normalised decoder states ``(batch, t, dim)``.
+        keys, values: ``(batch, heads, s, head_dim)``, ``heads`` of the
+            encoder output through the cross-attention's key and value.
+        visible: bool ``(batch, s)``, False on source padding.
+
+    Returns:
+        ``(batch, t, dim)``, before the residual.
+    """
+    attn = block._cross_attention_layer
+    query = heads(x, attn._query_dense)
+    query = ops.cast(query / math.sqrt(query.shape[-1]), keys.dtype)
+    out = attend(query, [(keys, values, visible[:, None, None, :])])
+    return einsum_dense(out, attn._output_dense, "bhtk,hkd->btd")
+
+
+def feedforward(block, x):
+    """The block's pre-norm MLP with its residual: ``x + W2 act(W1 LayerNorm(x))``."""
+    h = layer_norm(x, block._feedforward_layer_norm)
+    h = block.activation(dense(h, block._feedforward_intermediate_dense))
+    return x + dense(h, block._feedforward_output_dense)
+
+
+def block_step(block, x, cache, index, chunk=None, start=None, qkv=None, cross=None):
+    """One pre-norm ``TransformerDecoder`` block on new positions over a key/value view.
 
     Args:
         block: a ``keras_hub.layers.TransformerDecoder`` built with
-            ``normalize_first=True`` and no cross-attention.
+            ``normalize_first=True``.
         x: hidden states ``(batch, t, dim)`` of positions ``index ...``.
-        key_cache, value_cache: ``(batch, heads, length, head_dim)``.
-        index: position of ``x[:, 0]``.
+        cache: this block's ``(keys, values)``, ``(batch, heads, length,
+            head_dim)``, only read: positions before ``start`` are visible.
+        index: position of ``x[:, 0]`` (int or scalar tensor).
+        chunk: this block's ``(keys, values)`` for positions ``start ...``
+            (``(batch, heads, size, head_dim)``, valid before ``index``,
+            ``index + t <= start + size``), written at ``index - start``.
+            None: a whole-cache step; the returned chunk holds the new
+            positions, for ``write(cache, chunk, index)``.
+        start: first position held by ``chunk`` (with ``chunk`` only).
+        qkv: ``fused_qkv(block)``, made once per decoding call, or None
+            for the three separate projections.
+        cross: ``(keys, values, visible)`` of the block's cross-attention
+            (see ``cross_attention``), for encoder-decoder blocks.
 
     Returns:
-        ``(x, key_cache, value_cache)`` after the block.
+        ``(x, chunk)``: the hidden states after the block and the chunk
+        with positions ``index ... index + t - 1`` written.
     """
-    h = _layer_norm(x, block._self_attention_layer_norm)
-    attended, key_cache, value_cache = _attention(block, h, key_cache, value_cache, index)
-    return _feedforward(block, x + attended), key_cache, value_cache
+    h = layer_norm(x, block._self_attention_layer_norm)
+    attended, chunk = self_attention(block, h, cache, index, chunk, start, qkv)
+    x = x + attended
+    if cross is not None:
+        x = x + cross_attention(block, layer_norm(x, block._cross_attention_layer_norm), *cross)
+    return feedforward(block, x), chunk
 
 
-def _feedforward(block, x):
-    """The block's pre-norm MLP with its residual."""
-    h = _layer_norm(x, block._feedforward_layer_norm)
-    h = block.activation(_dense(h, block._feedforward_intermediate_dense))
-    return x + _dense(h, block._feedforward_output_dense)
-
-
-def chunk_block_step(block, x, cache, chunk, index, start, qkv=None):
-    """``block_step`` writing into a small chunk; the cache is only read.
+def write(cache, chunk, start):
+    """Writes ``chunk``'s tensors into ``cache``'s at position ``start``.
 
     Args:
-        block: the keras_hub block.
-        x: hidden states ``(batch, t, dim)`` of positions ``index ...``.
-        cache: this block's ``(keys, values)``, ``(batch, heads, length, head_dim)``,
-            valid before position ``start``.
-        chunk: this block's ``(keys, values)`` for positions ``start ...``,
-            ``(batch, heads, chunk_size, head_dim)``, valid before ``index``.
-        index: position of ``x[:, 0]`` (``start <= index < start + chunk_size``).
-        start: first position held by the chunk.
-        qkv: ``fused_qkv(block)``, made once per decoding call (optional).
+        cache: tensors ``(batch, heads, length, head_dim)``.
+        chunk: as many tensors ``(batch, heads, size, head_dim)``.
+        start: int or scalar tensor, ``start + size <= length``.
 
     Returns:
-        ``(x, chunk)`` after the block.
+        A tuple of the updated cache tensors.
     """
-    h = _layer_norm(x, block._self_attention_layer_norm)
-    attended, chunk = _chunk_attention(block, h, cache, chunk, index, start, qkv)
-    return _feedforward(block, x + attended), chunk
+    return tuple(ops.slice_update(c, [0, 0, start, 0], k) for c, k in zip(cache, chunk))

@@ -1,14 +1,19 @@
-"""The GPT decoding step in plain PyTorch, for the torch backend.
+"""A mirror, in plain PyTorch, of the ``keras.ops`` decoding step (``step.block_step``).
 
-On PyTorch, Keras runs eagerly and each ``keras.ops`` call costs tens of
-microseconds of dispatch (dtype standardisation, tensor conversion); a
-decoding step is ~150 tiny ops, so that dispatch, not arithmetic, set the
-speed. ``TorchStep`` mirrors ``gpt_decode.block_step`` on the same weights
-in torch, with the query/key/value projections fused into one matmul and
-PyTorch's fused ``scaled_dot_product_attention``; it attends only to the
-filled part of the cache (eager shapes can vary at no cost) and writes the
-cache in place. Its products run on weights pre-packed for oneDNN when
-PyTorch has it (see ``_Linear``). Tested equal to the Keras forward pass.
+This is not a second definition of the GPT block: it is ``step.block_step``
+(a whole-cache write) transcribed into torch for the torch backend, on the
+same weights, and ``tests/models/test_gpt_step_torch.py`` holds it equal to
+that step. Change the block's arithmetic in ``step.py`` first, then here.
+
+Why it exists: on PyTorch, Keras runs eagerly and each ``keras.ops`` call
+costs tens of microseconds of dispatch (dtype standardisation, tensor
+conversion); a decoding step is ~150 tiny ops, so that dispatch, not
+arithmetic, set the speed. ``TorchStep`` runs the block with the
+query/key/value projections fused into one matmul and PyTorch's fused
+``scaled_dot_product_attention``; it attends only to the filled part of the
+cache (eager shapes can vary at no cost) and writes the cache in place. Its
+products run on weights pre-packed for oneDNN when PyTorch has it (see
+``_Linear``).
 """
 
 import keras
