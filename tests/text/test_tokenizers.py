@@ -1,4 +1,4 @@
-"""Tests of kerazoo.text.tokenizers: every kind, saving, loading and errors."""
+"""Tests of the kerazoo.text tokenizers: every kind, saving, loading and errors."""
 
 import json
 import os
@@ -442,7 +442,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     sys.path.insert(0, folder)
     import keras
     import holder_model  # registers TokenizerModel
-    import kerazoo.text.tokenizers  # registers the tokenizers
+    import kerazoo.text  # registers the tokenizers
     result = {}
     for kind in sys.argv[3:]:
         model = keras.saving.load_model(f"{folder}/{kind}.keras", safe_mode=True)
