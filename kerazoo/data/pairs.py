@@ -20,9 +20,10 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from kerazoo.data import corpus as data_lib
+from kerazoo.data import readers, windows
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
-from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.text import packing
+from kerazoo.text.special import PAD_ID
 
 # The built-in pair corpus: word windows of CPython's documentation and the
 # same words in reverse order (see ``_pydocs_reverse``).
@@ -43,7 +44,7 @@ def _pydocs_reverse(seed=0):
     cross-attention is for, and a correct answer is unambiguous, so BLEU
     near 100 is reachable.
     """
-    words = [w for doc in data_lib.read_corpus("builtin:pydocs") for w in re.findall(r"[a-z]+", doc.lower())]
+    words = [w for doc in readers.read_corpus("builtin:pydocs") for w in re.findall(r"[a-z]+", doc.lower())]
     counts = {}
     for w in words:
         counts[w] = counts.get(w, 0) + 1
@@ -61,7 +62,7 @@ def _pydocs_reverse(seed=0):
 
 def _read_jsonl_pairs(path, source_column, target_column):
     pairs = []
-    for lineno, line in enumerate(data_lib._read_text_file(path).splitlines(), start=1):
+    for lineno, line in enumerate(readers.read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -83,7 +84,7 @@ def _read_headerless_table(path, columns):
     """Columns of a CSV / TSV file without a header, named by 1-based position ("1", "2", ...)."""
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(data_lib._read_text_file(path)), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(readers.read_text_file(path)), delimiter=delimiter, quoting=quoting)
     rows, width = [], None
     for lineno, row in enumerate(reader, start=1):
         if not row:
@@ -123,14 +124,14 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
     Raises:
         ValueError: missing file or column, malformed row, or no pairs left.
     """
-    if source.startswith(data_lib.BUILTIN_PREFIX):
-        name = source[len(data_lib.BUILTIN_PREFIX):]
+    if source.startswith(readers.BUILTIN_PREFIX):
+        name = source[len(readers.BUILTIN_PREFIX):]
         if name not in BUILTIN_PAIRS:
             raise ValueError(f"unknown built-in pair corpus '{source}'; available: "
-                             + ", ".join(data_lib.BUILTIN_PREFIX + n for n in BUILTIN_PAIRS))
+                             + ", ".join(readers.BUILTIN_PREFIX + n for n in BUILTIN_PAIRS))
         pairs = _pydocs_reverse()
     else:
-        paths = data_lib._expand_source(source)
+        paths = readers.expand_source(source)
         pairs = []
         for path in paths:
             lower = path.lower()
@@ -138,7 +139,7 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
                 pairs += _read_jsonl_pairs(path, source_column, target_column)
             elif lower.endswith((".csv", ".tsv")):
                 columns = [source_column, target_column]
-                pairs += data_lib.read_table(path, columns) if header else _read_headerless_table(path, columns)
+                pairs += readers.read_table(path, columns) if header else _read_headerless_table(path, columns)
             else:
                 raise ValueError(f"{path}: pairs come from .tsv, .csv or .jsonl files, not '{path.rsplit('.', 1)[-1]}'")
     pairs = [(s.strip(), t.strip()) for s, t in pairs]
@@ -178,13 +179,14 @@ def tokenize_pairs(tokenizer, pairs, max_source_length, max_length, batch_size=2
     sources, targets, truncated = [], [], 0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
-        src = data_lib._as_id_lists(tokenizer.tokenize(tf.constant([s for s, _ in chunk])))
-        tgt = data_lib._as_id_lists(tokenizer.tokenize(tf.constant([t for _, t in chunk])))
+        src = windows.as_id_lists(tokenizer.tokenize(tf.constant([s for s, _ in chunk])))
+        tgt = windows.as_id_lists(tokenizer.tokenize(tf.constant([t for _, t in chunk])))
         for s, t in zip(src, tgt):
-            cut = len(s) > max_source_length - 1 or len(t) > max_length - 1
-            truncated += cut
-            sources.append([int(i) for i in s[: max_source_length - 1]] + [EOS_ID])
-            targets.append([int(i) for i in t[: max_length - 1]])
+            source, source_cut = packing.source_ids(s, max_source_length)
+            target, target_cut = packing.target_ids(t, max_length)
+            truncated += source_cut or target_cut
+            sources.append(source)
+            targets.append(target)
     return sources, targets, truncated
 
 
@@ -209,8 +211,8 @@ def teacher_forcing_arrays(sources, targets, source_width=None, target_width=Non
     lab = np.full((len(sources), target_width), PAD_ID, np.int32)
     for row, (s, t) in enumerate(zip(sources, targets)):
         enc[row, : len(s)] = s
-        dec[row, : len(t) + 1] = [BOS_ID] + t
-        lab[row, : len(t) + 1] = t + [EOS_ID]
+        dec[row, : len(t) + 1] = packing.decoder_ids(t)
+        lab[row, : len(t) + 1] = packing.decoder_labels(t)
     return {ENCODER_INPUT: enc, DECODER_INPUT: dec}, lab
 
 

@@ -21,6 +21,7 @@ greedy output equals ``kerazoo.inference.generate``'s token for token:
 import tensorflow as tf
 
 from kerazoo.decoding import sampling_graph as graph_sampling
+from kerazoo.text import packing
 from kerazoo.text.special import EOS_ID, PAD_ID
 
 # The largest prefill chunk of a Transformer (smaller powers of two fill the
@@ -45,11 +46,7 @@ def encode(tokenizer, texts):
     Returns:
         int32 RaggedTensor ``(batch, None)``.
     """
-    ids = tokenizer.tokenize(valid_utf8(texts))
-    if not isinstance(ids, tf.RaggedTensor):
-        ids = tf.RaggedTensor.from_tensor(ids)
-    start = tf.fill([tf.shape(texts)[0], 1], tf.constant(EOS_ID, tf.int32))
-    return tf.concat([tf.RaggedTensor.from_tensor(start), tf.cast(ids, tf.int32)], axis=1)
+    return packing.document_ids_tf(tokenizer.tokenize(valid_utf8(texts)))
 
 
 def clamp_new_tokens(max_new_tokens, cap):

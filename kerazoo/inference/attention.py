@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from kerazoo.models.gpt import step as gpt_step
+from kerazoo.text import packing
 
 
 def _check_gpt(model, layer):
@@ -47,8 +48,7 @@ def token_ids(model, text, tokenizer=None):
         An int32 array ``(length,)``.
     """
     tokenizer = tokenizer or model.tokenizer
-    ids = np.asarray(tokenizer.tokenize(tf.constant(text)), dtype=np.int32)
-    return np.concatenate([[tokenizer.eos_id], ids[: model.max_length - 1]]).astype(np.int32)
+    return packing.document_ids(tokenizer.tokenize(tf.constant(text)), model.max_length)
 
 
 def block_input(model, ids, layer):

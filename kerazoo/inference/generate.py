@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kerazoo.decoding import loop as decoding
 from kerazoo.decoding.sampling import SamplerSpec
+from kerazoo.text import packing
 
 # Streaming decodes this many positions per call of the compiled loop.
 STREAM_CHUNK = 8
@@ -31,7 +32,7 @@ def _encode(tokenizer, prompts):
     """Prompt ids, each preceded by the document separator the model trained with."""
     ids = tokenizer.tokenize(tf.constant(prompts, dtype=tf.string))
     rows = ids.to_list() if hasattr(ids, "to_list") else [list(r) for r in np.asarray(ids)]
-    return [[int(tokenizer.eos_id)] + [int(i) for i in row] for row in rows]
+    return packing.document_rows(rows)
 
 
 def _decode_text(tokenizer, ids):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
 
@@ -151,7 +152,7 @@ def score(model, texts, tokenizer=None, batch_size=32):
     context = getattr(model, "max_length", None)
     out = []
     for text in texts:
-        ids = np.concatenate([[tokenizer.eos_id], np.asarray(tokenizer.tokenize(tf.constant(text)))]).astype(np.int32)
+        ids = packing.document_ids(tokenizer.tokenize(tf.constant(text)))
         nats, n = total_nll(model, ids, context or max(len(ids) - 1, 1), batch_size)
         m = lm_metrics(nats, n, len(text.encode("utf-8")))
         out.append({"log_likelihood": -nats, "tokens": n, "perplexity": m["perplexity"],

@@ -16,7 +16,8 @@ from keras import ops
 from kerazoo.decoding import loop as decoding
 from kerazoo.inference.generate import _decode_text, _resolve_model
 from kerazoo.decoding.sampling import SamplerSpec
-from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.text import packing
+from kerazoo.text.special import PAD_ID
 
 # Sources are decoded in chunks of at most this many rows, which bounds the
 # memory of one loop (the cache grows with batch x source x target length).
@@ -44,9 +45,8 @@ def encode_sources(tokenizer, texts, max_source_length):
     """
     ids = tokenizer.tokenize(tf.constant(texts, dtype=tf.string))
     rows = ids.to_list() if hasattr(ids, "to_list") else [list(r) for r in np.asarray(ids)]
-    keep = max_source_length - 1
-    out = [[int(i) for i in row[:keep]] + [EOS_ID] for row in rows]
-    return out, sum(len(row) > keep for row in rows)
+    packed = [packing.source_ids(row, max_source_length) for row in rows]
+    return [ids for ids, _ in packed], sum(cut for _, cut in packed)
 
 
 def pad_sources(sources, rows, max_source_length):
@@ -98,7 +98,7 @@ def translate_ids(model, sources, max_new_tokens, num_beams=1):
     Returns:
         A list of lists of target ids, end token excluded.
     """
-    prompts = [[BOS_ID] for _ in sources]
+    prompts = [packing.decoder_ids([]) for _ in sources]
     cache_fn = _cache_fn(model, sources)
     if num_beams > 1:
         from kerazoo.decoding.beam import beam_search

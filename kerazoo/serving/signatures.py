@@ -21,7 +21,8 @@ import math
 import tensorflow as tf
 
 from kerazoo.decoding import loop_graph as graph_decode
-from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.text import packing
+from kerazoo.text.special import PAD_ID
 
 # Documented defaults of the settings (docs/serving.md, "Signatures of a language model").
 DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
@@ -171,15 +172,10 @@ def _translate(model, tokenizer, texts, max_new_tokens, cap):
     once (``model.start_cache``); the decoder starts from ``<s>`` and runs
     the graph decoding loop of causal LMs with that cache.
     """
-    ids = tokenizer.tokenize(graph_decode.valid_utf8(texts))
-    if not isinstance(ids, tf.RaggedTensor):
-        ids = tf.RaggedTensor.from_tensor(ids)
-    ids = tf.cast(ids[:, : model.max_source_length - 1], tf.int32)
+    sources = packing.source_ids_tf(tokenizer.tokenize(graph_decode.valid_utf8(texts)), model.max_source_length)
     rows = tf.shape(texts)[0]
-    end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(EOS_ID, tf.int32)))
-    sources = tf.concat([ids, end], axis=1)
     new_tokens = graph_decode.clamp_new_tokens(max_new_tokens, cap)
-    start = tf.fill([rows, 1], tf.constant(BOS_ID, tf.int32))
+    start = tf.fill([rows, 1], tf.constant(packing.DECODER_START_ID, tf.int32))
     lengths = tf.ones([rows], tf.int32)
     cache = model.start_cache(sources.to_tensor(PAD_ID), tf.reduce_max(lengths + new_tokens))
     greedy = {"temperature": tf.zeros([rows]), "top_k": tf.zeros([rows], tf.int32),

@@ -7,7 +7,7 @@ The folder holds ``config.json``, ``model.safetensors`` (or
 What maps to what:
 
 - tokenizer: GPT-2's byte-level BPE becomes a ``GPT2Tokenizer`` on the zoo's
-  id layout (``tokenizers.gpt2_zoo_vocabulary``): ``<|endoftext|>`` is the
+  id layout (``gpt2_tokenizer.gpt2_zoo_vocabulary``): ``<|endoftext|>`` is the
   zoo's ``</s>`` (id 3), so generation starts from it, as GPT-2's does, and
   stops at it; GPT-2 id ``i`` is zoo id ``i + 5``. ``<s>`` (id 2) gets the
   ``<|endoftext|>`` embedding (GPT-2 uses it as its start token too);
@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from kerazoo.models.gpt.model import GPT
-from kerazoo.text import GPT2_END_OF_TEXT, GPT2Tokenizer, gpt2_zoo_vocabulary
+from kerazoo.interop.hf.gpt2_tokenizer import GPT2_END_OF_TEXT, GPT2Tokenizer, gpt2_zoo_vocabulary
 from kerazoo.text.special import BOS_ID, EOS_ID
 
 # The logit of the zoo ids GPT-2 has no token for.

@@ -21,7 +21,8 @@ from kerazoo import text as tokenizers_lib
 from kerazoo.models.classifier import Classifier, encoder_config_of, load_encoder_weights
 from kerazoo.training.recipes import vocab_size_for
 from kerazoo.training.tasks import common
-from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
+from kerazoo.text import packing
+from kerazoo.text.special import PAD_ID
 
 
 def pack(tokenizer, texts, max_length, pad_to=None):
@@ -38,11 +39,7 @@ def pack(tokenizer, texts, max_length, pad_to=None):
         An int32 tensor ``(batch, length)`` padded with ``PAD_ID``.
     """
     ids = tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string))
-    ids = ids[:, : max_length - 2]
-    rows = tf.shape(ids.row_lengths())[0]
-    ids = tf.concat([tf.fill([rows, 1], BOS_ID), ids, tf.fill([rows, 1], EOS_ID)], axis=1)
-    shape = None if pad_to is None else [None, pad_to]
-    return ids.to_tensor(PAD_ID, shape=shape)
+    return packing.classifier_ids_tf(ids, max_length, pad_to)
 
 
 def label_ids(labels, names, where):
