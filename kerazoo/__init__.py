@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # `.keras` file holding one loads in a fresh process after `import kerazoo`.
 from kerazoo import data, models, text
 from kerazoo.data import pairs
+from kerazoo.decoding import sampling
 from kerazoo.inference import attention, metrics
 from kerazoo.inference.generate import generate, stream
 from kerazoo.inference.metrics import score
@@ -37,7 +38,7 @@ from kerazoo.training.tasks.classify import classify
 # The flat layout's module names, kept so that scripts written against it
 # (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
 tokenizers = text
-for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
+for _old, _new in {"tokenizers": text, "pairs": pairs, "sampling": sampling, "attention": attention, "metrics": metrics, "hf": hf}.items():
     sys.modules.setdefault(f"{__name__}.{_old}", _new)
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "models",
     "pairs",
     "run_recipe",
+    "sampling",
     "save_tokenizer",
     "score",
     "stream",
