@@ -32,17 +32,58 @@ def word_dtype():
     return "uint32" if keras.backend.backend() == "jax" else "int64"
 
 
-def _const(value, dtype):
-    return ops.convert_to_tensor(value, dtype=dtype)
+class _Words:
+    """The integer primitives of the hash, on the current backend's words.
+
+    On PyTorch they are the tensors' own operators: the hash is some twenty
+    elementwise operations per sampled token, and Keras' per-op dispatch in
+    eager PyTorch cost more than the arithmetic. Elsewhere they are
+    ``keras.ops`` with constants of the word dtype (so JAX keeps uint32).
+    Both compute the same values.
+    """
+
+    def __init__(self):
+        self.dtype = word_dtype()
+        self.native = keras.backend.backend() == "torch"
+
+    def const(self, value):
+        return value if self.native else ops.convert_to_tensor(value, dtype=self.dtype)
+
+    def xor(self, a, b):
+        return a ^ b if self.native else ops.bitwise_xor(a, b)
+
+    def shift(self, x, bits):
+        return x >> bits if self.native else ops.right_shift(x, self.const(bits))
+
+    def mul(self, x, c):
+        """``x * c`` mod 2**32 (uint32 products already wrap)."""
+        if self.native:
+            return (x * c) & _MASK
+        product = ops.multiply(x, self.const(c))
+        return product if self.dtype == "uint32" else ops.bitwise_and(product, self.const(_MASK))
+
+    def add(self, a, b):
+        """``a + b`` mod 2**32."""
+        if self.native:
+            return (a + b) & _MASK
+        total = ops.add(a, b)
+        return total if self.dtype == "uint32" else ops.bitwise_and(total, self.const(_MASK))
+
+    def of(self, x):
+        """``x`` (any int tensor) as words: its value mod 2**32."""
+        x = ops.cast(x, self.dtype)
+        if self.dtype == "uint32":
+            return x
+        return x & _MASK if self.native else ops.bitwise_and(x, self.const(_MASK))
 
 
-def _wrap(x, dtype):
-    """``x`` mod 2**32 (a no-op for uint32, whose products already wrap)."""
-    return x if dtype == "uint32" else ops.bitwise_and(x, _const(_MASK, dtype))
-
-
-def _xorshift(x, bits, dtype):
-    return ops.bitwise_xor(x, ops.right_shift(x, _const(bits, dtype)))
+def _mix(w, x):
+    """lowbias32 of words ``x``."""
+    x = w.xor(x, w.shift(x, 16))
+    x = w.mul(x, _MIX[0])
+    x = w.xor(x, w.shift(x, 15))
+    x = w.mul(x, _MIX[1])
+    return w.xor(x, w.shift(x, 16))
 
 
 def hash32(x):
@@ -54,12 +95,7 @@ def hash32(x):
     Returns:
         A tensor of the same shape and dtype, values in ``[0, 2**32)``.
     """
-    dtype = word_dtype()
-    x = _xorshift(x, 16, dtype)
-    x = _wrap(ops.multiply(x, _const(_MIX[0], dtype)), dtype)
-    x = _xorshift(x, 15, dtype)
-    x = _wrap(ops.multiply(x, _const(_MIX[1], dtype)), dtype)
-    return _xorshift(x, 16, dtype)
+    return _mix(_Words(), x)
 
 
 def uniform_noise(seeds, index, vocab_size):
@@ -73,14 +109,13 @@ def uniform_noise(seeds, index, vocab_size):
     Returns:
         float32 ``(rows, vocab_size)``, identical on every backend.
     """
-    dtype = word_dtype()
-    row = hash32(_wrap(ops.cast(seeds, dtype), dtype))
-    row = hash32(ops.bitwise_xor(row, ops.cast(index, dtype)))
-    tokens = ops.arange(vocab_size, dtype=dtype)
-    spread = _wrap(ops.multiply(row, _const(_TOKEN_STRIDE, dtype)), dtype)
-    bits = hash32(_wrap(ops.add(spread[:, None], tokens[None, :]), dtype))
-    kept = ops.right_shift(bits, _const(32 - _KEPT_BITS, dtype))
-    odd = ops.cast(kept, "float32") * 2.0 + 1.0
+    w = _Words()
+    row = _mix(w, w.of(seeds))
+    row = _mix(w, w.xor(row, w.of(index)))
+    tokens = ops.arange(vocab_size, dtype=w.dtype)
+    spread = w.mul(row, _TOKEN_STRIDE)
+    bits = _mix(w, w.add(spread[:, None], tokens[None, :]))
+    odd = ops.cast(w.shift(bits, 32 - _KEPT_BITS), "float32") * 2.0 + 1.0
     return odd / float(2 ** (_KEPT_BITS + 1))
 
 
@@ -112,4 +147,4 @@ def row_seeds(seed, rows):
         int32 ``(rows,)``.
     """
     offsets = ops.arange(rows, dtype="int32")
-    return ops.bitwise_and(ops.cast(seed, "int32") + offsets, _const(0x7FFFFFFF, "int32"))
+    return ops.bitwise_and(ops.cast(seed, "int32") + offsets, ops.convert_to_tensor(0x7FFFFFFF, dtype="int32"))
