@@ -2,7 +2,8 @@
 
 Every sampler in the zoo (in-process on TensorFlow, JAX and PyTorch, and the
 exported graph) draws its Gumbel noise from ``uniform_noise`` below, written
-once in ``keras.ops``. The noise is a pure function of the integers
+once in ``keras.ops`` (on PyTorch the integer steps use the tensors' own
+operators, see ``_Words``). The noise is a pure function of the integers
 ``(seed, index, token id)``, with no random-generator state and no float
 arithmetic until the last, exact conversion, so a seed gives the same noise
 bit for bit on every backend, and a served request the same noise whichever
@@ -102,7 +103,7 @@ def uniform_noise(seeds, index, vocab_size):
     """Uniform draws in (0, 1), one per (row, token), from (seed, index, token).
 
     Args:
-        seeds: int32 ``(rows,)``, each row's seed (non-negative).
+        seeds: int32 ``(rows,)``, each row's seed (any int32; taken mod ``2**32``).
         index: int32 scalar, the position being chosen.
         vocab_size: int, the number of tokens (static).
 
