@@ -25,6 +25,7 @@ if not quiet.cli_help_only():
     # `.keras` file holding one loads in a fresh process after `import kerazoo`.
     from kerazoo import data, models, text
     from kerazoo.data import pairs
+    from kerazoo.decoding import sampling
     from kerazoo.inference import attention, metrics
     from kerazoo.inference.generate import generate, stream
     from kerazoo.inference.metrics import score
@@ -40,7 +41,7 @@ if not quiet.cli_help_only():
     # The flat layout's module names, kept so that scripts written against it
     # (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
     tokenizers = text
-    for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
+    for _old, _new in {"tokenizers": text, "pairs": pairs, "sampling": sampling, "attention": attention, "metrics": metrics, "hf": hf}.items():
         sys.modules.setdefault(f"{__name__}.{_old}", _new)
 
 __version__ = "0.1.0"
@@ -60,6 +61,7 @@ __all__ = [
     "models",
     "pairs",
     "run_recipe",
+    "sampling",
     "save_tokenizer",
     "score",
     "stream",

@@ -9,8 +9,9 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from kerazoo.decoding import loop as decoding
-from kerazoo.text.special import EOS_ID, PAD_ID
+from kerazoo.decoding import plan, positions
+from kerazoo.decoding.compiler import compile_fn, compiled_for, inference
+from kerazoo.text.special import EOS_ID
 
 
 def _search_fn(model, num_beams):
@@ -23,6 +24,8 @@ def _search_fn(model, num_beams):
             logits, cache = model.call_with_cache(previous, cache, index - 1)
             return logits[:, 0, :], None, cache
 
+        # The sampler forces prompt tokens by ``mask`` and stops at the end
+        # token itself; the end-token cut of the result is ``positions.new_ids``.
         return sampler(next_fn, tokens, cache=cache, index=index, mask=prompt_mask, stop_token_ids=[EOS_ID])
 
     return search
@@ -32,7 +35,7 @@ def beam_search(model, prompts, max_new_tokens, num_beams, cache_fn=None):
     """Returns the most likely continuation of each prompt under beam search.
 
     Args:
-        model: a causal LM with the cached-decoding methods.
+        model: a causal LM declaring the cached-LM protocol.
         prompts: list of lists of prompt ids.
         max_new_tokens: new tokens per row at most.
         num_beams: beams per prompt (1 is greedy decoding).
@@ -43,28 +46,19 @@ def beam_search(model, prompts, max_new_tokens, num_beams, cache_fn=None):
         A list of lists of new ids, end token excluded.
     """
     lengths = np.array([len(p) for p in prompts], np.int32)
-    width = decoding.buffer_width(model, lengths, max_new_tokens)
+    width = plan.buffer_width(model, lengths, max_new_tokens)
     batch = len(prompts)
-    tokens, mask = decoding.pack_prompts(prompts, batch, width)
+    tokens, mask = plan.pack_prompts(prompts, batch, width)
     key = ("beam", num_beams, batch, width)
-    per_model = decoding._COMPILED.setdefault(model, {})
+    per_model = compiled_for(model)
     if key not in per_model:
-        per_model[key] = decoding._compile(model, _search_fn(model, num_beams))
+        per_model[key] = compile_fn(model, _search_fn(model, num_beams))
     cache = (cache_fn or model.init_cache)(batch, width)
     tokens_t = ops.convert_to_tensor(tokens)
-    if decoding._prefills(model):
-        prefilled = decoding.prefill_width(lengths, width)
-        if prefilled:
-            cache = model.prefill(tokens_t[:, :prefilled], cache)
-        start = int(lengths.min())
-    else:
-        start = 1
-    with decoding._inference():
+    prefilled = plan.prefill_width(lengths, width) if model.prefills_prompt else 0
+    if prefilled:
+        cache = model.prefill(tokens_t[:, :prefilled], cache)
+    start = plan.first_index(model, int(lengths.min()) - 1)
+    with inference():
         out = per_model[key](tokens_t, ops.convert_to_tensor(mask), cache, ops.convert_to_tensor(np.int32(start)))
-    out = ops.convert_to_numpy(out)
-    results = []
-    for row in range(batch):
-        ids = out[row, lengths[row]: lengths[row] + max_new_tokens].tolist()
-        ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
-        results.append([i for i in ids if i != PAD_ID])
-    return results
+    return positions.new_ids(out, lengths, lengths + max_new_tokens, EOS_ID)

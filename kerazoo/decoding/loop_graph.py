@@ -4,9 +4,11 @@ In-process decoding (``kerazoo.decoding.loop``) compiles one XLA loop per shape
 bucket, with the sampler fixed at compile time. An exported graph must run
 without XLA and without Python, for any batch size, prompt length and
 per-request settings, so this module traces one ``tf.while_loop`` over
-dynamic shapes instead. It calls the same model methods
-(``init_cache`` / ``call_with_cache``) and follows the same plan, so its
-greedy output equals ``kerazoo.inference.generate``'s token for token:
+dynamic shapes instead. It calls the same model methods (the cached-LM
+protocol), follows the same plan (``plan.prefill_positions``,
+``plan.first_index``), the same position rule and end-token cut
+(``positions``) and the same sampler noise, so its output equals
+``kerazoo.inference.generate``'s token for token for the same seed:
 
     prompts -> [end token] + ids      (the document start the model trained with)
             -> keep the last tokens   when prompt + new tokens overflow the context
@@ -20,6 +22,7 @@ greedy output equals ``kerazoo.inference.generate``'s token for token:
 
 import tensorflow as tf
 
+from kerazoo.decoding import plan, positions
 from kerazoo.decoding import sampling_graph as graph_sampling
 from kerazoo.text import packing
 from kerazoo.text.special import EOS_ID, PAD_ID
@@ -72,9 +75,9 @@ def fit_prompts(ids, new_tokens, context):
         return dense, lengths
     kept = tf.minimum(lengths, context - new_tokens)
     start = lengths - kept
-    positions = start[:, None] + tf.range(tf.reduce_max(kept))[None, :]
-    inside = positions < lengths[:, None]
-    tokens = tf.gather(dense, tf.minimum(positions, tf.shape(dense)[1] - 1), batch_dims=1)
+    kept_at = start[:, None] + tf.range(tf.reduce_max(kept))[None, :]
+    inside = kept_at < lengths[:, None]
+    tokens = tf.gather(dense, tf.minimum(kept_at, tf.shape(dense)[1] - 1), batch_dims=1)
     return tf.where(inside, tokens, PAD_ID), kept
 
 
@@ -131,13 +134,13 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     row_end = lengths + new_tokens
     width = tf.reduce_max(row_end)
     tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
-    positions = tf.range(width)[None, :]
-    prompt_mask = positions < lengths[:, None]
+    columns = tf.range(width)[None, :]
+    prompt_mask = columns < lengths[:, None]
     if cache is None:
         cache = model.init_cache(batch, width)
-    start = tf.constant(0)
-    if getattr(model, "max_length", None) is not None:
-        cache, start = _prefill(model, tokens, cache, tf.reduce_min(lengths) - 1)
+    filled = tf.constant(0)
+    if model.prefills_prompt:
+        cache, filled = _prefill(model, tokens, cache, plan.prefill_positions(tf.reduce_min(lengths)))
     done = lengths >= row_end
 
     def cond(tokens, cache, done, index):
@@ -147,15 +150,14 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
         previous = tf.slice(tokens, [0, index - 1], [-1, 1])
         logits, cache = model.call_with_cache(previous, cache, index - 1)
         chosen = graph_sampling.next_token(logits[:, 0, :], index=index, **settings)
-        forced = prompt_mask[:, index]
-        chosen = tf.where(forced, tokens[:, index], chosen)
-        chosen = tf.where(done, PAD_ID, chosen)
-        tokens = tf.where(positions == index, chosen[:, None], tokens)
-        finished = tf.logical_not(forced) & tf.equal(chosen, EOS_ID)
-        done = done | finished | (index + 1 >= row_end)
+        chosen, done = positions.choose(
+            chosen, tokens[:, index], prompt_mask[:, index], done, index, row_end, EOS_ID, tf.where
+        )
+        tokens = tf.where(columns == index, chosen[:, None], tokens)
         return tokens, cache, done, index + 1
 
-    tokens, _, _, _ = tf.while_loop(cond, body, (tokens, cache, done, start + 1))
+    start = plan.first_index(model, filled)
+    tokens, _, _, _ = tf.while_loop(cond, body, (tokens, cache, done, start))
     return tokens
 
 
@@ -165,8 +167,5 @@ def new_tokens_of(tokens, lengths, new_tokens):
     Returns:
         int32 RaggedTensor ``(batch, None)``.
     """
-    positions = tf.range(tf.shape(tokens)[1])[None, :]
-    generated = (positions >= lengths[:, None]) & (positions < (lengths + new_tokens)[:, None])
-    ended = tf.cumsum(tf.cast(generated & tf.equal(tokens, EOS_ID), tf.int32), axis=1) > 0
-    keep = generated & tf.logical_not(ended) & tf.not_equal(tokens, PAD_ID)
+    keep = positions.new_token_mask(tokens, lengths, lengths + new_tokens, EOS_ID)
     return tf.ragged.boolean_mask(tokens, keep)

@@ -3,9 +3,10 @@
 Keras on PyTorch runs eagerly, and every ``keras.ops`` call pays tens of
 microseconds of dispatch; the generic loop of ``kerazoo.decoding.loop`` spends
 more time there than in arithmetic. This loop does the same work per
-position (see ``decoding._choose``) in torch, under ``torch.inference_mode``,
-on the model's plain-torch step when it has one (``model.torch_step()``),
-and looks at the "every row is done" flag only every ``DONE_CHECK_EVERY``
+position in torch, under ``torch.inference_mode``: the model's
+``torch_step`` (the plain-torch mirror of a GPT's step; other models'
+``call_with_cache``) and the position rule ``positions.choose`` on torch
+tensors. It looks at the "every row is done" flag only every ``DONE_CHECK_EVERY``
 positions. Positions decoded after every row is done write padding, so the
 result is the same as stopping at once.
 """
@@ -15,15 +16,13 @@ import contextlib
 import torch
 from keras import ops
 
-from kerazoo.decoding import sampling
-from kerazoo.text.special import PAD_ID
+from kerazoo.decoding import positions, sampling
 
 DONE_CHECK_EVERY = 8
 # Batches up to this size decode with one intra-op thread. Their products
-# take tens of microseconds and gain nothing from a second thread, while on
-# a busy machine a step waits for a descheduled partner thread, which can
-# cost far more than the product itself. From batch 8 on the products are
-# large enough to share, and two threads decode faster than one.
+# are small and gain nothing from a second thread, while on a busy machine a
+# step waits for a descheduled partner thread. From batch 8 on the products
+# are large enough to share (``kerazoo bench generate`` measures both).
 SINGLE_THREAD_MAX_BATCH = 4
 
 
@@ -43,13 +42,6 @@ def _chooser(spec):
     return sample
 
 
-def _model_step(model, rows):
-    """The model's per-position function ``(ids, cache, index) -> (logits, cache)`` for ``rows`` rows."""
-    if hasattr(model, "torch_step"):
-        return model.torch_step(rows)
-    return model.call_with_cache
-
-
 @contextlib.contextmanager
 def _threads_for(batch):
     """One intra-op thread for small batches (see SINGLE_THREAD_MAX_BATCH), restored after."""
@@ -63,11 +55,11 @@ def _threads_for(batch):
 
 
 def loop_fn(model, spec, eos_id):
-    """The decoding loop for one model and sampler (same signature as ``decoding._loop_fn``'s)."""
+    """The decoding loop for one model and sampler (the signature of ``loop_xla``'s loops)."""
     choose = _chooser(spec)
 
     def run(tokens, prompt_mask, row_end, cache, done, index, stop_index, temperature, top_p, seed):
-        step = _model_step(model, tokens.shape[0])
+        step = model.torch_step(tokens.shape[0])
         tokens, done = tokens.clone(), done.clone()
         row_end = torch.as_tensor(row_end)
         # Every row is done at its end position at the latest: stop there exactly.
@@ -76,11 +68,10 @@ def loop_fn(model, spec, eos_id):
             while position < stop:
                 logits, cache = step(tokens[:, position - 1:position].long(), cache, position - 1)
                 chosen = choose(logits[:, 0, :], temperature, top_p, seed, position)
-                forced = prompt_mask[:, position]
-                chosen = torch.where(forced, tokens[:, position], chosen)
-                chosen = chosen.masked_fill(done, PAD_ID)
+                chosen, done = positions.choose(
+                    chosen, tokens[:, position], prompt_mask[:, position], done, position, row_end, eos_id, torch.where
+                )
                 tokens[:, position] = chosen
-                done |= (~forced & (chosen == eos_id)) | (position + 1 >= row_end)
                 position += 1
                 if position % DONE_CHECK_EVERY == 0 and bool(done.all()):
                     break

@@ -3,21 +3,22 @@
 Every sampler here is written with ``keras.ops`` on a batch of logits, so it
 runs inside ``tf.function``, ``jax.jit`` and eager PyTorch alike. Sampling uses
 the Gumbel-max trick, ``argmax(logits / T + Gumbel noise)``, which draws
-exactly from ``softmax(logits / T)``. Its noise is a pure function of
-``(seed, position)``, so a seeded generation is reproducible and the loop
-carries no random-generator state (Keras' ``SeedGenerator`` would have to be
-threaded through ``jax.jit`` by hand, and Keras' random functions do not take
-a traced seed).
+exactly from ``softmax(logits / T)``. Its noise is ``kerazoo.decoding.noise``:
+a counter-based hash of ``(seed, position, token)``, the same on every
+backend and in the exported graph, so a seed gives the same text everywhere,
+and the loop carries no random-generator state (Keras' ``SeedGenerator``
+would have to be threaded through ``jax.jit`` by hand).
 """
 
 import dataclasses
 
-import keras
 from keras import ops
 
+from kerazoo.decoding import noise
+
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
-# Smallest uniform draw: keeps -log(-log(u)) finite.
-_TINY = 1e-7
+# The value of a masked logit (the exported graph's samplers use the same).
+MASKED = -1e9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,38 +57,35 @@ class SamplerSpec:
 def uniform_noise(shape, seed, index):
     """Uniform draws in (0, 1) that depend only on ``(seed, index)``.
 
+    Row ``r`` draws ``noise.uniform_noise`` with seed ``seed + r`` (see
+    ``noise.row_seeds``).
+
     Args:
-        shape: static output shape.
+        shape: static ``(rows, vocab)``.
         seed: int32 scalar tensor.
         index: int32 scalar tensor (the decoding position).
 
     Returns:
         A float32 tensor of ``shape``.
     """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+    rows, vocab_size = shape
+    return noise.uniform_noise(noise.row_seeds(seed, rows), index, vocab_size)
 
-        return tf.random.stateless_uniform(shape, seed=tf.stack([seed, index]), minval=_TINY, maxval=1.0)
-    if backend == "jax":
-        import jax
 
-        key = jax.random.fold_in(jax.random.key(seed), index)
-        return jax.random.uniform(key, shape, minval=_TINY, maxval=1.0)
-    if backend == "torch":
-        import torch
+def mass_before(sorted_probs):
+    """The probability mass before each token of a descending sort.
 
-        generator = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(index))
-        noise = torch.rand(shape, generator=generator) * (1.0 - _TINY) + _TINY
-        return ops.convert_to_tensor(noise)
-    raise ValueError(f"sampling is not supported on the '{backend}' backend")
+    Written once for the in-process and the served samplers, so both round
+    the same way.
+    """
+    return ops.cumsum(sorted_probs, axis=-1) - sorted_probs
 
 
 def _mask_top_k(logits, k):
     """Keeps the ``k`` largest logits of each row; the rest become -inf."""
     k = min(k, logits.shape[-1])
     kth = ops.top_k(logits, k)[0][:, -1:]
-    return ops.where(logits < kth, -1e9, logits)
+    return ops.where(logits < kth, MASKED, logits)
 
 
 def _mask_top_p(logits, top_p):
@@ -96,11 +94,10 @@ def _mask_top_p(logits, top_p):
     probs = ops.softmax(sorted_logits, axis=-1)
     # A token is kept if the mass before it is still below top_p, so the most
     # likely token is always kept.
-    mass_before = ops.cumsum(probs, axis=-1) - probs
-    kept = ops.cast(mass_before < top_p, "int32")
+    kept = ops.cast(mass_before(probs) < top_p, "int32")
     n_kept = ops.maximum(ops.sum(kept, axis=-1, keepdims=True), 1)
     threshold = ops.take_along_axis(sorted_logits, n_kept - 1, axis=-1)
-    return ops.where(logits < threshold, -1e9, logits)
+    return ops.where(logits < threshold, MASKED, logits)
 
 
 def next_token(logits, spec, temperature, top_p, seed, index):
@@ -124,5 +121,6 @@ def next_token(logits, spec, temperature, top_p, seed, index):
         logits = _mask_top_k(logits, spec.top_k)
     elif spec.kind == "top_p":
         logits = _mask_top_p(logits, top_p)
-    gumbel = -ops.log(-ops.log(uniform_noise(tuple(logits.shape), seed, index)))
+    rows, vocab_size = logits.shape
+    gumbel = noise.gumbel(noise.row_seeds(seed, rows), index, vocab_size)
     return ops.cast(ops.argmax(logits + gumbel, axis=-1), "int32")

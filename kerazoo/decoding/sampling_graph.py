@@ -10,46 +10,19 @@ setting is a per-row tensor:
     top_p >= 1 or <= 0   no nucleus cut; otherwise keep the smallest set of
                          tokens whose probability reaches top_p
 
-Sampling is the Gumbel-max trick, as in-process. Its noise is a counter-based
-hash of (seed, position, token), so a request with the same seed, prompt and
-settings gives the same text, whichever other rows share its batch.
+Sampling is the Gumbel-max trick, as in-process, with the same noise
+(``kerazoo.decoding.noise``, a counter-based hash of (seed, position,
+token)): a request with the same seed, prompt and settings gives the same
+text whichever other rows share its batch, and the same text as in-process
+``generate`` with that seed on any backend. The graph is traced on the
+TensorFlow backend, where the ``keras.ops`` of the shared pieces are TF ops.
 """
 
 import tensorflow as tf
 
-_MASKED = -1e9
-
-
-def _hash32(x):
-    """A 32-bit integer mixer (after Wellons' lowbias32) on int64 lanes.
-
-    Multipliers stay below 2**31 so every product fits in an int64.
-    """
-    mask = tf.constant(0xFFFFFFFF, tf.int64)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-    x = (x * 0x7FEB352D) & mask
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
-    x = (x * 0x6B43A9B5) & mask
-    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-
-
-def uniform_noise(seed, index, vocab_size):
-    """Uniform draws in (0, 1), one per (row, token), from (seed, index).
-
-    Args:
-        seed: int32 ``(batch,)``.
-        index: int32 scalar, the position being chosen.
-        vocab_size: int, the number of tokens.
-
-    Returns:
-        float32 ``(batch, vocab_size)``.
-    """
-    mask = tf.constant(0xFFFFFFFF, tf.int64)
-    row = _hash32(tf.cast(seed, tf.int64) & mask)
-    row = _hash32(row ^ tf.cast(index, tf.int64))
-    tokens = tf.range(vocab_size, dtype=tf.int64)
-    bits = _hash32((row[:, None] * 0x27D4EB2F + tokens[None, :]) & mask)
-    return tf.cast((tf.cast(bits, tf.float64) + 0.5) / 2.0**32, tf.float32)
+from kerazoo.decoding import noise
+from kerazoo.decoding.sampling import MASKED as _MASKED
+from kerazoo.decoding.sampling import mass_before
 
 
 def _cut_top_k(logits, sorted_logits, top_k):
@@ -67,8 +40,8 @@ def _cut_top_p(logits, sorted_logits, top_p):
     probs = tf.nn.softmax(sorted_logits, axis=-1)
     # A token is kept while the mass before it is below top_p, so the most
     # likely token always is.
-    mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
-    n_kept = tf.maximum(tf.reduce_sum(tf.cast(mass_before < top_p[:, None], tf.int32), axis=-1), 1)
+    before = mass_before(probs)
+    n_kept = tf.maximum(tf.reduce_sum(tf.cast(before < top_p[:, None], tf.int32), axis=-1), 1)
     threshold = tf.gather(sorted_logits, n_kept - 1, batch_dims=1)
     return tf.where(active[:, None] & (logits < threshold[:, None]), _MASKED, logits)
 
@@ -79,7 +52,7 @@ def _sample(logits, temperature, top_k, top_p, seed, index):
     sorted_logits = tf.sort(scaled, axis=-1, direction="DESCENDING")
     scaled, sorted_logits = _cut_top_k(scaled, sorted_logits, top_k)
     scaled = _cut_top_p(scaled, sorted_logits, top_p)
-    gumbel = -tf.math.log(-tf.math.log(uniform_noise(seed, index, tf.shape(logits)[-1])))
+    gumbel = noise.gumbel(seed, index, logits.shape[-1])
     return tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
 
 

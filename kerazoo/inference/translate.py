@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kerazoo.decoding import compiler
 from kerazoo.decoding import loop as decoding
 from kerazoo.inference.generate import _decode_text, _resolve_model
 from kerazoo.decoding.sampling import SamplerSpec
@@ -67,10 +68,10 @@ def pad_sources(sources, rows, max_source_length):
 
 def _start_fn(model, length):
     """The compiled ``start_cache`` of a model for a self-attention cache of ``length``."""
-    per_model = decoding._COMPILED.setdefault(model, {})
+    per_model = compiler.compiled_for(model)
     key = ("seq2seq_start", length)
     if key not in per_model:
-        per_model[key] = decoding._compile(model, lambda source_ids: model.start_cache(source_ids, length))
+        per_model[key] = compiler.compile_fn(model, lambda source_ids: model.start_cache(source_ids, length))
     return per_model[key]
 
 
@@ -79,7 +80,7 @@ def _cache_fn(model, sources):
 
     def make(batch, length):
         buffer = pad_sources(sources, batch, model.max_source_length)
-        with decoding._inference():
+        with compiler.inference():
             return _start_fn(model, length)(ops.convert_to_tensor(buffer))
 
     return make

@@ -61,7 +61,7 @@ def _weight_floor(model):
     import keras
     from keras import ops
 
-    from kerazoo.decoding import loop as decoding
+    from kerazoo.decoding.compiler import compile_fn
     from kerazoo.models.gpt import step as gpt_decode
 
     if keras.backend.backend() == "torch":
@@ -93,7 +93,7 @@ def _weight_floor(model):
 
     def run(batch, new):
         if batch not in compiled:
-            compiled[batch] = decoding._compile(model, loop, batch)
+            compiled[batch] = compile_fn(model, loop, batch)
         x = ops.zeros((batch, model.hidden_dim))
         ops.convert_to_numpy(compiled[batch](x, ops.convert_to_tensor(np.int32(new))))
 
@@ -146,7 +146,7 @@ def _lstm_decoders():
     from kerazoo.decoding.sampling import SamplerSpec
 
     model = build("lstm", dropout=0.0, **LSTM_CONFIG)
-    forward = decoding._compile(model, lambda ids: model(ids, training=False))
+    forward = decoding.compile_fn(model, lambda ids: model(ids, training=False))
 
     def cached(batch, new):
         state = decoding.DecodeState(model, [[5] * PROMPT] * batch, new, SamplerSpec("greedy"), stop_at_eos=False)

@@ -13,6 +13,7 @@ import dataclasses
 import keras
 from keras import ops
 
+from kerazoo.decoding.protocol import CachedLM
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.tokenizer_holder import TokenizerHolder
 
@@ -44,7 +45,7 @@ class RecurrentConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class RecurrentLM(TokenizerHolder, keras.Sequential):
+class RecurrentLM(CachedLM, TokenizerHolder, keras.Sequential):
     """A stacked SimpleRNN / GRU / LSTM next-token model.
 
     Args:
@@ -136,7 +137,10 @@ class RecurrentLM(TokenizerHolder, keras.Sequential):
     # --- cached decoding -------------------------------------------------
     # The "cache" of a recurrent model is its state: every layer's cell
     # state(s), stacked as (batch, num_layers, states per cell, hidden_dim).
-    # LSTM cells carry two (h, c); SimpleRNN and GRU carry one.
+    # LSTM cells carry two (h, c); SimpleRNN and GRU carry one. The state
+    # must step through every prompt token: nothing to prefill.
+
+    prefills_prompt = False
 
     @property
     def _states_per_cell(self):

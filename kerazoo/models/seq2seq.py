@@ -33,6 +33,7 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerazoo.decoding.protocol import CachedLM
 from kerazoo.models.gpt import step as gpt_step
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.functional import FunctionalZooModel
@@ -73,7 +74,7 @@ class Seq2SeqConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class Seq2Seq(FunctionalZooModel, keras.Model):
+class Seq2Seq(CachedLM, FunctionalZooModel, keras.Model):
     """A Transformer encoder–decoder (functional) for sequence-to-sequence tasks.
 
     Args:

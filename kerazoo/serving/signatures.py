@@ -225,13 +225,14 @@ def seq2seq(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap
 
 def model_kind(model):
     """The kind of model, which picks its signatures."""
+    from kerazoo.decoding.protocol import CachedLM
     from kerazoo.models.classifier import Classifier
 
     if isinstance(model, Classifier):
         return "classify"
     if hasattr(model, "start_cache") and hasattr(model, "max_source_length"):
         return "seq2seq"
-    if hasattr(model, "call_with_cache"):
+    if isinstance(model, CachedLM):
         return "causal_lm"
     raise ValueError(f"cannot export a {type(model).__name__}: no serving signatures for this kind of model")
 

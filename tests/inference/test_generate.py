@@ -5,6 +5,7 @@ import keras
 import pytest
 
 import kerazoo as kz
+from kerazoo.decoding import compiler
 from kerazoo.decoding import loop as decoding
 from kerazoo.decoding.sampling import SamplerSpec
 from kerazoo.inference.generate import stream
@@ -171,7 +172,7 @@ def test_no_retrace_within_a_shape_bucket(tokenizer):
     model = build("gpt", tokenizer=tokenizer, max_length=128, num_layers=1, num_heads=2, hidden_dim=8)
     for prompt in ["a", "abc", "abcdefgh"]:
         kz.generate(model, prompt, 10)
-    loops = [fns[1] for fns in decoding._COMPILED[model].values()]
+    loops = [fns[1] for fns in compiler.COMPILED[model].values()]
     assert len(loops) == 1 and loops[0].experimental_get_tracing_count() == 1
 
 
@@ -290,7 +291,7 @@ def test_jax_decoding_of_several_rows_keeps_products_out_of_ynnpack():
 
     if jax.default_backend() != "cpu":
         pytest.skip("a CPU option")
-    assert decoding._jax_cpu_options(1) is None
+    assert compiler.jax_cpu_options(1) is None
     if jax.__version_info__ < (0, 10):
         pytest.skip("the option is set from jax 0.10 on")
 
@@ -299,7 +300,7 @@ def test_jax_decoding_of_several_rows_keeps_products_out_of_ynnpack():
 
     args = (np.ones((16, 256), np.float32), np.ones((256, 768), np.float32))
     hlo = {
-        rows: jax.jit(product, compiler_options=decoding._jax_cpu_options(rows)).lower(*args).compile().as_text()
+        rows: jax.jit(product, compiler_options=compiler.jax_cpu_options(rows)).lower(*args).compile().as_text()
         for rows in (1, 16)
     }
     if "__ynn_fusion" not in hlo[1]:

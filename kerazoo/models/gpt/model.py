@@ -17,6 +17,7 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.models.gpt import step as gpt_decode
 from kerazoo.models.gpt.block import CausalDecoder
 from kerazoo.models.hparams import field, require_dropout, require_positive
@@ -77,7 +78,7 @@ class GPTConfig:
 
 
 @keras.saving.register_keras_serializable(package="kerazoo")
-class GPT(FunctionalZooModel, keras.Model):
+class GPT(ChunkedLM, FunctionalZooModel, keras.Model):
     """A GPT-style causal language model (functional).
 
     Args:
