@@ -18,27 +18,88 @@ import sys
 # Quieten TensorFlow's C++ start-up logging before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Importing the tokenizers registers their classes with Keras, so that a
-# `.keras` file holding one loads in a fresh process after `import kerazoo`.
-from kerazoo import data, models, text
-from kerazoo.data import pairs
-from kerazoo.inference import attention, metrics
-from kerazoo.inference.generate import generate, stream
-from kerazoo.inference.metrics import score
-from kerazoo.inference.translate import translate
-from kerazoo.interop import hf
-from kerazoo.models import build
-from kerazoo.serving import export
-from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
-from kerazoo.training.recipes import load_recipe
-from kerazoo.training.runner import load_run, run_recipe
-from kerazoo.training.tasks.classify import classify
+import importlib
+import importlib.abc
+import importlib.util
 
+# The public names, each loaded from its module on first use (PEP 562), so
+# that ``import kerazoo.cli`` (``kerazoo --help``) imports no framework.
+_EXPORTS = {
+    "build": ("kerazoo.models", "build"),
+    "classify": ("kerazoo.training.tasks.classify", "classify"),
+    "export": ("kerazoo.serving", "export"),
+    "generate": ("kerazoo.inference.generate", "generate"),
+    "load_recipe": ("kerazoo.training.recipes", "load_recipe"),
+    "load_run": ("kerazoo.training.runner", "load_run"),
+    "load_tokenizer": ("kerazoo.text", "load_tokenizer"),
+    "run_recipe": ("kerazoo.training.runner", "run_recipe"),
+    "save_tokenizer": ("kerazoo.text", "save_tokenizer"),
+    "score": ("kerazoo.inference.metrics", "score"),
+    "stream": ("kerazoo.inference.generate", "stream"),
+    "train_tokenizer": ("kerazoo.text", "train_tokenizer"),
+    "translate": ("kerazoo.inference.translate", "translate"),
+}
+_SUBMODULES = {"data": "kerazoo.data", "models": "kerazoo.models", "text": "kerazoo.text"}
 # The flat layout's module names, kept so that scripts written against it
 # (``kz.tokenizers.train_tokenizer``, ``import kerazoo.pairs``) keep working.
-tokenizers = text
-for _old, _new in {"tokenizers": text, "pairs": pairs, "attention": attention, "metrics": metrics, "hf": hf}.items():
-    sys.modules.setdefault(f"{__name__}.{_old}", _new)
+LEGACY_MODULES = {
+    "tokenizers": "kerazoo.text",
+    "pairs": "kerazoo.data.pairs",
+    "attention": "kerazoo.inference.attention",
+    "metrics": "kerazoo.inference.metrics",
+    "hf": "kerazoo.interop.hf",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _SUBMODULES or name in LEGACY_MODULES:
+        value = importlib.import_module(_SUBMODULES.get(name) or LEGACY_MODULES[name])
+    else:
+        raise AttributeError(f"module 'kerazoo' has no attribute '{name}'")
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES) | set(LEGACY_MODULES))
+
+
+class LegacyModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers ``import kerazoo.<old name>`` with the module of the new layout (the same object)."""
+
+    def __init__(self):
+        self.real_specs = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        """A spec for ``kerazoo.<old name>``; None for every other module."""
+        prefix, _, short = fullname.partition(".")
+        if prefix != __name__ or short not in LEGACY_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        """The new layout's module itself, not a copy."""
+        module = importlib.import_module(LEGACY_MODULES[spec.name.partition(".")[2]])
+        self.real_specs[module.__name__] = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        """Nothing to run: the module is loaded; its own spec (which the import replaced) is put back."""
+        module.__spec__ = self.real_specs[module.__name__]
+
+
+if not any(isinstance(f, LegacyModuleFinder) for f in sys.meta_path):
+    # Ahead of the path finders: a left-over folder of an old name (say kerazoo/hf/
+    # holding only __pycache__) would otherwise import as an empty namespace package.
+    sys.meta_path.insert(0, LegacyModuleFinder())
+
+if "keras" in sys.modules:
+    # Keras is loaded already (``import keras`` came first): register the zoo's
+    # models and tokenizers now, so ``keras.saving.load_model`` finds them.
+    from kerazoo import models, text  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
