@@ -43,8 +43,15 @@ def _max_corpus_bytes():
     return int(os.environ.get("KERAZOO_MAX_CORPUS_BYTES", MAX_CORPUS_BYTES))
 
 
-def _read_text_file(path):
-    """Reads a UTF-8 text file, refusing binary, undecodable or huge content."""
+def read_text_file(path):
+    """Reads a UTF-8 text file, refusing binary, undecodable or huge content.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its text.
+    """
     size, limit = os.path.getsize(path), _max_corpus_bytes()
     if size > limit:
         raise ValueError(f"corpus file {path} is too large ({size:,} bytes; the limit is {limit:,}, "
@@ -62,7 +69,7 @@ def _read_text_file(path):
 def _read_jsonl(path, column):
     """One document per JSON line, taken from ``column``."""
     docs = []
-    for lineno, line in enumerate(_read_text_file(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -93,7 +100,7 @@ def read_table(path, columns):
         ValueError: missing column, ragged row, or an unreadable file.
     """
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    text = _read_text_file(path)
+    text = read_text_file(path)
     # QUOTE_NONE for TSV: corpora such as SST-2 use bare quote characters.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
@@ -121,11 +128,18 @@ def _read_file(path, column):
         return _read_jsonl(path, column)
     if lower.endswith((".csv", ".tsv")):
         return [row[0] for row in read_table(path, [column])]
-    return [_read_text_file(path)]
+    return [read_text_file(path)]
 
 
-def _expand_source(source):
-    """The files a source names: a file, a folder (recursively) or a glob."""
+def expand_source(source):
+    """The files a source names: a file, a folder (recursively) or a glob.
+
+    Args:
+        source: a file, folder or glob pattern.
+
+    Returns:
+        The file paths.
+    """
     if os.path.isdir(source):
         found = []
         for root, _, names in os.walk(source):
@@ -166,7 +180,7 @@ def read_corpus(source, column="text"):
         docs = BUILTIN_CORPORA[name]()
     else:
         docs = []
-        for path in _expand_source(source):
+        for path in expand_source(source):
             docs += _read_file(path, column)
     docs = [d for d in docs if d.strip()]
     if not docs:
@@ -239,8 +253,15 @@ def split_corpus(docs, val_fraction=0.1, seed=0, mode="auto"):
     return train, val
 
 
-def _as_id_lists(tokenized):
-    """Turns a tokenizer's batch output (ragged tensor or lists) into lists."""
+def as_id_lists(tokenized):
+    """Turns a tokenizer's batch output (ragged tensor or lists) into lists.
+
+    Args:
+        tokenized: a ``tf.RaggedTensor``, dense tensor or nested lists of ids.
+
+    Returns:
+        A list of lists of ints.
+    """
     if hasattr(tokenized, "to_list"):
         return tokenized.to_list()
     if hasattr(tokenized, "numpy"):
@@ -266,7 +287,7 @@ def tokenize_documents(tokenizer, docs, batch_size=256):
     pieces = []
     for start in range(0, len(docs), batch_size):
         batch = tf.constant(docs[start:start + batch_size])
-        for ids in _as_id_lists(tokenizer.tokenize(batch)):
+        for ids in as_id_lists(tokenizer.tokenize(batch)):
             pieces.append(np.asarray([eos] + list(ids), dtype=np.int32))
     return np.concatenate(pieces) if pieces else np.zeros((0,), np.int32)
 
@@ -400,7 +421,7 @@ def read_labelled(path, text_column="text", label_column="label"):
         rows = read_table(path, [text_column, label_column])
     else:
         rows = []
-        for lineno, line in enumerate(_read_text_file(path).splitlines(), start=1):
+        for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
             if not line.strip():
                 continue
             try:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo import data as data_lib
+from kerazoo.data import corpus as corpus_lib
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
 from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
 
@@ -61,7 +62,7 @@ def _pydocs_reverse(seed=0):
 
 def _read_jsonl_pairs(path, source_column, target_column):
     pairs = []
-    for lineno, line in enumerate(data_lib._read_text_file(path).splitlines(), start=1):
+    for lineno, line in enumerate(corpus_lib.read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -83,7 +84,7 @@ def _read_headerless_table(path, columns):
     """Columns of a CSV / TSV file without a header, named by 1-based position ("1", "2", ...)."""
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(data_lib._read_text_file(path)), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(corpus_lib.read_text_file(path)), delimiter=delimiter, quoting=quoting)
     rows, width = [], None
     for lineno, row in enumerate(reader, start=1):
         if not row:
@@ -130,7 +131,7 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
                              + ", ".join(data_lib.BUILTIN_PREFIX + n for n in BUILTIN_PAIRS))
         pairs = _pydocs_reverse()
     else:
-        paths = data_lib._expand_source(source)
+        paths = corpus_lib.expand_source(source)
         pairs = []
         for path in paths:
             lower = path.lower()
@@ -178,8 +179,8 @@ def tokenize_pairs(tokenizer, pairs, max_source_length, max_length, batch_size=2
     sources, targets, truncated = [], [], 0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
-        src = data_lib._as_id_lists(tokenizer.tokenize(tf.constant([s for s, _ in chunk])))
-        tgt = data_lib._as_id_lists(tokenizer.tokenize(tf.constant([t for _, t in chunk])))
+        src = corpus_lib.as_id_lists(tokenizer.tokenize(tf.constant([s for s, _ in chunk])))
+        tgt = corpus_lib.as_id_lists(tokenizer.tokenize(tf.constant([t for _, t in chunk])))
         for s, t in zip(src, tgt):
             cut = len(s) > max_source_length - 1 or len(t) > max_length - 1
             truncated += cut
