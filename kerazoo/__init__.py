@@ -30,7 +30,7 @@ _EXPORTS = {
     "export": ("kerazoo.serving", "export"),
     "generate": ("kerazoo.inference.generate", "generate"),
     "load_recipe": ("kerazoo.training.recipes", "load_recipe"),
-    "load_run": ("kerazoo.training.runner", "load_run"),
+    "load_run": ("kerazoo.training.runs", "load_run"),
     "load_tokenizer": ("kerazoo.text", "load_tokenizer"),
     "run_recipe": ("kerazoo.training.runner", "run_recipe"),
     "save_tokenizer": ("kerazoo.text", "save_tokenizer"),
