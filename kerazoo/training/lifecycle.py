@@ -247,9 +247,7 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     history, clock, counter = _fit(model, t, work_dir, data, parallel, verbose, callbacks)
     if parallel.replicas > 1:
         model = task.single_device_copy(model, recipe, data)
-    eval_started = time.perf_counter()
     evaluation = task.evaluate(model, recipe, data, log)
-    eval_seconds = time.perf_counter() - eval_started
 
     unit, per_step = task.unit(recipe)
     steps_done = len(history) * t.eval_every
@@ -266,7 +264,6 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
         # This process's steps only: a resumed run's earlier steps were timed by another clock.
         f"{unit}_per_sec": counter.steps * per_step / clock.train_seconds if clock.train_seconds else None,
         "train_seconds": clock.train_seconds,
-        "eval_seconds": eval_seconds,
         "wall_seconds": time.perf_counter() - started,
         "backend": keras.backend.backend(),
         "precision": t.precision,

@@ -150,7 +150,9 @@ class Seq2SeqTask(Task):
         (train_src, train_tgt), (val_src, val_tgt) = prep["train"], prep["val"]
         log(f"evaluating on {len(val_src):,} held-out pairs (greedy decoding) ...")
         references = [target for _, target in prep["val_pairs"]]
+        eval_started = time.perf_counter()
         scores, outputs = evaluate_seq2seq(model, val_src, val_tgt, references)
+        eval_seconds = time.perf_counter() - eval_started
         sample_source = t.sample_prompt or prep["val_pairs"][0][0]
         sample = translate(model, sample_source, max_new_tokens=min(t.sample_tokens, model.max_length - 1))
         log(f"held out: loss {scores['loss']:.4f} nats/token | perplexity {scores['perplexity']:.2f} | "
@@ -167,6 +169,7 @@ class Seq2SeqTask(Task):
             "val_pairs": len(val_src),
             "train_pairs": len(train_src),
             "train_target_tokens": sum(len(x) + 1 for x in train_tgt),
+            "eval_seconds": eval_seconds,
         }
         return Evaluation(metrics, sample, {"sample_source": sample_source, "outputs": outputs})
 
