@@ -6,6 +6,14 @@ lifecycle, tasks) → ``decoding`` (the cached-LM protocol and its loops) →
 ``inference`` (generate, translate, score, classify) → ``serving`` (SavedModel
 export); ``interop`` imports Hugging Face checkpoints and ``lab`` measures.
 
+``import kerazoo`` is cheap: each public name (``kz.build``, ``kz.run_recipe``,
+...) loads its module on first use, so the ``kerazoo`` command answers
+``--help`` without a framework. The zoo's Keras classes register with Keras
+when ``kerazoo`` is imported after ``keras`` or a ``kz.*`` name is first
+used; in a script that imports ``kerazoo`` first and only loads a zoo file,
+use ``kz.load_run`` (or ``import kerazoo.models``) rather than a bare
+``keras.saving.load_model``.
+
 Example:
     >>> import kerazoo as kz
     >>> tok = kz.train_tokenizer(kz.data.read_corpus("builtin:pydocs"), "unigram", 2048)
