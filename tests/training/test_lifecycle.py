@@ -201,3 +201,22 @@ def test_the_cli_prints_a_result_through_its_task(kind, words, capsys, monkeypat
     monkeypatch.setattr(type(get_task(kind)), "summary", lambda self, r: [f"{self.kind} says {r.path}"])
     print_result(result)
     assert capsys.readouterr().out == f"{kind} says runs/{kind}\n"
+
+
+def test_training_and_cli_modules_are_short_and_share_no_private_names():
+    """No module of training/, commands/ or cli.py over 400 lines; none imports another's ``_name``."""
+    import ast
+    import glob
+
+    import kerazoo
+
+    root = os.path.dirname(kerazoo.__file__)
+    files = (glob.glob(os.path.join(root, "training", "**", "*.py"), recursive=True)
+             + glob.glob(os.path.join(root, "commands", "*.py")) + [os.path.join(root, "cli.py")])
+    for path in files:
+        source = open(path, encoding="utf-8").read()
+        assert source.count("\n") <= 400, f"{path}: {source.count(chr(10))} lines"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kerazoo"):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                assert not private, f"{path}: imports {private} from {node.module}"
