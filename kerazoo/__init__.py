@@ -56,6 +56,7 @@ LEGACY_MODULES = {
     "attention": "kerazoo.inference.attention",
     "metrics": "kerazoo.inference.metrics",
     "hf": "kerazoo.interop.hf",
+    "sampling": "kerazoo.decoding.sampling",
 }
 
 
