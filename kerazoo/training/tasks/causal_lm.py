@@ -111,9 +111,10 @@ class CausalLM(Task):
 
     def prepare(self, recipe, tokenizer, log):
         prep = prepare(recipe, tokenizer, log)
+        # Training batches first: too little training text is the error to report first.
+        train_ds = train_dataset(prep.train_ids, recipe.train)
         val_ds, val_steps = val_dataset(prep.val_ids, recipe.train)
-        return TaskData(prep.tokenizer, train_dataset(prep.train_ids, recipe.train), val_ds, val_steps,
-                        {"prepared": prep})
+        return TaskData(prep.tokenizer, train_ds, val_ds, val_steps, {"prepared": prep})
 
     def build_model(self, recipe, data):
         return compile_model(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
