@@ -6,6 +6,10 @@ lifecycle, tasks) → ``decoding`` (the cached-LM protocol and its loops) →
 ``inference`` (generate, translate, score, classify) → ``serving`` (SavedModel
 export); ``interop`` imports Hugging Face checkpoints and ``lab`` measures.
 
+``import kerazoo`` registers the zoo's Keras classes (models and tokenizers),
+so a zoo ``.keras`` file loads with plain ``keras.saving.load_model``; only
+``kerazoo --help`` skips those imports, so that it answers without a framework.
+
 Example:
     >>> import kerazoo as kz
     >>> tok = kz.train_tokenizer(kz.data.read_corpus("builtin:pydocs"), "unigram", 2048)
@@ -35,7 +39,8 @@ if not quiet.cli_help_only():
     from kerazoo.serving import export
     from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
     from kerazoo.training.recipes import load_recipe
-    from kerazoo.training.runner import load_run, run_recipe
+    from kerazoo.training.runner import run_recipe
+    from kerazoo.training.runs import load_run
     from kerazoo.training.tasks.classify import classify
 
     # The flat layout's module names, kept so that scripts written against it

@@ -184,3 +184,23 @@ def test_generate_interactive(trained_run, monkeypatch, capsys):
 def test_generate_bad_options_exit_2(trained_run, argv, message, capsys):
     code, _, err = _run(["generate", trained_run, *argv], capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["generate", "--help"], ["bench", "--help"]])
+def test_help_imports_no_framework(argv):
+    """``kerazoo --help`` answers from the parser alone: no Keras, TensorFlow, JAX or PyTorch."""
+    code = (
+        "import sys\n"
+        "from kerazoo.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage: kerazoo" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

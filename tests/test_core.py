@@ -125,3 +125,22 @@ def test_each_train_step_uses_only_its_own_gradient(arch):
     fresh.train_on_batch(*_batch(arch, x[1]))
     for a, b in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6)
+
+
+def test_the_package_keeps_the_old_names():
+    """The flat layout's module names are the new modules themselves."""
+    import importlib
+
+    import kerazoo.data.pairs
+    import kerazoo.interop.hf
+    import kerazoo.pairs
+    from kerazoo.hf import import_checkpoint
+    from kerazoo.training import runner, runs
+
+    assert kerazoo.pairs is kerazoo.data.pairs and kerazoo.data.pairs.__spec__.name == "kerazoo.data.pairs"
+    assert import_checkpoint is kerazoo.interop.hf.import_checkpoint
+    assert kz.tokenizers is kz.text and kz.metrics is importlib.import_module("kerazoo.inference.metrics")
+    assert kz.load_run is runs.load_run is runner.load_run and kz.run_recipe is runner.run_recipe
+    assert set(kz.__all__) <= set(dir(kz))
+    with pytest.raises(AttributeError):
+        kz.no_such_name

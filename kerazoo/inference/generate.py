@@ -19,10 +19,17 @@ from kerazoo.text import packing
 STREAM_CHUNK = 8
 
 
-def _resolve_model(model):
-    """A model, or the model of a run folder / .keras file."""
+def resolve_model(model):
+    """A model, or the model of a run folder / .keras file.
+
+    Args:
+        model: a ``keras.Model``, or the path of a run folder or ``.keras`` file.
+
+    Returns:
+        The model (loaded in safe mode when given a path).
+    """
     if isinstance(model, (str, os.PathLike)):
-        from kerazoo.training.runner import load_run
+        from kerazoo.training.runs import load_run
 
         return load_run(str(model))
     return model
@@ -35,8 +42,16 @@ def _encode(tokenizer, prompts):
     return packing.document_rows(rows)
 
 
-def _decode_text(tokenizer, ids):
-    """Text of a list of ids (ids must not be empty)."""
+def decode_text(tokenizer, ids):
+    """Text of a list of ids.
+
+    Args:
+        tokenizer: a zoo tokenizer.
+        ids: a non-empty list of token ids.
+
+    Returns:
+        The text (undecodable bytes replaced).
+    """
     text = np.asarray(tokenizer.detokenize(tf.constant([ids], tf.int32))).reshape(-1)[0]
     return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
 
@@ -119,7 +134,7 @@ def _resolve_seed(seed):
 
 def _start(model, prompts, max_new_tokens, sampler, temperature, top_k, top_p, num_beams, stop, seed, tokenizer):
     """Validates arguments and sets up a decoding batch."""
-    model = _resolve_model(model)
+    model = resolve_model(model)
     tokenizer = tokenizer or getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("the model carries no tokenizer; pass tokenizer=")
@@ -188,10 +203,10 @@ def generate(
             # With stop strings, check between chunks so decoding ends soon
             # after every row has produced one.
             state.advance(steps=4 * STREAM_CHUNK if stop else None)
-            if stop and all(cut_at_stop(_decode_text(tokenizer, r), stop)[1] for r in state.new_ids() if r):
+            if stop and all(cut_at_stop(decode_text(tokenizer, r), stop)[1] for r in state.new_ids() if r):
                 break
         new_ids = state.new_ids()
-    texts = [cut_at_stop(_decode_text(tokenizer, r), stop)[0] if r else "" for r in new_ids]
+    texts = [cut_at_stop(decode_text(tokenizer, r), stop)[0] if r else "" for r in new_ids]
     return texts[0] if single else texts
 
 
@@ -229,13 +244,13 @@ def stream(
     while not state.finished:
         state.advance(steps=STREAM_CHUNK)
         new = state.new_ids()[0]
-        text, stopped = cut_at_stop(_decode_text(tokenizer, new), stop) if new else ("", False)
+        text, stopped = cut_at_stop(decode_text(tokenizer, new), stop) if new else ("", False)
         ready = text if stopped or state.finished else _hold_back(text, stop)
         if len(ready) > len(shown) and ready.startswith(shown):
             yield ready[len(shown):]
             shown = ready
         if stopped:
             return
-    final = cut_at_stop(_decode_text(tokenizer, state.new_ids()[0]), stop)[0] if state.new_ids()[0] else ""
+    final = cut_at_stop(decode_text(tokenizer, state.new_ids()[0]), stop)[0] if state.new_ids()[0] else ""
     if len(final) > len(shown) and final.startswith(shown):
         yield final[len(shown):]

@@ -141,11 +141,11 @@ def score(model, texts, tokenizer=None, batch_size=32):
     """
     import tensorflow as tf
 
-    from kerazoo.inference.generate import _resolve_model
+    from kerazoo.inference.generate import resolve_model
 
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a list of strings")
-    model = _resolve_model(model)
+    model = resolve_model(model)
     tokenizer = tokenizer or getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("the model carries no tokenizer; pass tokenizer=")

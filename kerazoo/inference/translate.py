@@ -15,7 +15,7 @@ from keras import ops
 
 from kerazoo.decoding import compiler
 from kerazoo.decoding import loop as decoding
-from kerazoo.inference.generate import _decode_text, _resolve_model
+from kerazoo.inference.generate import decode_text, resolve_model
 from kerazoo.decoding.sampling import SamplerSpec
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
@@ -134,7 +134,7 @@ def translate(model, texts, max_new_tokens=64, num_beams=1, tokenizer=None, batc
     """
     single = isinstance(texts, str)
     texts = [texts] if single else texts
-    model = _resolve_model(model)
+    model = resolve_model(model)
     if not is_seq2seq(model):
         raise ValueError(f"translate needs a seq2seq model; this is '{model.name}' (use kerazoo.inference.generate)")
     tokenizer = tokenizer or getattr(model, "tokenizer", None)
@@ -155,5 +155,5 @@ def translate(model, texts, max_new_tokens=64, num_beams=1, tokenizer=None, batc
     out = []
     for start in range(0, len(sources), batch_size):
         for ids in translate_ids(model, sources[start:start + batch_size], max_new_tokens, num_beams):
-            out.append(_decode_text(tokenizer, ids) if ids else "")
+            out.append(decode_text(tokenizer, ids) if ids else "")
     return out[0] if single else out

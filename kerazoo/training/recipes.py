@@ -11,179 +11,38 @@ an impossible value fails with a message that names the file and the key.
     [train]      model.fit settings
     [distribute] data-parallel training over devices and hosts (optional)
     [task]       what the model is trained for (optional; the arch's default)
+
+The sections themselves (``DataSection``, ``TrainSection``, ``Recipe``, ...)
+live in ``kerazoo.training.recipe_schema`` and are re-exported here.
 """
 
 import dataclasses
 import math
 import os
-import re
 import tomllib
 import typing
-from typing import Optional
 
 from kerazoo import data as data_lib
 from kerazoo import text as tokenizers_lib
 from kerazoo.models import get_arch, make_hparams
+from kerazoo.training.recipe_schema import (  # noqa: F401  (re-exported: the public recipe API)
+    DEFAULT_VOCAB_SIZE,
+    NAME_RE,
+    PRECISIONS,
+    SECTIONS,
+    STRATEGIES,
+    TASKS,
+    DataSection,
+    DistributeSection,
+    Recipe,
+    RecipeError,
+    TaskSection,
+    TokenizerSection,
+    TrainSection,
+    tasks_of,
+    vocab_size_for,
+)
 
-
-class RecipeError(ValueError):
-    """A recipe is invalid; the message names the file and the key."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSection:
-    """Where the text comes from."""
-
-    source: str = "builtin:pydocs"  # builtin:pydocs, a file, a folder, a glob, .jsonl, .csv/.tsv
-    column: str = "text"  # text field of JSONL / CSV / TSV sources
-    val_fraction: float = 0.1  # share held out for validation
-    split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
-    seed: int = 0  # seed of the shuffled split
-    label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
-    val_source: str = ""  # a separate validation file; empty: split data.source
-    val_column: str = ""  # text field of data.val_source when it differs from data.column
-    source_column: str = "source"  # seq2seq: the source-text column / JSON field
-    target_column: str = "target"  # seq2seq: the target-text column / JSON field
-    header: bool = True  # CSV/TSV starts with a header row; false: columns are named "1", "2", ... by position
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenizerSection:
-    """The shared tokenizer: trained on the train split, or loaded."""
-
-    kind: str = "unigram"  # byte | char | wordpiece | unigram | bpe
-    vocab_size: Optional[int] = None  # unset: byte 261, char every character, others 2048
-    lowercase: bool = False  # lowercase before tokenizing (wordpiece / sentencepiece)
-    path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
-
-
-# The vocabulary size of the trained kinds when a recipe leaves it out.
-DEFAULT_VOCAB_SIZE = 2048
-
-
-def vocab_size_for(section):
-    """The vocabulary size to train with: the recipe's, or the kind's default."""
-    if section.vocab_size is not None or section.kind in ("byte", "char"):
-        return section.vocab_size
-    return DEFAULT_VOCAB_SIZE
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSection:
-    """``model.fit`` settings. One Keras epoch is ``eval_every`` steps."""
-
-    seq_len: int = 128  # tokens per training window
-    batch_size: int = 32  # windows per step
-    windows: str = "packed"  # packed: non-overlapping, reshuffled each pass | random: random offsets (nanoGPT)
-    steps: int = 1000  # optimizer steps in all
-    eval_every: int = 200  # steps between validation checks and checkpoints
-    eval_batches: int = 20  # validation batches per check (0: the whole split)
-    learning_rate: float = 1e-3  # peak learning rate
-    warmup_steps: int = 100  # linear warm-up steps, then cosine decay
-    min_lr_ratio: float = 0.1  # final learning rate as a share of the peak
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    clipnorm: float = 1.0  # gradient norm clip (0: off)
-    early_stopping_patience: int = 0  # validation checks without improvement before stopping (0: off)
-    tensorboard: bool = False  # write TensorBoard logs into the run folder
-    seed: int = 0  # seed of initialisation, dropout and shuffling
-    sample_prompt: str = ""  # prompt of the sample printed after training
-    sample_tokens: int = 64  # tokens in that sample
-    sample_temperature: float = 0.8  # its temperature (0: greedy)
-    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
-    jit_compile: typing.Union[bool, str] = "auto"  # XLA train step: true | false | "auto" (see runner.jit_compile_for)
-
-
-# The Keras dtype policies a recipe may train under.
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-
-
-@dataclasses.dataclass(frozen=True)
-class DistributeSection:
-    """Data-parallel training: each device takes a share of every global batch.
-
-    ``train.batch_size`` stays the global batch, so a recipe trains the same
-    model on one device or many. Hosts come from the environment
-    (``TF_CONFIG`` on TensorFlow, ``KERAS_DISTRIBUTION_*`` on JAX).
-    """
-
-    strategy: str = "none"  # none | data_parallel
-    devices: int = 0  # devices per process to use (0: all visible); data_parallel only
-
-
-STRATEGIES = ("none", "data_parallel")
-
-# What a recipe can train a model for. An empty [task] kind means the arch's
-# default (registry ``Arch.task``): next-token archs causal_lm, bert masked_lm,
-# bilstm classify, seq2seq seq2seq.
-TASKS = ("causal_lm", "masked_lm", "classify", "seq2seq")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSection:
-    """The training task and its settings."""
-
-    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq; empty: the arch's default
-    pooling: str = ""  # classify: cls | mean | last; empty: cls for bert, mean otherwise
-    classifier_dropout: float = 0.1  # classify: dropout before the output layer
-    mask_rate: float = 0.15  # masked_lm: share of tokens selected (of those: 80% <mask>, 10% random, 10% kept)
-
-
-def tasks_of(arch):
-    """The tasks an arch can be trained for, its default first."""
-    out = [arch.task]
-    if arch.encoder and not arch.causal:
-        out.append("masked_lm")
-    if arch.encoder:
-        out.append("classify")
-    return tuple(dict.fromkeys(out))
-
-
-@dataclasses.dataclass
-class Recipe:
-    """A validated recipe."""
-
-    name: str
-    data: DataSection
-    tokenizer: TokenizerSection
-    model: dict  # {"arch": ..., **hyper-parameters}
-    train: TrainSection
-    path: str = ""  # the file it came from
-    distribute: DistributeSection = dataclasses.field(default_factory=DistributeSection)
-    task: TaskSection = dataclasses.field(default_factory=TaskSection)
-
-    @property
-    def arch(self):
-        return self.model["arch"]
-
-    @property
-    def init_from(self):
-        """The run folder whose model initialises this one ("" when none)."""
-        return self.model.get("init_from", "")
-
-    @property
-    def hparams(self):
-        return {k: v for k, v in self.model.items() if k not in ("arch", "init_from")}
-
-    @property
-    def task_kind(self):
-        """The task to train for: ``[task] kind``, or the arch's default."""
-        return self.task.kind or get_arch(self.arch).task
-
-    def to_dict(self):
-        """The resolved recipe as plain TOML-ready data (defaults filled in)."""
-        out = {"name": self.name}
-        out["data"] = dataclasses.asdict(self.data)
-        out["tokenizer"] = {k: v for k, v in dataclasses.asdict(self.tokenizer).items() if v is not None}
-        out["model"] = dict(self.model)
-        out["train"] = dataclasses.asdict(self.train)
-        out["distribute"] = dataclasses.asdict(self.distribute)
-        out["task"] = dataclasses.asdict(self.task)
-        return out
-
-
-SECTIONS = {"data": DataSection, "tokenizer": TokenizerSection, "train": TrainSection, "distribute": DistributeSection,
-            "task": TaskSection}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _type_ok(value, hint):
@@ -439,7 +298,7 @@ def parse_recipe(raw, where="<recipe>"):
     stem = os.path.splitext(os.path.basename(where))[0]
     # An explicit name is checked as given (an empty one is a mistake, not "the default").
     name = raw["name"] if "name" in raw else (stem if where.endswith(".toml") else "run")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
     sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}
     if "model" not in raw:

@@ -101,3 +101,44 @@ def finish(work_dir, runs_dir, name):
 def discard(path):
     """Removes a folder if it exists."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def resolve_tokenizer_path(path):
+    """A tokenizer folder, or the ``tokenizer/`` folder inside a run folder.
+
+    Args:
+        path: a tokenizer folder or a run folder.
+
+    Returns:
+        The tokenizer folder.
+    """
+    inner = os.path.join(path, "tokenizer")
+    return inner if os.path.isdir(inner) else path
+
+
+def load_run(path):
+    """Loads the model of a run folder (or a ``.keras`` file), in safe mode.
+
+    Args:
+        path: a run folder or a ``.keras`` file.
+
+    Returns:
+        The ``keras.Model``, carrying its tokenizer.
+
+    Raises:
+        ValueError: no model there, or it cannot be loaded.
+    """
+    import keras
+
+    # Registers the zoo's layers, models and tokenizers with Keras before loading.
+    import kerazoo.models  # noqa: F401
+    import kerazoo.text  # noqa: F401
+
+    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise ValueError(f"no model found at {path} (expected a run folder with model.keras, or a .keras file)")
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=False)
+    except (OSError, ValueError, KeyError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load {file}: {first_line}") from None

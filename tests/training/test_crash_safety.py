@@ -155,7 +155,7 @@ def test_resume_rebuilds_the_history_from_the_committed_epochs(tmp_path):
 
     ds = checkpointing.resume_train_dataset(tf.data.Dataset.range(100), str(tmp_path), steps_per_epoch=3)
     assert next(iter(ds)).numpy() == 6, "the batches of the two committed epochs are skipped"
-    from kerazoo.training.runner import _read_history
+    from kerazoo.training.lifecycle import read_history
 
-    assert _read_history(str(tmp_path / "history.csv")) == [
+    assert read_history(str(tmp_path / "history.csv")) == [
         {"epoch": 0.0, "loss": 5.0, "val_loss": 5.5}, {"epoch": 1.0, "loss": 4.0, "val_loss": 4.5}]

@@ -91,10 +91,10 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
 
     from kerazoo.training import runs
     from kerazoo import text as tokenizers_lib
-    from kerazoo.training.recipes import _NAME_RE
+    from kerazoo.training.recipes import NAME_RE
 
     name = name or os.path.basename(os.path.normpath(folder))
-    if not _NAME_RE.match(name):
+    if not NAME_RE.match(name):
         raise ValueError(f"invalid run name {name!r}: use letters, digits, '_', '-' or '.'")
     started = time.perf_counter()
     model, info = load_model(folder, log)

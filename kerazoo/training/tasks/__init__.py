@@ -1,16 +1,30 @@
-"""Training tasks other than next-token prediction, dispatched by ``[task] kind``.
+"""The training tasks, plug-ins of the one run lifecycle, by ``[task] kind``.
 
-``runner._run`` trains causal LMs itself and hands every other kind to
-``TASK_RUNNERS[kind](recipe, parallel, runs_dir, resume, tokenizer, verbose,
-log, callbacks)``, which returns a ``runner.RunResult``.
+Each is a ``kerazoo.training.tasks.base.Task``: it prepares its data, builds
+and compiles its model, evaluates it, names its extra run-folder files and
+prints its result; ``kerazoo.training.lifecycle.run_task`` does the rest.
 """
 
-from kerazoo.training.tasks import classify as classify_task
-from kerazoo.training.tasks import masked_lm as masked_lm_task
-from kerazoo.training.tasks import seq2seq as seq2seq_task
+from kerazoo.training.tasks.causal_lm import CausalLM
+from kerazoo.training.tasks.classify import Classify
+from kerazoo.training.tasks.masked_lm import MaskedLM
+from kerazoo.training.tasks.seq2seq import Seq2SeqTask
 
-TASK_RUNNERS = {
-    "masked_lm": masked_lm_task.run,
-    "classify": classify_task.run,
-    "seq2seq": seq2seq_task.run,
-}
+TASKS = {task.kind: task for task in (CausalLM(), MaskedLM(), Classify(), Seq2SeqTask())}
+
+
+def get_task(kind):
+    """The task plug-in of a ``[task] kind``.
+
+    Args:
+        kind: ``causal_lm``, ``masked_lm``, ``classify`` or ``seq2seq``.
+
+    Returns:
+        The ``Task``.
+
+    Raises:
+        ValueError: no task of that kind.
+    """
+    if kind not in TASKS:
+        raise ValueError(f"task '{kind}' has no runner yet; available: {', '.join(TASKS)}")
+    return TASKS[kind]

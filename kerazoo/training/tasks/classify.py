@@ -16,11 +16,12 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo import data as data_lib
-from kerazoo.training import precision
 from kerazoo import text as tokenizers_lib
 from kerazoo.models.classifier import Classifier, encoder_config_of, load_encoder_weights
 from kerazoo.training.recipes import vocab_size_for
-from kerazoo.training.tasks import common
+from kerazoo.training.optim import jit_compile_for, make_optimizer
+from kerazoo.training.runs import resolve_tokenizer_path
+from kerazoo.training.tasks.base import Evaluation, Task, TaskData
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
@@ -122,11 +123,11 @@ def classify(model, texts, batch_size=32):
         >>> kerazoo.classify("runs/sst2_bilstm", ["a gripping film", "dull and long"])
         [{'label': '1', 'probabilities': {'0': 0.04, '1': 0.96}}, ...]
     """
-    from kerazoo.inference.generate import _resolve_model
+    from kerazoo.inference.generate import resolve_model
 
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a list of strings")
-    model = _resolve_model(model)
+    model = resolve_model(model)
     if not isinstance(model, Classifier):
         raise ValueError(f"a {type(model).__name__} is not a classifier (train one with [task] kind = \"classify\")")
     if model.tokenizer is None:
@@ -160,7 +161,7 @@ def _read_data(recipe, log):
 
 def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
     """The tokenizer and, with init_from, the pre-trained encoder model."""
-    from kerazoo.training.runner import load_run, resolve_tokenizer_path
+    from kerazoo.training.runs import load_run
 
     k = recipe.tokenizer
     if recipe.init_from:
@@ -251,73 +252,80 @@ def train_dataset(x, y, batch_size, seed):
 def compile_classifier(model, train):
     """Compiles a classifier: cross-entropy over labels, accuracy."""
     model.compile(
-        optimizer=common.optimizer(train),
+        optimizer=make_optimizer(train),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         # "auto" keeps Keras' choice: batches are bucketed by length, and XLA compiles once per bucket.
-        jit_compile=common.runner.jit_compile_for(train, xla_when_auto=False),
+        jit_compile=jit_compile_for(train, xla_when_auto=False),
     )
     return model
 
 
-def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
-    """Fine-tunes (or trains from scratch) a classifier (see ``runner.run_recipe``).
+class Classify(Task):
+    """Text classification (bert, bilstm, pooled rnn/gru/lstm): accuracy, macro-F1, confusion matrix."""
 
-    Returns:
-        A ``runner.RunResult`` (its sample is empty).
-    """
-    from kerazoo.training.runner import RunResult
+    kind = "classify"
 
-    from kerazoo.training.recipes import check_init_from
+    def check(self, recipe):
+        from kerazoo.training.recipes import check_init_from
 
-    t = recipe.train
-    if recipe.init_from:  # first: a missing pre-training run is the likeliest mistake
-        check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
-    work_dir, tokenizer = common.open_run(recipe, runs_dir, resume, tokenizer)
-    keras.utils.set_random_seed(t.seed)
-    (train_texts, train_labels), (val_texts, val_labels), names = _read_data(recipe, log)
-    y_train = label_ids(train_labels, names, recipe.data.source)
-    y_val = label_ids(val_labels, names, recipe.data.val_source or recipe.data.source)
-    tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, train_texts, log)
-    x_train = pack(tokenizer, train_texts, t.seq_len, pad_to=t.seq_len).numpy()
-    x_val = pack(tokenizer, val_texts, t.seq_len, pad_to=t.seq_len).numpy()
-    cut = int((np.asarray(tokenizer.tokenize(train_texts).row_lengths()) > t.seq_len - 2).sum())
-    log(f"tokens: {int((x_train != PAD_ID).sum()):,} train / {int((x_val != PAD_ID).sum()):,} validation"
-        + (f"; {cut:,} training texts cut to train.seq_len={t.seq_len}" if cut else ""))
-    if len(x_train) < t.batch_size:
-        raise ValueError(f"{len(x_train)} training rows are fewer than train.batch_size={t.batch_size}")
-    with precision.dtype_policy(t.precision), parallel.scope():
-        model = compile_classifier(build_classifier(recipe, tokenizer, encoder, names), t)
-    log(f"model: {recipe.arch} classifier ({model.pooling} pooling), {model.count_params():,} parameters; "
-        f"{t.steps} steps of {t.batch_size} texts x {t.seq_len} tokens")
+        if recipe.init_from:  # first: a missing pre-training run is the likeliest mistake
+            check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
 
-    train_ds = train_dataset(x_train, y_train, t.batch_size, t.seed)
-    val_batch = min(t.batch_size, len(x_val))
-    n_val = len(x_val) // val_batch
-    val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch, drop_remainder=True)
-    history, clock, counter, started = common.fit_run(
-        model, recipe, parallel, work_dir, runs_dir, resume, tokenizer, train_ds,
-        val_ds, val_steps, verbose, callbacks)
+    def prepare(self, recipe, tokenizer, log):
+        t = recipe.train
+        (train_texts, train_labels), (val_texts, val_labels), names = _read_data(recipe, log)
+        y_train = label_ids(train_labels, names, recipe.data.source)
+        y_val = label_ids(val_labels, names, recipe.data.val_source or recipe.data.source)
+        tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, train_texts, log)
+        x_train = pack(tokenizer, train_texts, t.seq_len, pad_to=t.seq_len).numpy()
+        x_val = pack(tokenizer, val_texts, t.seq_len, pad_to=t.seq_len).numpy()
+        cut = int((np.asarray(tokenizer.tokenize(train_texts).row_lengths()) > t.seq_len - 2).sum())
+        log(f"tokens: {int((x_train != PAD_ID).sum()):,} train / {int((x_val != PAD_ID).sum()):,} validation"
+            + (f"; {cut:,} training texts cut to train.seq_len={t.seq_len}" if cut else ""))
+        if len(x_train) < t.batch_size:
+            raise ValueError(f"{len(x_train)} training rows are fewer than train.batch_size={t.batch_size}")
+        val_batch = min(t.batch_size, len(x_val))
+        n_val = len(x_val) // val_batch
+        val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
+        val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch, drop_remainder=True)
+        return TaskData(tokenizer, train_dataset(x_train, y_train, t.batch_size, t.seed), val_ds, val_steps,
+                        {"encoder": encoder, "names": names, "val_texts": val_texts, "y_val": y_val})
 
-    model = common.single_device(model, parallel)
-    log("evaluating on the whole validation set ...")
-    probs = predict_probabilities(model, tokenizer, val_texts, t.batch_size)
-    scores = classification_metrics(y_val, probs.argmax(-1), names)
-    nll = -np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)).mean()
-    log(f"validation: accuracy {scores['accuracy']:.2%} | macro-F1 {scores['macro_f1']:.4f} | "
-        f"loss {nll:.4f} over {len(y_val):,} rows")
-    metrics = common.common_metrics(model, recipe, tokenizer, history, clock, counter, started, parallel, None)
-    metrics.update({
-        "val_accuracy": scores["accuracy"],
-        "val_macro_f1": scores["macro_f1"],
-        "val_loss": float(nll),
-        "val_rows": len(y_val),
-        "labels": list(names),
-        "per_label": scores["per_label"],
-        "confusion_matrix": scores["confusion_matrix"],
-        "init_from": recipe.init_from or None,
-        "pooling": model.pooling,
-    })
-    path = common.finish_run(model, recipe, work_dir, runs_dir, metrics, history)
-    return RunResult(path, metrics, "")
+    def build_model(self, recipe, data):
+        model = build_classifier(recipe, data.tokenizer, data.extra["encoder"], data.extra["names"])
+        return compile_classifier(model, recipe.train)
+
+    def describe(self, recipe, model):
+        t = recipe.train
+        return (f"{recipe.arch} classifier ({model.pooling} pooling), {model.count_params():,} parameters; "
+                f"{t.steps} steps of {t.batch_size} texts x {t.seq_len} tokens")
+
+    def evaluate(self, model, recipe, data, log):
+        names, y_val = data.extra["names"], data.extra["y_val"]
+        log("evaluating on the whole validation set ...")
+        probs = predict_probabilities(model, data.tokenizer, data.extra["val_texts"], recipe.train.batch_size)
+        scores = classification_metrics(y_val, probs.argmax(-1), names)
+        nll = -np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)).mean()
+        log(f"validation: accuracy {scores['accuracy']:.2%} | macro-F1 {scores['macro_f1']:.4f} | "
+            f"loss {nll:.4f} over {len(y_val):,} rows")
+        return Evaluation({
+            "val_accuracy": scores["accuracy"],
+            "val_macro_f1": scores["macro_f1"],
+            "val_loss": float(nll),
+            "val_rows": len(y_val),
+            "labels": list(names),
+            "per_label": scores["per_label"],
+            "confusion_matrix": scores["confusion_matrix"],
+            "init_from": recipe.init_from or None,
+            "pooling": model.pooling,
+        })
+
+    def unit(self, recipe):
+        # Batches of texts padded per length bucket: count texts, not tokens.
+        return "texts", recipe.train.batch_size
+
+    def score_lines(self, result):
+        m = result.metrics
+        return [f"validation: accuracy {m['val_accuracy']:.2%} | macro-F1 {m['val_macro_f1']:.4f} "
+                f"over {m['val_rows']:,} rows"]

@@ -19,10 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo import data as data_lib
-from kerazoo.training import precision
 from kerazoo.models import build
-from kerazoo.training.runner import prepare
-from kerazoo.training.tasks import common
+from kerazoo.training.optim import jit_compile_for, make_optimizer
+from kerazoo.training.tasks.base import Evaluation, Task, TaskData
+from kerazoo.training.tasks.causal_lm import prepare
 from kerazoo.text.special import MASK_ID, NUM_SPECIAL_TOKENS
 
 
@@ -75,11 +75,11 @@ def fixed_masks(windows, generator, seed):
 def compile_masked_lm(model, train):
     """Compiles an encoder for masked-LM training: loss and accuracy at selected positions."""
     model.compile(
-        optimizer=common.optimizer(train),
+        optimizer=make_optimizer(train),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         # "auto" keeps Keras' choice: not yet measured under XLA on TensorFlow.
-        jit_compile=common.runner.jit_compile_for(train, xla_when_auto=False),
+        jit_compile=jit_compile_for(train, xla_when_auto=False),
     )
     return model
 
@@ -113,50 +113,49 @@ def evaluate_masked_lm(model, x, y, w, batch_size=32):
             "tokens": count}
 
 
-def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
-    """Pre-trains an encoder with the masked-LM objective (see ``runner.run_recipe``).
+class MaskedLM(Task):
+    """Masked-LM pre-training of an encoder (bert): scored on the masked tokens only."""
 
-    Returns:
-        A ``runner.RunResult`` (its sample is empty: an encoder does not generate).
-    """
-    from kerazoo.training.runner import RunResult
+    kind = "masked_lm"
 
-    t, s = recipe.train, recipe.task
-    work_dir, tokenizer = common.open_run(recipe, runs_dir, resume, tokenizer)
-    keras.utils.set_random_seed(t.seed)
-    prep = prepare(recipe, tokenizer, log)
-    generator = mask_generator(prep.tokenizer, t.seq_len, s.mask_rate)
-    train_ds = train_dataset(data_lib.mlm_windows(prep.train_ids, t.seq_len), generator, t.batch_size, t.seed)
-    val_windows = data_lib.mlm_windows(prep.val_ids, t.seq_len)
-    if len(val_windows) < 1:
-        raise ValueError(f"validation split too small: {len(prep.val_ids)} tokens do not fill one window of "
-                         f"train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len")
-    vx, vy, vw = fixed_masks(val_windows, generator, t.seed)
-    val_batch = min(t.batch_size, len(vx))
-    n_val = len(vx) // val_batch
-    val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
-    val_ds = tf.data.Dataset.from_tensor_slices((vx, vy, vw)).batch(val_batch, drop_remainder=True)
-    with precision.dtype_policy(t.precision), parallel.scope():
-        model = compile_masked_lm(build(recipe.arch, tokenizer=prep.tokenizer, **recipe.hparams), t)
-    log(f"model: {recipe.arch}, {model.count_params():,} parameters; masked LM ({s.mask_rate:.0%} of tokens); "
-        f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
+    def prepare(self, recipe, tokenizer, log):
+        t, s = recipe.train, recipe.task
+        prep = prepare(recipe, tokenizer, log)
+        generator = mask_generator(prep.tokenizer, t.seq_len, s.mask_rate)
+        train_ds = train_dataset(data_lib.mlm_windows(prep.train_ids, t.seq_len), generator, t.batch_size, t.seed)
+        val_windows = data_lib.mlm_windows(prep.val_ids, t.seq_len)
+        if len(val_windows) < 1:
+            raise ValueError(f"validation split too small: {len(prep.val_ids)} tokens do not fill one window of "
+                             f"train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len")
+        vx, vy, vw = fixed_masks(val_windows, generator, t.seed)
+        val_batch = min(t.batch_size, len(vx))
+        n_val = len(vx) // val_batch
+        val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
+        val_ds = tf.data.Dataset.from_tensor_slices((vx, vy, vw)).batch(val_batch, drop_remainder=True)
+        return TaskData(prep.tokenizer, train_ds, val_ds, val_steps, {"val": (vx, vy, vw)})
 
-    history, clock, counter, started = common.fit_run(
-        model, recipe, parallel, work_dir, runs_dir, resume, prep.tokenizer, train_ds, val_ds, val_steps,
-        verbose, callbacks)
-    model = common.single_device(model, parallel)
-    log("evaluating masked tokens on the whole validation split ...")
-    scores = evaluate_masked_lm(model, vx, vy, vw, t.batch_size)
-    log(f"validation: masked-token loss {scores['loss']:.4f} nats | perplexity {scores['perplexity']:.2f} | "
-        f"accuracy {scores['accuracy']:.2%} over {scores['tokens']:,} masked tokens")
-    metrics = common.common_metrics(model, recipe, prep.tokenizer, history, clock, counter, started, parallel,
-                                    t.batch_size * t.seq_len)
-    metrics.update({
-        "val_loss": scores["loss"],
-        "val_perplexity": scores["perplexity"],
-        "val_masked_accuracy": scores["accuracy"],
-        "val_masked_tokens": scores["tokens"],
-        "mask_rate": s.mask_rate,
-    })
-    path = common.finish_run(model, recipe, work_dir, runs_dir, metrics, history)
-    return RunResult(path, metrics, "")
+    def build_model(self, recipe, data):
+        return compile_masked_lm(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
+
+    def describe(self, recipe, model):
+        t = recipe.train
+        return (f"{recipe.arch}, {model.count_params():,} parameters; masked LM ({recipe.task.mask_rate:.0%} of "
+                f"tokens); {t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
+
+    def evaluate(self, model, recipe, data, log):
+        log("evaluating masked tokens on the whole validation split ...")
+        scores = evaluate_masked_lm(model, *data.extra["val"], recipe.train.batch_size)
+        log(f"validation: masked-token loss {scores['loss']:.4f} nats | perplexity {scores['perplexity']:.2f} | "
+            f"accuracy {scores['accuracy']:.2%} over {scores['tokens']:,} masked tokens")
+        return Evaluation({
+            "val_loss": scores["loss"],
+            "val_perplexity": scores["perplexity"],
+            "val_masked_accuracy": scores["accuracy"],
+            "val_masked_tokens": scores["tokens"],
+            "mask_rate": recipe.task.mask_rate,
+        })
+
+    def score_lines(self, result):
+        m = result.metrics
+        return [f"validation: masked-token loss {m['val_loss']:.4f} nats | perplexity {m['val_perplexity']:.2f} | "
+                f"masked-token accuracy {m['val_masked_accuracy']:.2%}"]

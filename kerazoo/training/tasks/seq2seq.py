@@ -1,27 +1,24 @@
 """The seq2seq task: pairs -> tokenizer -> encoder–decoder -> ``model.fit`` -> BLEU / ROUGE.
 
-The same run-folder machinery as the causal-LM runner (``kerazoo.training.runner``):
-everything that can fail on bad input happens before the partial folder is
-claimed; ``fit`` runs with the standard callbacks (resume, best checkpoint,
-NaN stop, history); the folder is renamed into place when complete.
+A plug-in of the one run lifecycle (``kerazoo.training.lifecycle``): the same
+run folder, resume, checkpoints and optimizer pre-build as every other task.
 """
 
-import os
 import time
 
 import keras
 import numpy as np
 from keras import ops
 
-from kerazoo.training import checkpointing
 from kerazoo.inference import metrics as metrics_lib
 from kerazoo.data import pairs as pairs_lib
 from kerazoo.training import precision
-from kerazoo.training import runs
-from kerazoo.training import runner as runner_lib
 from kerazoo import text as tokenizers_lib
 from kerazoo.models import build
-from kerazoo.training.recipes import dump_recipe, vocab_size_for
+from kerazoo.training.optim import jit_compile_for, make_optimizer
+from kerazoo.training.recipes import vocab_size_for
+from kerazoo.training.runs import resolve_tokenizer_path
+from kerazoo.training.tasks.base import Evaluation, Task, TaskData
 from kerazoo.text.special import PAD_ID
 from kerazoo.inference.translate import translate, translate_ids
 
@@ -32,10 +29,10 @@ EVAL_BATCH = 64
 def compile_seq2seq(model, t):
     """Compiles a seq2seq model for teacher-forced training; padding is ignored by the loss."""
     model.compile(
-        optimizer=runner_lib._optimizer(t),
+        optimizer=make_optimizer(t),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
         # "auto" keeps Keras' choice: not yet measured under XLA on TensorFlow.
-        jit_compile=runner_lib.jit_compile_for(t, xla_when_auto=False),
+        jit_compile=jit_compile_for(t, xla_when_auto=False),
     )
     return model
 
@@ -53,7 +50,7 @@ def prepare_pairs(recipe, tokenizer=None, log=print):
     log(f"data: {d.source}: {len(pairs):,} pairs ('{d.source_column}' -> '{d.target_column}'), "
         f"{len(train_pairs):,} train / {len(val_pairs):,} held out")
     if tokenizer is None and k.path:
-        tokenizer = tokenizers_lib.load_tokenizer(runner_lib.resolve_tokenizer_path(k.path))
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
     if tokenizer is None:
         started = time.perf_counter()
         # One tokenizer for both sides: it learns the source and target languages together.
@@ -120,114 +117,79 @@ def evaluate_seq2seq(model, sources, targets, references, batch_size=EVAL_BATCH,
     return scores, outputs
 
 
-def run(recipe, parallel, runs_dir, resume, tokenizer, verbose, log, callbacks):
-    """Trains, evaluates and saves a seq2seq recipe (the ``seq2seq`` entry of ``TASK_RUNNERS``).
+class Seq2SeqTask(Task):
+    """Encoder–decoder translation (seq2seq): held-out loss, BLEU and ROUGE of greedy outputs."""
 
-    Args:
-        recipe: a validated ``Recipe`` whose task is ``seq2seq``.
-        parallel: the ``distribute`` engine of this process.
-        runs_dir: where run folders go.
-        resume: continue the unfinished run of the same name.
-        tokenizer: reuse this tokenizer instead of the recipe's.
-        verbose: Keras ``fit`` verbosity.
-        log: where progress lines go.
-        callbacks: extra Keras callbacks for ``fit``.
+    kind = "seq2seq"
 
-    Returns:
-        A ``runner.RunResult``; its ``sample`` is the translation of
-        ``train.sample_prompt`` (or of the first held-out source).
-    """
-    t = recipe.train
-    work_dir = runs.partial_dir(runs_dir, recipe.name)
-    runner_lib._check_workdir(work_dir, resume)
-    if resume:
-        runner_lib._check_resumable(work_dir, recipe)
-    saved_tokenizer = os.path.join(work_dir, "tokenizer")
-    if resume and tokenizer is None and os.path.isdir(saved_tokenizer):
-        tokenizer = tokenizers_lib.load_tokenizer(saved_tokenizer)
+    def prepare(self, recipe, tokenizer, log):
+        t = recipe.train
+        prep = prepare_pairs(recipe, tokenizer, log)
+        (train_src, train_tgt), (val_src, val_tgt) = prep["train"], prep["val"]
+        train_ds = pairs_lib.seq2seq_dataset(train_src, train_tgt, t.batch_size, shuffle=True, seed=t.seed,
+                                             repeat=True)
+        val_ds, val_steps = _val_dataset(val_src, val_tgt, t)
+        return TaskData(prep["tokenizer"], train_ds, val_ds, val_steps, prep)
 
-    keras.utils.set_random_seed(t.seed)
-    prep = prepare_pairs(recipe, tokenizer, log)
-    (train_src, train_tgt), (val_src, val_tgt) = prep["train"], prep["val"]
-    train_ds = pairs_lib.seq2seq_dataset(train_src, train_tgt, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
-    val_ds, val_steps = _val_dataset(val_src, val_tgt, t)
-    with precision.dtype_policy(t.precision), parallel.scope():
-        model = compile_seq2seq(build(recipe.arch, tokenizer=prep["tokenizer"], **recipe.hparams), t)
-    log(f"model: {recipe.arch}, {model.count_params():,} parameters; {t.steps} steps of {t.batch_size} pairs"
-        + (f"; {t.precision}" if t.precision != "float32" else "")
-        + (f"; {parallel.describe}" if parallel.describe else ""))
+    def build_model(self, recipe, data):
+        return compile_seq2seq(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
 
-    runner_lib._claim_workdir(runs_dir, work_dir, resume)
-    os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
-    if not os.path.isdir(saved_tokenizer):
-        tokenizers_lib.save_tokenizer(prep["tokenizer"], saved_tokenizer)
-    runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
+    def describe(self, recipe, model):
+        t = recipe.train
+        return f"{recipe.arch}, {model.count_params():,} parameters; {t.steps} steps of {t.batch_size} pairs"
 
-    cbs, clock, counter = runner_lib._callbacks(t, work_dir)
-    cbs += list(callbacks or [])
-    train_ds = checkpointing.resume_train_dataset(train_ds, work_dir, t.eval_every)
-    started = time.perf_counter()
-    with parallel.scope():
-        model.fit(
-            train_ds, epochs=t.steps // t.eval_every, steps_per_epoch=t.eval_every,
-            validation_data=val_ds, validation_steps=val_steps, callbacks=cbs, verbose=verbose, shuffle=False,
-        )
-    history = runner_lib._read_history(os.path.join(work_dir, "history.csv"))
-    if history and not np.isfinite(history[-1].get("loss", 0.0)):
-        raise RuntimeError(f"training diverged: the loss became NaN; the unfinished run is kept at {work_dir}")
-    checkpointing.fault_point("run.fitted")
-    if parallel.replicas > 1:
-        model = runner_lib._single_device_copy(model, recipe, prep["tokenizer"])
+    def single_device_copy(self, model, recipe, data):
+        # Rebuilt from the recipe in its dtype policy, as it was built for training.
+        with precision.dtype_policy(recipe.train.precision):
+            plain = build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams)
+        plain.set_weights([keras.ops.convert_to_numpy(w) for w in model.get_weights()])
+        return plain
 
-    log(f"evaluating on {len(val_src):,} held-out pairs (greedy decoding) ...")
-    references = [target for _, target in prep["val_pairs"]]
-    eval_started = time.perf_counter()
-    scores, outputs = evaluate_seq2seq(model, val_src, val_tgt, references)
-    eval_seconds = time.perf_counter() - eval_started
-    sample_source = t.sample_prompt or prep["val_pairs"][0][0]
-    sample = translate(model, sample_source, max_new_tokens=min(t.sample_tokens, model.max_length - 1))
-    steps_done = len(history) * t.eval_every
-    target_tokens = sum(len(x) + 1 for x in train_tgt)
-    metrics = {
-        "arch": recipe.arch,
-        "task": "seq2seq",
-        "params": int(model.count_params()),
-        "tokenizer": prep["tokenizer"].kind,
-        "vocab_size": int(prep["tokenizer"].vocabulary_size()),
-        "val_loss": scores["loss"],
-        "val_perplexity": scores["perplexity"],
-        "val_tokens": scores["tokens"],
-        "val_bleu": scores["bleu"],
-        "val_rouge1": scores["rouge1"],
-        "val_rouge2": scores["rouge2"],
-        "val_rougeL": scores["rougeL"],
-        "val_pairs": len(val_src),
-        "train_pairs": len(train_src),
-        "train_loss": history[-1]["loss"] if history else None,
-        "steps": steps_done,
-        "pairs_seen": steps_done * t.batch_size,
-        "pairs_per_sec": counter.steps * t.batch_size / clock.train_seconds if clock.train_seconds else None,
-        "train_target_tokens": target_tokens,
-        "train_seconds": clock.train_seconds,
-        "eval_seconds": eval_seconds,
-        "wall_seconds": time.perf_counter() - started,
-        "backend": keras.backend.backend(),
-        "precision": t.precision,
-        "devices": parallel.replicas,
-    }
-    log(f"held out: loss {scores['loss']:.4f} nats/token | perplexity {scores['perplexity']:.2f} | "
-        f"BLEU {scores['bleu']:.2f} | ROUGE-1/2/L {scores['rouge1']:.4f} / {scores['rouge2']:.4f} / {scores['rougeL']:.4f}")
-    log(f"training: {steps_done} steps, {metrics['pairs_per_sec'] or 0:,.0f} pairs/s, {clock.train_seconds:.0f}s")
-    checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
-    runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
-    runs.write_json(os.path.join(work_dir, "history.json"), history)
-    runs.write_text(os.path.join(work_dir, "sample.txt"), f"{sample_source}\t{sample}\n")
-    lines = ["source\treference\toutput"] + [
-        "\t".join(x.replace("\t", " ").replace("\n", " ") for x in (s, r, o))
-        for (s, r), o in zip(prep["val_pairs"], outputs)
-    ]
-    runs.write_text(os.path.join(work_dir, "translations.tsv"), "\n".join(lines) + "\n")
-    runs.discard(os.path.join(work_dir, "backup"))
-    path = runs.finish(work_dir, runs_dir, recipe.name)
-    log(f"sample: {sample_source!r} -> {sample!r}")
-    return runner_lib.RunResult(path, metrics, sample)
+    def evaluate(self, model, recipe, data, log):
+        t, prep = recipe.train, data.extra
+        (train_src, train_tgt), (val_src, val_tgt) = prep["train"], prep["val"]
+        log(f"evaluating on {len(val_src):,} held-out pairs (greedy decoding) ...")
+        references = [target for _, target in prep["val_pairs"]]
+        eval_started = time.perf_counter()
+        scores, outputs = evaluate_seq2seq(model, val_src, val_tgt, references)
+        eval_seconds = time.perf_counter() - eval_started
+        sample_source = t.sample_prompt or prep["val_pairs"][0][0]
+        sample = translate(model, sample_source, max_new_tokens=min(t.sample_tokens, model.max_length - 1))
+        log(f"held out: loss {scores['loss']:.4f} nats/token | perplexity {scores['perplexity']:.2f} | "
+            f"BLEU {scores['bleu']:.2f} | ROUGE-1/2/L {scores['rouge1']:.4f} / {scores['rouge2']:.4f} / "
+            f"{scores['rougeL']:.4f}")
+        metrics = {
+            "val_loss": scores["loss"],
+            "val_perplexity": scores["perplexity"],
+            "val_tokens": scores["tokens"],
+            "val_bleu": scores["bleu"],
+            "val_rouge1": scores["rouge1"],
+            "val_rouge2": scores["rouge2"],
+            "val_rougeL": scores["rougeL"],
+            "val_pairs": len(val_src),
+            "train_pairs": len(train_src),
+            "train_target_tokens": sum(len(x) + 1 for x in train_tgt),
+            "eval_seconds": eval_seconds,
+        }
+        return Evaluation(metrics, sample, {"sample_source": sample_source, "outputs": outputs})
+
+    def unit(self, recipe):
+        return "pairs", recipe.train.batch_size
+
+    def artifacts(self, recipe, data, evaluation):
+        lines = ["source\treference\toutput"] + [
+            "\t".join(x.replace("\t", " ").replace("\n", " ") for x in (s, r, o))
+            for (s, r), o in zip(data.extra["val_pairs"], evaluation.extra["outputs"])
+        ]
+        return {"sample.txt": f"{evaluation.extra['sample_source']}\t{evaluation.sample}\n",
+                "translations.tsv": "\n".join(lines) + "\n"}
+
+    def score_lines(self, result):
+        m = result.metrics
+        return [f"held out ({m['val_pairs']:,} pairs): loss {m['val_loss']:.4f} nats/token | "
+                f"BLEU {m['val_bleu']:.2f} | ROUGE-1 {m['val_rouge1']:.4f} | ROUGE-2 {m['val_rouge2']:.4f} | "
+                f"ROUGE-L {m['val_rougeL']:.4f}"]
+
+    def summary(self, result):
+        lines = super().summary(result)
+        return lines[:-1] + [f"sample: {result.sample!r}", lines[-1]]

@@ -1,0 +1,153 @@
+"""Causal language modelling: next-token prediction over one token stream.
+
+    documents -> one token stream (tokenized once, an end-of-sequence id opening each document)
+              -> windows of seq_len (+1 for the shifted targets), packed or at random offsets
+              -> the model predicts every next token
+              -> scored in bits per byte of the held-out text, and a sample continuation
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from kerazoo import data as data_lib
+from kerazoo import text as tokenizers_lib
+from kerazoo.inference import metrics as metrics_lib
+from kerazoo.inference.generate import generate
+from kerazoo.models import build
+from kerazoo.training import precision
+from kerazoo.training.optim import jit_compile_for, make_optimizer
+from kerazoo.training.recipes import vocab_size_for
+from kerazoo.training.runs import resolve_tokenizer_path
+from kerazoo.training.tasks.base import Evaluation, Task, TaskData
+
+
+@dataclasses.dataclass
+class Prepared:
+    """The inputs of a run, ready to fit."""
+
+    tokenizer: object
+    train_docs: list
+    val_docs: list
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+
+
+def prepare(recipe, tokenizer=None, log=print):
+    """Reads, splits and tokenizes the corpus; trains the tokenizer if needed.
+
+    Args:
+        recipe: a validated ``Recipe``.
+        tokenizer: a tokenizer to reuse instead of the recipe's.
+        log: where progress lines go.
+
+    Returns:
+        A ``Prepared``.
+    """
+    d, k = recipe.data, recipe.tokenizer
+    docs = data_lib.read_corpus(d.source, d.column)
+    train_docs, val_docs = data_lib.split_corpus(docs, d.val_fraction, d.seed, d.split)
+    log(f"data: {d.source}: {len(docs)} documents, "
+        f"{metrics_lib.text_bytes(train_docs):,} train / {metrics_lib.text_bytes(val_docs):,} validation bytes")
+    if tokenizer is None and k.path:
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
+    if tokenizer is None:
+        started = time.perf_counter()
+        tokenizer = tokenizers_lib.train_tokenizer(train_docs, k.kind, vocab_size_for(k), lowercase=k.lowercase)
+        log(f"tokenizer: trained {k.kind} with {tokenizer.vocabulary_size()} tokens "
+            f"in {time.perf_counter() - started:.1f}s")
+    train_ids = data_lib.tokenize_documents(tokenizer, train_docs)
+    val_ids = data_lib.tokenize_documents(tokenizer, val_docs)
+    log(f"tokens: {len(train_ids):,} train / {len(val_ids):,} validation "
+        f"({metrics_lib.text_bytes(train_docs) / max(len(train_ids), 1):.2f} bytes per token)")
+    return Prepared(tokenizer, train_docs, val_docs, train_ids, val_ids)
+
+
+def compile_model(model, t):
+    """Compiles a causal LM for next-token training (``jit_compile_for`` picks XLA).
+
+    Args:
+        model: a causal LM of the zoo.
+        t: the recipe's ``TrainSection``.
+
+    Returns:
+        ``model``, compiled.
+    """
+    model.compile(
+        optimizer=make_optimizer(t),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile_for(t),
+    )
+    return model
+
+
+def train_dataset(train_ids, t):
+    """The endless, seeded training batches of a causal-LM run, cut as ``train.windows`` says."""
+    if t.windows == "random":
+        return data_lib.lm_random_dataset(train_ids, t.seq_len, t.batch_size, seed=t.seed)
+    return data_lib.lm_dataset(train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+
+
+def val_dataset(val_ids, t):
+    """Validation windows for the checks during ``fit``, and the batches per check."""
+    n_windows = (len(val_ids) - 1) // t.seq_len
+    if n_windows < 1:
+        raise ValueError(
+            f"validation split too small: {len(val_ids)} tokens do not fill one window "
+            f"of train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len"
+        )
+    batch_size = min(t.batch_size, n_windows)
+    n_batches = n_windows // batch_size
+    steps = min(t.eval_batches, n_batches) if t.eval_batches else n_batches
+    return data_lib.lm_dataset(val_ids, t.seq_len, batch_size, shuffle=False), steps
+
+
+class CausalLM(Task):
+    """Next-token prediction (gpt, rnn, gru, lstm): scored in bits per byte, with a sample."""
+
+    kind = "causal_lm"
+
+    def prepare(self, recipe, tokenizer, log):
+        prep = prepare(recipe, tokenizer, log)
+        # Training batches first: too little training text is the error to report first.
+        train_ds = train_dataset(prep.train_ids, recipe.train)
+        val_ds, val_steps = val_dataset(prep.val_ids, recipe.train)
+        return TaskData(prep.tokenizer, train_ds, val_ds, val_steps, {"prepared": prep})
+
+    def build_model(self, recipe, data):
+        return compile_model(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
+
+    def single_device_copy(self, model, recipe, data):
+        # Rebuilt from the recipe in its dtype policy, as it was built for training.
+        with precision.dtype_policy(recipe.train.precision):
+            plain = build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams)
+        plain.set_weights([keras.ops.convert_to_numpy(w) for w in model.get_weights()])
+        return plain
+
+    def evaluate(self, model, recipe, data, log):
+        t, prep = recipe.train, data.extra["prepared"]
+        log("evaluating on the whole validation split ...")
+        scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
+        temperature = t.sample_temperature if t.sample_temperature > 0 else None  # 0: greedy
+        sample = generate(model, t.sample_prompt, t.sample_tokens, temperature=temperature, seed=t.seed)
+        return Evaluation({
+            "val_loss": scores["loss"],
+            "val_perplexity": scores["perplexity"],
+            "val_bits_per_byte": scores["bits_per_byte"],
+            "val_tokens": scores["tokens"],
+            "val_bytes": scores["bytes"],
+        }, sample)
+
+    def artifacts(self, recipe, data, evaluation):
+        return {"sample.txt": recipe.train.sample_prompt + evaluation.sample + "\n"}
+
+    def score_lines(self, result):
+        m = result.metrics
+        return [f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
+                f"{m['val_bits_per_byte']:.4f} bits/byte"]
+
+    def summary(self, result):
+        lines = super().summary(result)
+        return lines[:-1] + [f"sample: {result.sample!r}", lines[-1]]
