@@ -60,26 +60,6 @@ def _pydocs_reverse(seed=0):
     return pairs
 
 
-def _read_jsonl_pairs(path, source_column, target_column):
-    pairs = []
-    for lineno, line in enumerate(readers.read_text_file(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-        for column in (source_column, target_column):
-            if column not in record:
-                raise ValueError(
-                    f"{path}:{lineno}: column '{column}' not found; columns: {', '.join(map(str, record)) or 'none'}"
-                )
-        pairs.append((str(record[source_column]), str(record[target_column])))
-    return pairs
-
-
 def _read_headerless_table(path, columns):
     """Columns of a CSV / TSV file without a header, named by 1-based position ("1", "2", ...)."""
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
@@ -136,7 +116,7 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
         for path in paths:
             lower = path.lower()
             if lower.endswith((".jsonl", ".ndjson")):
-                pairs += _read_jsonl_pairs(path, source_column, target_column)
+                pairs += readers.read_jsonl(path, [source_column, target_column])
             elif lower.endswith((".csv", ".tsv")):
                 columns = [source_column, target_column]
                 pairs += readers.read_table(path, columns) if header else _read_headerless_table(path, columns)

@@ -65,9 +65,21 @@ def read_text_file(path):
         raise ValueError(f"corpus file {path} is not valid UTF-8 (bad byte at offset {e.start})") from None
 
 
-def _read_jsonl(path, column):
-    """One document per JSON line, taken from ``column``."""
-    docs = []
+def read_jsonl(path, columns):
+    """Reads named fields of a JSON-lines file, one row per non-blank line.
+
+    Args:
+        path: the ``.jsonl`` file.
+        columns: the field names to take from every record.
+
+    Returns:
+        A list of tuples of strings, one per record, in ``columns`` order.
+
+    Raises:
+        ValueError: naming the file and line of invalid JSON, a record that is
+            not an object, or a missing field.
+    """
+    rows = []
     for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -77,12 +89,13 @@ def _read_jsonl(path, column):
             raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
         if not isinstance(record, dict):
             raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-        if column not in record:
-            raise ValueError(
-                f"{path}:{lineno}: column '{column}' not found; columns: {', '.join(map(str, record)) or 'none'}"
-            )
-        docs.append(str(record[column]))
-    return docs
+        for column in columns:
+            if column not in record:
+                raise ValueError(
+                    f"{path}:{lineno}: column '{column}' not found; columns: {', '.join(map(str, record)) or 'none'}"
+                )
+        rows.append(tuple(str(record[c]) for c in columns))
+    return rows
 
 
 def read_table(path, columns):
@@ -124,7 +137,7 @@ def _read_file(path, column):
     """Documents of one file, by its extension."""
     lower = path.lower()
     if lower.endswith((".jsonl", ".ndjson")):
-        return _read_jsonl(path, column)
+        return [row[0] for row in read_jsonl(path, [column])]
     if lower.endswith((".csv", ".tsv")):
         return [row[0] for row in read_table(path, [column])]
     return [read_text_file(path)]
@@ -218,21 +231,7 @@ def read_labelled(path, text_column="text", label_column="label"):
     if lower.endswith((".csv", ".tsv")):
         rows = read_table(path, [text_column, label_column])
     else:
-        rows = []
-        for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            for column in (text_column, label_column):
-                if column not in record:
-                    raise ValueError(f"{path}:{lineno}: column '{column}' not found; "
-                                     f"columns: {', '.join(map(str, record)) or 'none'}")
-            rows.append((str(record[text_column]), str(record[label_column])))
+        rows = read_jsonl(path, [text_column, label_column])
     if not rows:
         raise ValueError(f"labelled data file {path} is empty: it holds no rows")
     for i, (_, label) in enumerate(rows):
