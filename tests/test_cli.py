@@ -188,9 +188,14 @@ def test_generate_bad_options_exit_2(trained_run, argv, message, capsys):
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["generate", "--help"], ["bench", "--help"]])
 def test_help_imports_no_framework(argv):
-    """``kerazoo --help`` answers from the parser alone: no Keras, TensorFlow, JAX or PyTorch."""
+    """``kerazoo --help`` answers from the parser alone: no Keras, TensorFlow, JAX or PyTorch.
+
+    ``sys.argv`` is set as the installed ``kerazoo`` script sets it, before
+    ``kerazoo`` is imported (its ``__init__`` reads it).
+    """
     code = (
         "import sys\n"
+        f"sys.argv = ['kerazoo', *{argv!r}]\n"
         "from kerazoo.cli import main\n"
         "try:\n"
         f"    main({argv!r})\n"

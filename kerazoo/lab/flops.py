@@ -56,11 +56,11 @@ def lstm_flops_per_token(embed_dim, hidden_dim, num_layers, vocab_size):
     return 3.0 * (forward + 2 * hidden_dim * vocab_size)
 
 
-def matmul_peak(sizes=PEAK_SIZES, repeats=5):
+def matmul_peak(sizes=None, repeats=5):
     """The float32 matmul peak of the current backend, in FLOP/s.
 
     Args:
-        sizes: square matrix sizes to try.
+        sizes: square matrix sizes to try (default ``PEAK_SIZES``).
         repeats: timed products per size (the best is kept).
 
     Returns:
@@ -68,6 +68,7 @@ def matmul_peak(sizes=PEAK_SIZES, repeats=5):
     """
     from keras import ops
 
+    sizes = PEAK_SIZES if sizes is None else sizes
     rng = np.random.default_rng(0)
     best = 0.0
     for n in sizes:

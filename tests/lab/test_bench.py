@@ -77,7 +77,7 @@ def test_train_suite_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(train_suite, "LSTM_CONFIG", dict(vocab_size=64, embed_dim=8, hidden_dim=16, num_layers=1))
     monkeypatch.setattr(train_suite, "LSTM_SEQ", 16)
     monkeypatch.setattr(train_suite, "LSTM_BATCH", 2)
-    monkeypatch.setattr(train_suite, "PEAK_SIZES", (128,))
+    monkeypatch.setattr(flops, "PEAK_SIZES", (128,))
     rows = train_suite.run_current_backend(steps=2, warmup=1, repeats=1)
     on_tf = keras.backend.backend() == "tensorflow"
     if on_tf:
