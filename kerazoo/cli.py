@@ -170,6 +170,43 @@ def _missing_backend():
     return f"KERAS_BACKEND={backend} needs the '{module}' package, which is not installed: {install}"
 
 
+# Failures of the machine, not of the user's input: (errno, what to call it).
+_ENVIRONMENT_ERRNOS = {28: "disk full", 122: "disk quota exceeded", 30: "read-only file system",
+                       12: "out of memory", 5: "input/output error"}
+_NAME_TOO_LONG = 36
+
+
+def environment_problem(error):
+    """The one line (and exit status) for an exception that is not a bug, or None.
+
+    The environment (disk full, read-only filesystem, out of memory) gets
+    exit 1 and a line naming the resource and the path; a file name too long
+    for the filesystem and input nested too deeply to parse are the user's
+    (exit 2). Anything else is a bug and keeps its traceback.
+
+    Args:
+        error: the exception that escaped a command.
+
+    Returns:
+        ``(status, line)`` or None.
+    """
+    if isinstance(error, MemoryError):
+        return 1, "kerazoo: out of memory: the process could not allocate memory (lower the batch or the model size)"
+    if isinstance(error, RecursionError):
+        return USER_ERROR, "kerazoo: error: the input is nested too deeply to read"
+    path = " ".join(repr(p) for p in (error.filename, error.filename2) if p) or "(no path given)"
+    if error.errno == _NAME_TOO_LONG:
+        return USER_ERROR, f"kerazoo: error: a file name is too long for the filesystem: {path}"
+    what = _ENVIRONMENT_ERRNOS.get(error.errno)
+    if what is None:
+        return None
+    return 1, f"kerazoo: {what}: {error.strerror} (path {path})"
+
+
+def _out_of_memory(error):
+    return type(error).__name__ in ("ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(error)[:500]
+
+
 def main(argv=None):
     """Entry point of the ``kerazoo`` console script.
 
@@ -193,10 +230,25 @@ def main(argv=None):
             raise
         print(f"kerazoo: error: {e}", file=sys.stderr)
         return USER_ERROR
+    except (OSError, MemoryError, RecursionError) as e:
+        problem = environment_problem(e)
+        if problem is None or os.environ.get("KERAZOO_DEBUG"):
+            raise
+        status, line = problem
+        print(line, file=sys.stderr)
+        return status
     except RuntimeError as e:
         if os.environ.get("KERAZOO_DEBUG"):
             raise
         print(f"kerazoo: run failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # The frameworks' own out-of-memory errors (TensorFlow's
+        # ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED) are no OSError.
+        if os.environ.get("KERAZOO_DEBUG") or not _out_of_memory(e):
+            raise
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        print(f"kerazoo: out of memory: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("kerazoo: interrupted", file=sys.stderr)

@@ -16,10 +16,18 @@ point. A resume reads only what the metadata names.
 
 ``KERAZOO_FAULT=POINT[:N]`` makes the process SIGKILL itself the N-th time
 (default 1st) it reaches the named point, so tests can kill a run at exact
-moments through the real code path. Points: ``backup.staged`` (an epoch's
-state files are written, the commit is not), ``checkpoint.staged`` (a
-``.keras`` file is written under its temporary name, not yet renamed),
-``run.fitted`` (training is over, the run folder not yet finished).
+moments through the real code path. Points, in a run's order (``FAULT_POINTS``):
+``run.claimed`` (the partial folder exists, nothing in it yet),
+``backup.staged`` (an epoch's state files are written, the commit is not),
+``checkpoint.staged`` (a ``.keras`` file is written under its temporary
+name, not yet renamed), ``run.fitted`` (training is over, the run folder not
+yet finished), ``closeout.model_saved`` (``model.keras`` written, the
+close-out not committed), ``closeout.committed`` (``metrics.json`` written),
+``closeout.backup_trashed`` (``backup/`` renamed to ``.backup.trash``),
+``closeout.deleting`` (after each file of the trash is deleted: ``:2``
+kills with the trash half deleted), ``closeout.renaming`` (everything in
+place, the partial folder not yet renamed). ``kerazoo.training.lifecycle``
+and ``kerazoo.serving.exporter`` (``export.staged``) hold the others.
 """
 
 import csv
@@ -35,6 +43,11 @@ import numpy as np
 from kerazoo.training import runs
 
 FAULT_ENV = "KERAZOO_FAULT"
+FAULT_POINTS = (
+    "run.claimed", "backup.staged", "checkpoint.staged", "run.fitted", "closeout.model_saved",
+    "closeout.committed", "closeout.backup_trashed", "closeout.deleting", "closeout.renaming",
+    "export.staged",
+)
 METADATA_FILE = "training_metadata.json"
 _fault_hits = {}
 
