@@ -203,6 +203,34 @@ def environment_problem(error):
     return 1, f"kerazoo: {what}: {error.strerror} (path {path})"
 
 
+# Integers from the command line end in int32 tensors and counters: larger ones would wrap.
+_INT32 = (-2**31, 2**31 - 1)
+# Token counts: at most 2**20 (kerazoo.serving.exporter.MAX_NEW_TOKENS_LIMIT, the same bound).
+_MAX_TOKENS = 1 << 20
+
+
+def check_int_args(args):
+    """Range-checks every integer option where it enters (see ``_INT32``).
+
+    Args:
+        args: the parsed command line.
+
+    Raises:
+        ValueError: naming the option and its range.
+    """
+    for key, value in vars(args).items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        flag = "--" + key.replace("_", "-")
+        # Only the bounds that stop a wrap here; each command words its own
+        # lower bounds (max_new_tokens must be positive, ...).
+        low, high = _INT32
+        if key.startswith("max_new_tokens"):
+            high = _MAX_TOKENS
+        if not low <= value <= high:
+            raise ValueError(f"{flag} {value} is out of range (from {low:,} to {high:,})")
+
+
 def _out_of_memory(error):
     return type(error).__name__ in ("ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(error)[:500]
 
@@ -222,6 +250,7 @@ def main(argv=None):
         print(f"kerazoo: error: {missing}", file=sys.stderr)
         return USER_ERROR
     try:
+        check_int_args(args)
         from kerazoo.commands import COMMANDS
 
         return COMMANDS[args.command](args)

@@ -214,7 +214,9 @@ def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
                           env=env, capture_output=True, text=True, preexec_fn=locks.die_with_parent(os.getpid()))
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise ValueError(f"export under TensorFlow failed: {lines[-1] if lines else 'no output'}")
+        message = f"export under TensorFlow failed: {lines[-1] if lines else f'exit status {done.returncode}'}"
+        # 2: the child refused the input; anything else (disk full, a crash) is no user's mistake.
+        raise (ValueError if done.returncode == 2 else RuntimeError)(message)
     return json.loads(done.stdout.strip().splitlines()[-1])["path"]
 
 

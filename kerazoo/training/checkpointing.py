@@ -32,7 +32,6 @@ and ``kerazoo.serving.exporter`` (``export.staged``) hold the others.
 
 import csv
 import io
-import json
 import os
 import signal
 import tempfile
@@ -197,11 +196,12 @@ def read_metadata(backup_dir):
     Returns:
         ``{"epoch", "weights", "rng", "history"}`` or None.
     """
+    from kerazoo.training.inputs import read_json
+
     path = os.path.join(backup_dir, METADATA_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = read_json(path, "backup metadata", expect=dict)
     if "weights" not in meta:
         raise ValueError(f"{backup_dir} holds a backup of another format; delete the unfinished run and start again")
     return meta

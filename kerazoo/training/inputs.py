@@ -137,8 +137,8 @@ def read_json(path, what, limit=MAX_JSON_BYTES, expect=None):
     """
     value = parse_json(read_text(path, what, limit), f"{what} {path}")
     if expect is not None and not isinstance(value, expect):
-        shape = {dict: "an object", list: "a list"}[expect]
-        raise ValueError(f"{what} {path} must hold a JSON {shape}, got {type(value).__name__}")
+        shape = {dict: "object", list: "list"}[expect]
+        raise ValueError(f"{what} {path} must hold a JSON {shape}, got a {type(value).__name__}")
     return value
 
 
@@ -161,19 +161,19 @@ def check_keras_archive(path):
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise ValueError(f"model file {path} is not a .keras archive (not a zip: {e})") from None
+        raise ValueError(f"cannot load {path}: not a .keras archive (not a zip: {e})") from None
     total = 0
     for member in members:
         name = member.filename
         if name.startswith("/") or ".." in name.split("/"):
-            raise ValueError(f"model file {path} holds a member outside the archive: {name!r}")
+            raise ValueError(f"cannot load {path}: it holds a member outside the archive: {name!r}")
         limit = MAX_JSON_BYTES if name in ARCHIVE_JSON_MEMBERS else MAX_ARCHIVE_BYTES
         if member.file_size > limit:
-            raise ValueError(f"model file {path}: member {name} would inflate to {member.file_size:,} bytes "
+            raise ValueError(f"cannot load {path}: member {name} would inflate to {member.file_size:,} bytes "
                              f"(the limit is {limit:,}); refusing to read it")
         total += member.file_size
     if total > MAX_ARCHIVE_BYTES:
-        raise ValueError(f"model file {path} would inflate to {total:,} bytes (the limit is {MAX_ARCHIVE_BYTES:,})")
+        raise ValueError(f"cannot load {path}: it would inflate to {total:,} bytes (the limit is {MAX_ARCHIVE_BYTES:,})")
 
 
 def check_saved_model(export_dir):

@@ -13,9 +13,10 @@
              .tmp-* files are swept, and the partial folder is renamed to
              runs/<name>.
 
-A run holds the lock ``runs/.<name>.lock`` (``kerazoo.training.locks``) from ``open``
-to its end, so a second ``train`` or ``--resume`` of the same name stops with
-the holder's PID instead of racing it. SIGKILL at any moment leaves either a
+A run holds the lock ``runs/.<name>.lock`` (``kerazoo.training.locks``) from
+``claim`` to its end (``open`` only checks that it is free, writing nothing),
+so a second ``train`` or ``--resume`` of the same name stops with the
+holder's PID instead of racing it. SIGKILL at any moment leaves either a
 finished ``runs/<name>`` or a partial folder that ``--resume`` completes: a
 resume of a partial folder whose close-out was committed only repeats the
 idempotent steps after the commit (no training, no evaluation); otherwise it
@@ -238,12 +239,12 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     t = recipe.train
     task.check(recipe)
     work_dir = open_run(runs_dir, recipe.name, resume)
+    lock, what = runs.lock_path(runs_dir, recipe.name), f"the run {recipe.name!r} in {runs_dir}"
     if resume:
         check_resumable(work_dir, recipe)
-        finished = _resume_committed(work_dir, runs_dir, recipe.name, log)
-        if finished is not None:
-            return finished
-        runs.sweep_temporaries(work_dir)
+        if os.path.isfile(os.path.join(work_dir, COMMIT_FILE)):
+            with locks.holding(lock, what):
+                return _resume_committed(work_dir, runs_dir, recipe.name, log)
     saved_tokenizer = os.path.join(work_dir, "tokenizer")
     if resume and tokenizer is None and os.path.isdir(saved_tokenizer):
         tokenizer = tokenizers_lib.load_tokenizer(saved_tokenizer)
@@ -256,6 +257,18 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
         + (f"; {t.precision}" if t.precision != "float32" else "")
         + (f"; {parallel.describe}" if parallel.describe else ""))
 
+    # The lock file is the first thing written, once the input has proved good.
+    os.makedirs(runs_dir, exist_ok=True)
+    with locks.holding(lock, what):
+        return _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log)
+
+
+def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log):
+    """``run_task`` from the claim on, under the run's lock."""
+    t = recipe.train
+    saved_tokenizer = os.path.join(work_dir, "tokenizer")
+    if resume:
+        runs.sweep_temporaries(work_dir)  # writers killed mid-write; none is alive (we hold the lock)
     claim_workdir(runs_dir, work_dir, resume)
     checkpointing.fault_point("run.claimed")
     os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
@@ -328,19 +341,21 @@ def close_out(work_dir, runs_dir, name):
 
 def _resume_committed(work_dir, runs_dir, name, log):
     """Finishes a run killed after its close-out commit (None when it was not committed)."""
-    import json
+    from kerazoo.training.inputs import read_json
 
     commit = os.path.join(work_dir, COMMIT_FILE)
     if not os.path.isfile(commit):
         return None
-    with open(commit, encoding="utf-8") as f:
-        metrics = json.load(f)
+    metrics = read_json(commit, "metrics file", expect=dict)
     log(f"the unfinished run at {work_dir} had finished training and evaluation; completing its close-out")
     return RunResult(close_out(work_dir, runs_dir, name), metrics, "")
 
 
 def open_run(runs_dir, name, resume):
-    """Locks the run name and checks its folders, before any data is read.
+    """Checks the run's folders and that no other process holds the run, before any data is read.
+
+    Writes nothing: the lock itself is taken (``locks.holding``) once the
+    data and the model are ready.
 
     Args:
         runs_dir: the runs folder.
@@ -356,8 +371,7 @@ def open_run(runs_dir, name, resume):
             fit ``resume``.
     """
     runs.check_runs_dir(runs_dir, name)
-    os.makedirs(runs_dir, exist_ok=True)
-    locks.hold(runs.lock_path(runs_dir, name), f"the run {name!r} in {runs_dir}")
+    locks.check_free(runs.lock_path(runs_dir, name), f"the run {name!r} in {runs_dir}")
     work_dir = runs.partial_dir(runs_dir, name)
     check_workdir(work_dir, resume)
     return work_dir

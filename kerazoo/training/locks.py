@@ -5,9 +5,10 @@ locked with ``fcntl.flock`` and holding the holder's PID. The kernel drops a
 ``flock`` when its process dies, however it dies (SIGKILL included), so a
 lock file left by a dead process is simply free again: the next process
 locks it and writes its own PID (a stale lock is taken over by the kernel's
-rule, never by guessing from the PID). Lock files are never deleted: deleting
-one while another process waits on it would let two processes hold "the"
-lock on two different files.
+rule, never by guessing from the PID). A run removes its lock file when it
+ends, while still holding it; ``hold`` checks after locking that the path
+still names the file it locked, and starts over if not, so two processes
+never hold "the" lock on two different files.
 
 Advisory: it stops other kerazoo processes, not a user's ``rm``. It works on
 local filesystems and on NFS v4 (where ``flock`` maps to POSIX locks); on
@@ -17,6 +18,7 @@ Also here: ``die_with_parent``, so a helper process (the TensorFlow export
 child of a JAX or PyTorch export) never outlives the process that started it.
 """
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -49,18 +51,25 @@ def hold(path, what):
     path = os.path.abspath(path)
     if path in _HELD:
         return path
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        holder = _read_pid(fd)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise _locked_error(path, what, holder) from None
+        # The holder we waited on may have removed the file (``release(remove=True)``)
+        # before we locked it: a lock on an unlinked file guards nothing, so start over.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
         os.close(fd)
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise
-        raise LockedError(
-            f"{what} is in use by another kerazoo process (PID {holder or 'unknown'}, lock {path}); "
-            "wait for it to finish or stop it"
-        ) from None
     # Ours now: a PID left by a dead holder is overwritten.
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -68,15 +77,68 @@ def hold(path, what):
     return path
 
 
-def release(path):
-    """Releases a lock taken with ``hold`` (the file stays, free for the next holder).
+def _locked_error(path, what, holder):
+    return LockedError(
+        f"{what} is in use by another kerazoo process (PID {holder or 'unknown'}, lock {path}); "
+        "wait for it to finish or stop it"
+    )
+
+
+def check_free(path, what):
+    """Fails early when another process holds the lock at ``path``; creates nothing.
+
+    ``hold`` is the real test (a lock can be taken between the two); this
+    one lets a command stop before reading its data.
+
+    Raises:
+        LockedError: naming the holder's PID.
+    """
+    if holds(path) or not is_locked(path):
+        return
+    try:
+        with open(path, "rb") as f:
+            text = f.read(32).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    raise _locked_error(os.path.abspath(path), what, int(text) if text.isdigit() else None)
+
+
+@contextlib.contextmanager
+def holding(path, what):
+    """Holds the lock at ``path`` for a block, then releases it and removes the file.
+
+    Removing is safe: it happens while the lock is held, and ``hold``
+    retries when the file it locked was removed meanwhile.
 
     Args:
         path: the lock file.
+        what: the target in words (see ``hold``).
+    """
+    already = holds(path)
+    hold(path, what)
+    try:
+        yield
+    finally:
+        if not already:
+            release(path, remove=True)
+
+
+def release(path, remove=False):
+    """Releases a lock taken with ``hold``.
+
+    Args:
+        path: the lock file.
+        remove: also delete the file (while still holding the lock).
     """
     fd = _HELD.pop(os.path.abspath(path), None)
-    if fd is not None:
-        os.close(fd)  # closing the last descriptor drops the flock
+    if fd is None:
+        return
+    if remove:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    os.close(fd)  # closing the last descriptor drops the flock
 
 
 def holds(path):

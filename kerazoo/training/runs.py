@@ -218,9 +218,12 @@ def load_run(path):
         raise ValueError(f"no model found at {path} (expected a run folder with model.keras, or a .keras file)")
     check_keras_archive(file)
     try:
-        return keras.saving.load_model(file, safe_mode=True, compile=False)
+        model = keras.saving.load_model(file, safe_mode=True, compile=False)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         # TypeError / AttributeError: a config naming a class that is not a
         # Keras object (Keras calls its from_config or constructor blindly).
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"cannot load {file}: {first_line}") from None
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"cannot load {file}: it holds a {type(model).__name__}, not a Keras model")
+    return model
