@@ -85,6 +85,8 @@ def test_any_rest_value_reaches_the_graph_unchanged_or_is_refused(name, column):
         tensor = tf.constant(column, dtype=spec.dtype)
     except (TypeError, ValueError):
         return  # refused by the conversion itself (a string, a ragged list): a user error in predict
+    if tensor.shape.rank != spec.shape.rank:
+        return  # refused by predict's rank check
     flat = tensor.numpy().reshape(-1).tolist()
     leaves = _flatten(column)
     if spec.dtype.is_integer:

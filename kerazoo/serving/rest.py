@@ -97,6 +97,11 @@ def _leaves(value):
         yield value
 
 
+def _depth(value):
+    """How deep lists nest in a JSON value (a scalar: 0, [] or [1]: 1)."""
+    return 1 + max((_depth(v) for v in value), default=0) if isinstance(value, list) else 0
+
+
 def check_values(name, spec, column):
     """Range-checks one input column before it becomes a tensor.
 
@@ -116,6 +121,10 @@ def check_values(name, spec, column):
     """
     import math
 
+    rank = spec.shape.rank
+    if rank is not None and _depth(column) > rank:
+        # tf.constant turns some ragged nestings ([[], 0]) into an empty tensor without a word.
+        raise ValueError(f"input '{name}' must be {_describe(spec)}, got lists nested {_depth(column)} deep")
     if spec.dtype.is_integer:
         low, high = spec.dtype.min, spec.dtype.max
         for v in _leaves(column):
