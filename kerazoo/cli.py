@@ -194,6 +194,8 @@ def environment_problem(error):
         return 1, "kerazoo: out of memory: the process could not allocate memory (lower the batch or the model size)"
     if isinstance(error, RecursionError):
         return USER_ERROR, "kerazoo: error: the input is nested too deeply to read"
+    if not isinstance(error, OSError):
+        return _wrapped_os_error(str(error))
     path = " ".join(repr(p) for p in (error.filename, error.filename2) if p) or "(no path given)"
     if error.errno == _NAME_TOO_LONG:
         return USER_ERROR, f"kerazoo: error: a file name is too long for the filesystem: {path}"
@@ -229,6 +231,24 @@ def check_int_args(args):
             high = _MAX_TOKENS
         if not low <= value <= high:
             raise ValueError(f"{flag} {value} is out of range (from {low:,} to {high:,})")
+
+
+def _wrapped_os_error(message):
+    """An OS error that a library re-raised as its own exception (h5py's RuntimeError, TF's errors).
+
+    h5py reports a full disk as ``RuntimeError: ... filename = '...', errno = 28,
+    error message = 'No space left on device' ...`` over several lines.
+    """
+    import re
+
+    for errno_value, what in _ENVIRONMENT_ERRNOS.items():
+        strerror = os.strerror(errno_value)
+        if strerror in message or f"errno = {errno_value}," in message:
+            found = (re.search(r"filename = '([^']+)'", message) or re.search(r"'(/[^']+)'", message)
+                     or re.search(r"(/[^\s;,']+)", message))
+            path = repr(found.group(1)) if found else "(no path given)"
+            return 1, f"kerazoo: {what}: {strerror} (path {path})"
+    return None
 
 
 def _out_of_memory(error):
@@ -269,11 +289,16 @@ def main(argv=None):
     except RuntimeError as e:
         if os.environ.get("KERAZOO_DEBUG"):
             raise
-        print(f"kerazoo: run failed: {e}", file=sys.stderr)
+        problem = environment_problem(e)
+        print(problem[1] if problem else f"kerazoo: run failed: {e}", file=sys.stderr)
         return 1
     except Exception as e:
         # The frameworks' own out-of-memory errors (TensorFlow's
         # ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED) are no OSError.
+        problem = environment_problem(e)
+        if problem and not os.environ.get("KERAZOO_DEBUG"):
+            print(problem[1], file=sys.stderr)
+            return problem[0]
         if os.environ.get("KERAZOO_DEBUG") or not _out_of_memory(e):
             raise
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

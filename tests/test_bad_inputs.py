@@ -697,6 +697,13 @@ ENVIRONMENT = [
     (MemoryError(), 1, r"^kerazoo: out of memory"),
     (type("ResourceExhaustedError", (Exception,), {})("OOM when allocating tensor of shape [2147483648,16]"), 1,
      r"^kerazoo: out of memory: OOM when allocating"),
+    # As h5py (training) and TensorFlow (export) re-raise a full disk, seen on a full tmpfs.
+    (RuntimeError("Disable slist on flush dest failure failed (file write failed: time = Fri Dec  4 03:10:29 2026\n"
+                  ", filename = '/r/.x.partial/backup/state-000001.weights.h5', file descriptor = 5, errno = 28, "
+                  "error message = 'No space left on device', buf = 0x5, total write size = 2360)"), 1,
+     r"^kerazoo: disk full: No space left on device \(path '/r/.x.partial/backup/state-000001.weights.h5'\)$"),
+    (type("ResourceExhaustedError", (Exception,), {})("/s/x/.export-9e/saved_model.pb.tmpf7; No space left on device"),
+     1, r"^kerazoo: disk full: .*'/s/x/.export-9e/saved_model.pb.tmpf7'"),
     (OSError(36, "File name too long", "/runs/" + "x" * 300), 2, r"^kerazoo: error: a file name is too long"),
     (RecursionError("maximum recursion depth exceeded"), 2, r"^kerazoo: error: the input is nested too deeply"),
 ]
