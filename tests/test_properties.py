@@ -28,7 +28,7 @@ def _safe_component(name, base):
             and 0 < len(name.encode("utf-8")) <= 200)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(name=st.text(NAME_CHARS, max_size=260) | st.sampled_from(["a" * 200, "a" * 201, "ok\n", "..", "a/../b"]))
 def test_any_name_is_a_safe_folder_or_refused(name):
     for check in (exporter.check_name,
@@ -45,7 +45,7 @@ INT_FIELDS = ["train.steps", "train.eval_every", "train.batch_size", "train.seq_
               "model.hidden_dim", "model.num_layers", "tokenizer.vocab_size"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(field=st.sampled_from(INT_FIELDS),
        value=st.integers() | st.integers(-2**70, 2**70) | st.sampled_from([2**31, 2**31 - 1, -2**31 - 1, 2**32 + 3, 2**63]))
 def test_any_recipe_integer_is_in_range_or_refused(field, value):
@@ -69,7 +69,7 @@ JSON_SCALARS = (st.integers() | st.integers(-2**65, 2**65) | st.floats(allow_nan
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(name=st.sampled_from(["max_new_tokens", "top_k", "seed", "temperature", "top_p"]), column=JSON_VALUES)
 def test_any_rest_value_reaches_the_graph_unchanged_or_is_refused(name, column):
     import tensorflow as tf
@@ -103,7 +103,7 @@ _loaded = {}
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.fixed_dictionaries({}, optional={
     "signature_name": st.sampled_from(["greedy", "serving_default", "nope"]) | JSON_VALUES,
     "instances": st.lists(st.fixed_dictionaries({"prompts": st.text(max_size=8)}, optional={

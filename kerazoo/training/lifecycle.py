@@ -91,7 +91,9 @@ def check_workdir(work_dir, resume):
             f"an unfinished run exists at {work_dir}; pass --resume to continue it, or delete it"
         )
     if resume and not os.path.exists(work_dir):
-        raise ValueError(f"nothing to resume: {work_dir} does not exist")
+        finished = os.path.join(os.path.dirname(work_dir), os.path.basename(work_dir)[1:-len(".partial")])
+        done = f" (the run finished: {finished})" if os.path.isfile(os.path.join(finished, COMMIT_FILE)) else ""
+        raise ValueError(f"nothing to resume: {work_dir} does not exist{done}")
 
 
 def saved_recipe(path):
