@@ -16,6 +16,7 @@ PyTorch is exported by a TensorFlow subprocess that reloads its ``.keras``
 file (the weights are backend-neutral).
 """
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -60,12 +61,14 @@ def versions(model_dir):
     return sorted(int(n) for n in os.listdir(model_dir) if n.isdigit())
 
 
-def lock(model_dir, name):
-    """Takes the export lock of a model name for the rest of this process (``kerazoo.training.locks``).
+@contextlib.contextmanager
+def locked(model_dir, name):
+    """Holds the export lock of a model name for a block (``kerazoo.training.locks``).
 
     One export of a name at a time: a second one stops with the holder's PID.
     Under the lock, every ``.export-*`` staging folder in ``model_dir`` was
     left by a dead export (a live one would hold the lock), so it is removed.
+    The lock file stays (TF Serving ignores it).
 
     Args:
         model_dir: ``<base_dir>/<name>``.
@@ -79,16 +82,17 @@ def lock(model_dir, name):
         if os.path.lexists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{folder} exists and is not a folder")
     os.makedirs(model_dir, exist_ok=True)
-    locks.hold(os.path.join(model_dir, ".lock"), f"the export name {name!r} in {base_dir}")
-    for entry in os.listdir(model_dir):
-        if entry.startswith(".export-"):
-            shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
+    with locks.holding(os.path.join(model_dir, ".lock"), f"the export name {name!r} in {base_dir}", remove=False):
+        for entry in os.listdir(model_dir):
+            if entry.startswith(".export-"):
+                shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
+        yield
 
 
 def publish(staged, model_dir):
     """Renames a complete staged export to the next free version.
 
-    The caller holds the name's lock (``lock``), so no other export picks
+    The caller holds the name's lock (``locked``), so no other export picks
     the same version.
 
     Args:
@@ -251,8 +255,14 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
             raise ValueError(f"{key} must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT:,}, got {value!r}")
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
-    if not parent_locked:
-        lock(os.path.join(base_dir, name), name)
+    if parent_locked:
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+    with locked(os.path.join(base_dir, name), name):
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+
+
+def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap):
+    """``export`` under the name's lock: here on TensorFlow, else in a TensorFlow child."""
     if keras.backend.backend() != "tensorflow":
         if source is None:
             with tempfile.TemporaryDirectory() as tmp:

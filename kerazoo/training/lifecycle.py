@@ -36,10 +36,10 @@ import time
 
 import keras
 
-from kerazoo.training import locks
 from kerazoo import text as tokenizers_lib
 from kerazoo.training import callbacks as zoo_callbacks
 from kerazoo.training import checkpointing
+from kerazoo.training import locks
 from kerazoo.training import precision
 from kerazoo.training import runs
 from kerazoo.training.optim import build_optimizer

@@ -1,4 +1,4 @@
-"""Advisory locks held for a whole process: one writer per run folder and per export name.
+"""Advisory locks held while a process writes: one writer per run folder and per export name.
 
 A lock is a small file (``runs/.<name>.lock``, ``saved_models/<name>/.lock``)
 locked with ``fcntl.flock`` and holding the holder's PID. The kernel drops a
@@ -35,7 +35,7 @@ class LockedError(ValueError):
 
 
 def hold(path, what):
-    """Takes the lock at ``path`` for the rest of this process (a no-op if held already).
+    """Takes the lock at ``path`` until ``release`` or the end of this process (a no-op if held already).
 
     Args:
         path: the lock file (created if missing; its folder must exist).
@@ -104,8 +104,8 @@ def check_free(path, what):
 
 
 @contextlib.contextmanager
-def holding(path, what):
-    """Holds the lock at ``path`` for a block, then releases it and removes the file.
+def holding(path, what, remove=True):
+    """Holds the lock at ``path`` for a block, then releases it (and removes the file).
 
     Removing is safe: it happens while the lock is held, and ``hold``
     retries when the file it locked was removed meanwhile.
@@ -113,6 +113,7 @@ def holding(path, what):
     Args:
         path: the lock file.
         what: the target in words (see ``hold``).
+        remove: remove the file when done.
     """
     already = holds(path)
     hold(path, what)
@@ -120,7 +121,7 @@ def holding(path, what):
         yield
     finally:
         if not already:
-            release(path, remove=True)
+            release(path, remove=remove)
 
 
 def release(path, remove=False):

@@ -45,6 +45,7 @@ def test_stale_staging_is_removed_only_under_the_lock(tiny_run_and_export, tmp_p
     assert path == str(model_dir / "1")
     assert sorted(os.listdir(model_dir)) == [".lock", "1"]
     assert (model_dir / ".lock").read_text().strip() == str(os.getpid())
+    assert not locks.is_locked(str(model_dir / ".lock")), "released when the export ends (a notebook keeps no lock)"
 
 
 @pytest.mark.parametrize("value", [0, 2**31, 2**32 + 3, True])
