@@ -244,7 +244,7 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     lock, what = runs.lock_path(runs_dir, recipe.name), f"the run {recipe.name!r} in {runs_dir}"
     if resume:
         check_resumable(work_dir, recipe)
-        if os.path.isfile(os.path.join(work_dir, COMMIT_FILE)):
+        if committed(work_dir):
             with locks.holding(lock, what):
                 return _resume_committed(work_dir, runs_dir, recipe.name, log)
     saved_tokenizer = os.path.join(work_dir, "tokenizer")
@@ -341,12 +341,28 @@ def close_out(work_dir, runs_dir, name):
     return runs.finish(work_dir, runs_dir, name)
 
 
+def committed(work_dir):
+    """Whether a partial folder's close-out was committed.
+
+    ``history.json`` too: kerazoo before this order wrote ``metrics.json``
+    before ``history.json`` and the artifacts, so a folder of that version
+    killed between them is resumed the long way (evaluated again).
+
+    Args:
+        work_dir: the partial folder.
+
+    Returns:
+        True when only the steps of ``close_out`` remain.
+    """
+    return all(os.path.isfile(os.path.join(work_dir, f)) for f in (COMMIT_FILE, "history.json"))
+
+
 def _resume_committed(work_dir, runs_dir, name, log):
     """Finishes a run killed after its close-out commit (None when it was not committed)."""
     from kerazoo.training.inputs import read_json
 
     commit = os.path.join(work_dir, COMMIT_FILE)
-    if not os.path.isfile(commit):
+    if not committed(work_dir):
         return None
     metrics = read_json(commit, "metrics file", expect=dict)
     log(f"the unfinished run at {work_dir} had finished training and evaluation; completing its close-out")

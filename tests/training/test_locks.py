@@ -181,3 +181,12 @@ def test_a_child_dies_with_its_parent_even_on_sigkill():
                 return
         time.sleep(0.05)
     pytest.fail(f"child {child_pid} outlived its SIGKILLed parent")
+
+
+def test_a_close_out_is_committed_by_metrics_and_history(tmp_path):
+    work = tmp_path / ".demo.partial"
+    work.mkdir()
+    (work / "metrics.json").write_text("{}")
+    assert not lifecycle.committed(str(work)), "an older kerazoo wrote metrics.json before history.json"
+    (work / "history.json").write_text("[]")
+    assert lifecycle.committed(str(work))
