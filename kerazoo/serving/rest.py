@@ -109,7 +109,7 @@ def check_values(name, spec, column):
     without a word (2**31 becomes -2**31, 2**32 + 3 becomes 3), so each
     integer is checked against the dtype's range; a JSON ``true`` is not a
     number here; floats must be finite (Python's JSON reads ``NaN`` and
-    ``Infinity``).
+    ``Infinity``) and within the dtype's range (1e39 becomes inf in float32).
 
     Args:
         name: the input's name, for the message.
@@ -136,8 +136,9 @@ def check_values(name, spec, column):
         for v in _leaves(column):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"input '{name}' must be {_describe(spec)}, got {json.dumps(v)[:80]}")
-            if not math.isfinite(v):
-                raise ValueError(f"input '{name}' must be a finite number, got {v}")
+            # Beyond the dtype's largest value, the conversion itself gives inf.
+            if not math.isfinite(v) or abs(v) > spec.dtype.max:
+                raise ValueError(f"input '{name}' must be a finite {spec.dtype.name} number, got {v}")
 
 
 def _describe(spec):
