@@ -64,7 +64,8 @@ def test_any_recipe_integer_is_in_range_or_refused(field, value):
     assert all(INT32[0] <= v <= INT32[1] for v in ints), (field, value)
 
 
-JSON_SCALARS = (st.integers() | st.integers(-2**65, 2**65) | st.floats(allow_nan=True, allow_infinity=True)
+JSON_SCALARS = (st.integers() | st.integers(-2**65, 2**65) | st.sampled_from([10**400, -10**400, 1e39, 2**128])
+                | st.floats(allow_nan=True, allow_infinity=True)
                 | st.booleans() | st.none() | st.text(max_size=5))
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
 

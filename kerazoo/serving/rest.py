@@ -137,7 +137,7 @@ def check_values(name, spec, column):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"input '{name}' must be {_describe(spec)}, got {json.dumps(v)[:80]}")
             # Beyond the dtype's largest value, the conversion itself gives inf.
-            if not math.isfinite(v) or abs(v) > float(spec.dtype.max):
+            if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > float(spec.dtype.max):
                 raise ValueError(f"input '{name}' must be a finite {spec.dtype.name} number, got {v}")
 
 
