@@ -170,6 +170,91 @@ def _missing_backend():
     return f"KERAS_BACKEND={backend} needs the '{module}' package, which is not installed: {install}"
 
 
+# Failures of the machine, not of the user's input: (errno, what to call it).
+_ENVIRONMENT_ERRNOS = {28: "disk full", 122: "disk quota exceeded", 30: "read-only file system",
+                       12: "out of memory", 5: "input/output error"}
+_NAME_TOO_LONG = 36
+
+
+def environment_problem(error):
+    """The one line (and exit status) for an exception that is not a bug, or None.
+
+    The environment (disk full, read-only filesystem, out of memory) gets
+    exit 1 and a line naming the resource and the path; a file name too long
+    for the filesystem and input nested too deeply to parse are the user's
+    (exit 2). Anything else is a bug and keeps its traceback.
+
+    Args:
+        error: the exception that escaped a command.
+
+    Returns:
+        ``(status, line)`` or None.
+    """
+    if isinstance(error, MemoryError):
+        return 1, "kerazoo: out of memory: the process could not allocate memory (lower the batch or the model size)"
+    if isinstance(error, RecursionError):
+        return USER_ERROR, "kerazoo: error: the input is nested too deeply to read"
+    if not isinstance(error, OSError):
+        return _wrapped_os_error(str(error))
+    path = " ".join(repr(p) for p in (error.filename, error.filename2) if p) or "(no path given)"
+    if error.errno == _NAME_TOO_LONG:
+        return USER_ERROR, f"kerazoo: error: a file name is too long for the filesystem: {path}"
+    what = _ENVIRONMENT_ERRNOS.get(error.errno)
+    if what is None:
+        return None
+    return 1, f"kerazoo: {what}: {error.strerror} (path {path})"
+
+
+# Integers from the command line end in int32 tensors and counters: larger ones would wrap.
+_INT32 = (-2**31, 2**31 - 1)
+# Token counts: at most 2**20 (kerazoo.serving.exporter.MAX_NEW_TOKENS_LIMIT, the same bound).
+_MAX_TOKENS = 1 << 20
+
+
+def check_int_args(args):
+    """Range-checks every integer option where it enters (see ``_INT32``).
+
+    Args:
+        args: the parsed command line.
+
+    Raises:
+        ValueError: naming the option and its range.
+    """
+    for key, value in vars(args).items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        flag = "--" + key.replace("_", "-")
+        # Only the bounds that stop a wrap here; each command words its own
+        # lower bounds (max_new_tokens must be positive, ...).
+        low, high = _INT32
+        if key.startswith("max_new_tokens"):
+            high = _MAX_TOKENS
+        if not low <= value <= high:
+            raise ValueError(f"{flag} {value} is out of range (from {low:,} to {high:,})")
+
+
+def _wrapped_os_error(message):
+    """An OS error that a library re-raised as its own exception (h5py's RuntimeError, TF's errors).
+
+    h5py reports a full disk as ``RuntimeError: ... filename = '...', errno = 28,
+    error message = 'No space left on device' ...`` over several lines.
+    """
+    import re
+
+    for errno_value, what in _ENVIRONMENT_ERRNOS.items():
+        strerror = os.strerror(errno_value)
+        if strerror in message or f"errno = {errno_value}," in message:
+            found = (re.search(r"filename = '([^']+)'", message) or re.search(r"'(/[^']+)'", message)
+                     or re.search(r"(/[^\s;,']+)", message))
+            path = repr(found.group(1)) if found else "(no path given)"
+            return 1, f"kerazoo: {what}: {strerror} (path {path})"
+    return None
+
+
+def _out_of_memory(error):
+    return type(error).__name__ in ("ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(error)[:500]
+
+
 def main(argv=None):
     """Entry point of the ``kerazoo`` console script.
 
@@ -185,6 +270,7 @@ def main(argv=None):
         print(f"kerazoo: error: {missing}", file=sys.stderr)
         return USER_ERROR
     try:
+        check_int_args(args)
         from kerazoo.commands import COMMANDS
 
         return COMMANDS[args.command](args)
@@ -193,10 +279,30 @@ def main(argv=None):
             raise
         print(f"kerazoo: error: {e}", file=sys.stderr)
         return USER_ERROR
+    except (OSError, MemoryError, RecursionError) as e:
+        problem = environment_problem(e)
+        if problem is None or os.environ.get("KERAZOO_DEBUG"):
+            raise
+        status, line = problem
+        print(line, file=sys.stderr)
+        return status
     except RuntimeError as e:
         if os.environ.get("KERAZOO_DEBUG"):
             raise
-        print(f"kerazoo: run failed: {e}", file=sys.stderr)
+        problem = environment_problem(e)
+        print(problem[1] if problem else f"kerazoo: run failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # The frameworks' own out-of-memory errors (TensorFlow's
+        # ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED) are no OSError.
+        problem = environment_problem(e)
+        if problem and not os.environ.get("KERAZOO_DEBUG"):
+            print(problem[1], file=sys.stderr)
+            return problem[0]
+        if os.environ.get("KERAZOO_DEBUG") or not _out_of_memory(e):
+            raise
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        print(f"kerazoo: out of memory: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("kerazoo: interrupted", file=sys.stderr)

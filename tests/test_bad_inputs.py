@@ -180,6 +180,19 @@ SERVING_BODIES = [
     ("max_new_tokens as text", '{"instances": [{"prompts": "a", "max_new_tokens": "ten", "temperature": 1.0, '
      '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"max_new_tokens|int|type"),
     ("body of several MB", None, r"too large"),
+    # Round two (issue 26): values that used to wrap or crash.
+    ("signature_name given as a list", '{"instances": ["a"], "signature_name": ["greedy"]}', r"must be a string"),
+    ("max_new_tokens of 2**31", '{"instances": [{"prompts": "a", "max_new_tokens": 2147483648, "temperature": 1.0, '
+     '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"'max_new_tokens' is out of range"),
+    ("max_new_tokens of 2**32 + 3", '{"instances": [{"prompts": "a", "max_new_tokens": 4294967299, "temperature": 1.0, '
+     '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"'max_new_tokens' is out of range"),
+    ("max_new_tokens that is true", '{"instances": [{"prompts": "a", "max_new_tokens": true, "temperature": 1.0, '
+     '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"'max_new_tokens' must be"),
+    ("temperature NaN", '{"instances": [{"prompts": "a", "max_new_tokens": 2, "temperature": NaN, '
+     '"top_k": 1, "top_p": 1.0, "seed": 0}]}', r"'temperature' must be a finite"),
+    ("seed of -2**31 - 1", '{"instances": [{"prompts": "a", "max_new_tokens": 2, "temperature": 1.0, '
+     '"top_k": 1, "top_p": 1.0, "seed": -2147483649}]}', r"'seed' is out of range"),
+    ("body nested 100,000 deep", '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}", r"nested too deeply"),
 ]
 # Model files: (id, how to damage a copy of a good model.keras, message).
 MODEL_FILES = [
@@ -205,10 +218,47 @@ SAVED_MODELS = [
     ("saved_model.pb missing", "no_pb", r"not a SavedModel"),
 ]
 
+# Round two (issue 26): names, integer ranges, special files, bombs, shapes and
+# locks, through whichever command reads them: (id, setup(tmp, run, export) -> argv, message).
+# The setups are defined below the lists (``ROUND_TWO_SETUPS``); ids are their keys.
+ROUND_TWO = [
+    ("recipe name of 250 characters", r"'name' must be"),
+    ("recipe name ending in a newline", r"'name' must be"),
+    ("model.max_length of 2**31", r"'model.max_length' .* too large"),
+    ("train.seed of 2**40", r"'train.seed' .* out of range"),
+    ("recipe that is a fifo", r"named pipe"),
+    ("recipe that is /dev/zero", r"a device"),
+    ("recipe over 1 MiB", r"too large"),
+    ("recipe nested 100,000 deep", r"nested too deeply|not valid TOML"),
+    ("runs directory that is a file", r"is not a folder"),
+    ("runs/NAME that is a dangling symlink", r"symbolic link"),
+    ("train while another process holds the run", r"in use by another kerazoo process \(PID \d+"),
+    ("--resume while another process holds the run", r"in use by another kerazoo process \(PID \d+"),
+    ("export name of 250 characters", r"invalid export name"),
+    ("export name ending in a newline", r"invalid export name"),
+    ("export --max-new-tokens-cap 2**31", r"--max-new-tokens-cap 2147483648 is out of range"),
+    ("export base dir that is a file", r"is not a folder"),
+    ("export while another process holds the name", r"in use by another kerazoo process \(PID \d+"),
+    ("generate on a classifier run", r"does not generate text"),
+    ("generate --max-new-tokens 2**31", r"--max-new-tokens 2147483648 is out of range"),
+    ("generate --prompts-file that is a fifo", r"named pipe"),
+    ("generate --prompts-file /dev/zero", r"a device"),
+    ("translate --max-new-tokens 2**31", r"out of range"),
+    (".keras zip bomb (a config.json of 80 MB)", r"would inflate to"),
+    (".keras naming a class that is not a Keras object", r"cannot load"),
+    (".keras that is a fifo", r"named pipe"),
+    ("report on a list-shaped metrics.json", r"must hold a JSON object"),
+    ("report on a metrics.json nested 100,000 deep", r"nested too deeply"),
+    ("import-hf with a list-shaped model_type", r"model_type .* is not supported"),
+    ("import-hf with a config.json nested 100,000 deep", r"nested too deeply"),
+    ("predict on a SavedModel whose graph is a fifo", r"named pipe"),
+]
+
 CASE_LISTS = {
     "corpora": CORPORA, "sources": SOURCES, "classify data": CLASSIFY_DATA, "recipes": RECIPES,
     "generate arguments": GENERATE_ARGS, "serving bodies": SERVING_BODIES,
     "model files x commands": [(f, c) for f in MODEL_FILES for c in MODEL_COMMANDS], "saved models": SAVED_MODELS,
+    "round two (issue 26)": ROUND_TWO,
 }
 
 
@@ -487,6 +537,204 @@ def test_damaged_saved_model(case, tiny_run_and_export, tmp_path, capsys):
     target = tmp_path / "1"
     _damage_saved_model(tiny_run_and_export[1], str(target), how)
     _expect_user_error(["predict", str(target), '{"instances": ["a"], "signature_name": "greedy"}'], message, capsys)
+
+
+# ---------------------------------------------------------------------------
+# Round two (issue 26).
+# ---------------------------------------------------------------------------
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+# Holds an flock on argv[1] and writes its PID there, as a kerazoo process does.
+LOCK_HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
+               "print('locked', flush=True); time.sleep(120)")
+
+
+@pytest.fixture
+def lock_holder():
+    """Starts a process that holds the lock file it is given, until the test ends."""
+    procs = []
+
+    def hold(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, path], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "locked"
+        procs.append(proc)
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _recipe_text(tmp, text):
+    path = tmp / "r.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _fifo(path):
+    os.mkfifo(path)
+    return str(path)
+
+
+def _classifier_file(tmp, run):
+    from kerazoo.models.classifier import Classifier
+    from kerazoo.training.runs import load_run
+
+    tokenizer = load_run(run).tokenizer
+    config = dict(vocab_size=int(tokenizer.vocabulary_size()), embed_dim=8, hidden_dim=8, num_layers=1)
+    model = Classifier("rnn", config, ["a", "b"], pooling="last", max_length=16, tokenizer=tokenizer)
+    path = str(tmp / "classifier.keras")
+    model.save(path)
+    return path
+
+
+def _rewritten_keras(run, target, config):
+    with zipfile.ZipFile(os.path.join(run, "model.keras")) as src, \
+            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for item in src.infolist():
+            dst.writestr(item.filename, config if item.filename == "config.json" else src.read(item))
+    return str(target)
+
+
+def _hf_folder(tmp, config_text):
+    folder = tmp / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(config_text)
+    return str(folder)
+
+
+def _export_with_fifo_graph(tmp, export):
+    target = tmp / "1"
+    shutil.copytree(export, target)
+    os.unlink(target / "saved_model.pb")
+    _fifo(target / "saved_model.pb")
+    return str(target)
+
+
+def _good_recipe(tmp):
+    """A valid tiny recipe named "bad" whose corpus exists."""
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog.\n" * 40)
+    return _recipe(tmp, str(corpus))
+
+
+def _train_args(tmp, recipe, *extra):
+    return ["train", recipe, "--runs-dir", str(tmp / "runs"), "--quiet", *extra]
+
+
+BODY = '{"instances": [{"prompts": "a"}]}'
+ROUND_TWO_SETUPS = {
+    "recipe name of 250 characters": lambda t, r, e, h: _train_args(t, _recipe_text(t, f'name = "{"n" * 250}"\n{TINY_MODEL}')),
+    "recipe name ending in a newline": lambda t, r, e, h: _train_args(t, _recipe_text(t, f'name = "bad\\n"\n{TINY_MODEL}')),
+    "model.max_length of 2**31": lambda t, r, e, h: _train_args(
+        t, _recipe_text(t, TINY_MODEL.replace("max_length = 32", "max_length = 2147483648"))),
+    "train.seed of 2**40": lambda t, r, e, h: _train_args(t, _recipe_text(t, f"{TINY_MODEL}[train]\nseed = {2**40}\n")),
+    "recipe that is a fifo": lambda t, r, e, h: _train_args(t, _fifo(t / "fifo.toml")),
+    "recipe that is /dev/zero": lambda t, r, e, h: _train_args(t, "/dev/zero"),
+    "recipe over 1 MiB": lambda t, r, e, h: _train_args(t, _recipe_text(t, TINY_MODEL + "#" * (1 << 20) + "\n")),
+    "recipe nested 100,000 deep": lambda t, r, e, h: _train_args(t, _recipe_text(t, f"a = {DEEP_JSON}\n{TINY_MODEL}")),
+    "runs directory that is a file": lambda t, r, e, h: ["train", _good_recipe(t), "--runs-dir", _good_recipe(t)],
+    "runs/NAME that is a dangling symlink": lambda t, r, e, h: (
+        os.makedirs(t / "runs"), os.symlink(t / "nowhere", t / "runs" / "bad"), _train_args(t, _good_recipe(t)))[-1],
+    "train while another process holds the run": lambda t, r, e, h: (
+        h(str(t / "runs" / ".bad.lock")), _train_args(t, _good_recipe(t)))[-1],
+    "--resume while another process holds the run": lambda t, r, e, h: (
+        h(str(t / "runs" / ".bad.lock")), _train_args(t, _good_recipe(t), "--resume"))[-1],
+    "export name of 250 characters": lambda t, r, e, h: ["export", r, "--name", "x" * 250, "--base-dir", str(t)],
+    "export name ending in a newline": lambda t, r, e, h: ["export", r, "--name", "x\n", "--base-dir", str(t)],
+    "export --max-new-tokens-cap 2**31": lambda t, r, e, h: [
+        "export", r, "--max-new-tokens-cap", "2147483648", "--base-dir", str(t)],
+    "export base dir that is a file": lambda t, r, e, h: ["export", r, "--base-dir", _good_recipe(t)],
+    "export while another process holds the name": lambda t, r, e, h: (
+        h(str(t / "saved" / "x" / ".lock")), ["export", r, "--name", "x", "--base-dir", str(t / "saved")])[-1],
+    "generate on a classifier run": lambda t, r, e, h: ["generate", _classifier_file(t, r), "--prompt", "a"],
+    "generate --max-new-tokens 2**31": lambda t, r, e, h: ["generate", r, "--max-new-tokens", "2147483648"],
+    "generate --prompts-file that is a fifo": lambda t, r, e, h: ["generate", r, "--prompts-file", _fifo(t / "p")],
+    "generate --prompts-file /dev/zero": lambda t, r, e, h: ["generate", r, "--prompts-file", "/dev/zero"],
+    "translate --max-new-tokens 2**31": lambda t, r, e, h: ["translate", r, "--text", "a", "--max-new-tokens", str(2**31)],
+    ".keras zip bomb (a config.json of 80 MB)": lambda t, r, e, h: [
+        "generate", _rewritten_keras(r, t / "bomb.keras", b" " * (80 << 20)), "--prompt", "a"],
+    ".keras naming a class that is not a Keras object": lambda t, r, e, h: ["generate", _rewritten_keras(
+        r, t / "zeros.keras", json.dumps({"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                          "registered_name": None})), "--prompt", "a"],
+    ".keras that is a fifo": lambda t, r, e, h: ["generate", _fifo(t / "f.keras"), "--prompt", "a"],
+    "report on a list-shaped metrics.json": lambda t, r, e, h: (
+        os.makedirs(t / "run"), (t / "run" / "metrics.json").write_text("[1, 2]"), ["report", str(t / "run")])[-1],
+    "report on a metrics.json nested 100,000 deep": lambda t, r, e, h: (
+        os.makedirs(t / "run"), (t / "run" / "metrics.json").write_text(DEEP_JSON), ["report", str(t / "run")])[-1],
+    "import-hf with a list-shaped model_type": lambda t, r, e, h: [
+        "import-hf", _hf_folder(t, '{"model_type": ["bert"]}'), "--runs-dir", str(t / "runs")],
+    "import-hf with a config.json nested 100,000 deep": lambda t, r, e, h: [
+        "import-hf", _hf_folder(t, '{"model_type": ' + DEEP_JSON + "}"), "--runs-dir", str(t / "runs")],
+    "predict on a SavedModel whose graph is a fifo": lambda t, r, e, h: [
+        "predict", _export_with_fifo_graph(t, e), BODY],
+}
+
+
+def test_every_round_two_case_has_a_setup():
+    assert sorted(ROUND_TWO_SETUPS) == sorted(c[0] for c in ROUND_TWO)
+
+
+@pytest.mark.parametrize("case", ROUND_TWO, ids=[c[0] for c in ROUND_TWO])
+def test_round_two_case(case, tiny_run_and_export, lock_holder, tmp_path, capsys):
+    name, message = case
+    run, export = tiny_run_and_export
+    argv = ROUND_TWO_SETUPS[name](tmp_path, run, export, lock_holder)
+    _expect_user_error(argv, message, capsys)
+    # Nothing half-written: no run folder, no export version.
+    assert not [p for p in (tmp_path / "runs").glob("*") if not p.name.endswith(".lock") and not p.is_symlink()]
+    assert not list(tmp_path.glob("saved/*/[0-9]*"))
+
+
+# What the machine lacks, not the user's mistake: (exception, exit status, line).
+ENVIRONMENT = [
+    (OSError(28, "No space left on device", "/runs/.x.partial/model.keras"), 1,
+     r"^kerazoo: disk full: No space left on device \(path '/runs/.x.partial/model.keras'\)$"),
+    (OSError(30, "Read-only file system", "/ro/runs"), 1, r"^kerazoo: read-only file system: .*'/ro/runs'"),
+    (OSError(122, "Disk quota exceeded", "/home/u/runs"), 1, r"^kerazoo: disk quota exceeded: .*'/home/u/runs'"),
+    (MemoryError(), 1, r"^kerazoo: out of memory"),
+    (type("ResourceExhaustedError", (Exception,), {})("OOM when allocating tensor of shape [2147483648,16]"), 1,
+     r"^kerazoo: out of memory: OOM when allocating"),
+    # As h5py (training) and TensorFlow (export) re-raise a full disk, seen on a full tmpfs.
+    (RuntimeError("Disable slist on flush dest failure failed (file write failed: time = Fri Dec  4 03:10:29 2026\n"
+                  ", filename = '/r/.x.partial/backup/state-000001.weights.h5', file descriptor = 5, errno = 28, "
+                  "error message = 'No space left on device', buf = 0x5, total write size = 2360)"), 1,
+     r"^kerazoo: disk full: No space left on device \(path '/r/.x.partial/backup/state-000001.weights.h5'\)$"),
+    (type("ResourceExhaustedError", (Exception,), {})("/s/x/.export-9e/saved_model.pb.tmpf7; No space left on device"),
+     1, r"^kerazoo: disk full: .*'/s/x/.export-9e/saved_model.pb.tmpf7'"),
+    (OSError(36, "File name too long", "/runs/" + "x" * 300), 2, r"^kerazoo: error: a file name is too long"),
+    (RecursionError("maximum recursion depth exceeded"), 2, r"^kerazoo: error: the input is nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("error, status, line", ENVIRONMENT, ids=[type(e).__name__ + str(getattr(e, "errno", "") or "")
+                                                                   for e, _, _ in ENVIRONMENT])
+def test_environment_failures_are_one_line(error, status, line, monkeypatch, capsys):
+    import re
+
+    from kerazoo import commands
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setitem(commands.COMMANDS, "models", fail)
+    monkeypatch.delenv("KERAZOO_DEBUG", raising=False)
+    assert main(["models"]) == status
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(line, err), err
+
+
+def test_an_unexpected_error_still_shows_its_traceback(monkeypatch):
+    from kerazoo import commands
+
+    def fail(args):
+        raise OSError(9, "Bad file descriptor")  # a bug, not the environment
+
+    monkeypatch.setitem(commands.COMMANDS, "models", fail)
+    with pytest.raises(OSError):
+        main(["models"])
 
 
 # ---------------------------------------------------------------------------

@@ -34,13 +34,10 @@ def _stream_one(model, prompt, kwargs, no_stream):
 
 
 def _read_prompts(path):
-    if not os.path.isfile(path):
-        raise ValueError(f"prompts file {path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as f:
-            prompts = [line.rstrip("\n") for line in f]
-    except UnicodeDecodeError:
-        raise ValueError(f"prompts file {path} is not UTF-8 text") from None
+    from kerazoo.training.inputs import MAX_PROMPTS_BYTES, read_text
+
+    # A regular file of at most 16 MiB: a fifo or /dev/zero would never end.
+    prompts = read_text(path, "prompts file", MAX_PROMPTS_BYTES).split("\n")
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
         raise ValueError(f"prompts file {path} holds no prompts")
@@ -60,6 +57,9 @@ def cmd_generate(args):
     from kerazoo.training.runner import load_run
 
     model = load_run(args.run)
+    if not callable(getattr(model, "init_cache", None)):
+        raise ValueError(f"{args.run} holds a {type(model).__name__}, which does not generate text "
+                         "(use 'kerazoo classify' for classifiers, 'kerazoo translate' for seq2seq)")
     kwargs = _sampling_kwargs(args)
     kwargs["num_beams"] = args.num_beams
     if args.prompts_file:

@@ -1,6 +1,5 @@
 """Tables of finished runs, built from their ``metrics.json`` files."""
 
-import json
 import os
 
 COLUMNS = [
@@ -29,8 +28,9 @@ def read_metrics(run_dir):
     path = os.path.join(run_dir, "metrics.json")
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir} is not a finished run folder (no metrics.json)")
-    with open(path) as f:
-        metrics = json.load(f)
+    from kerazoo.training.inputs import read_json
+
+    metrics = read_json(path, "metrics file", expect=dict)
     metrics["run"] = os.path.basename(os.path.normpath(run_dir))
     return metrics
 

@@ -18,7 +18,6 @@ file (the weights are backend-neutral).
 
 import contextlib
 import importlib.metadata
-import fcntl
 import json
 import os
 import re
@@ -30,19 +29,27 @@ import time
 
 import keras
 
+from kerazoo.training import locks
 from kerazoo.serving import signatures, warmup
+from kerazoo.training.checkpointing import fault_point
 
 DEFAULT_BASE_DIR = "saved_models"
 METADATA_FILE = os.path.join("assets.extra", "kerazoo_export.json")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# ``\Z``, not ``$`` (which matches before a final newline); 200 characters at most,
+# so the name and its hidden staging and lock files fit a file name's 255 bytes.
+NAME_MAX = 200
+# The most new tokens an export may default to or allow (the graph counts in
+# int32; a million tokens is far beyond any context kerazoo trains).
+MAX_NEW_TOKENS_LIMIT = 1 << 20
+_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,%d}\Z" % (NAME_MAX - 1))
 
 
 def check_name(name):
     """Raises ValueError unless ``name`` is a plain folder name (no path tricks)."""
     if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
         raise ValueError(
-            f"invalid export name {name!r}: use letters, digits, '_', '-' and '.', "
-            "not starting with '.' or '-'"
+            f"invalid export name {name if not isinstance(name, str) or len(name) < 60 else name[:40] + '...'!r}: "
+            f"use at most {NAME_MAX} letters, digits, '_', '-' and '.', not starting with '.' or '-'"
         )
     return name
 
@@ -55,18 +62,38 @@ def versions(model_dir):
 
 
 @contextlib.contextmanager
-def _locked(model_dir):
-    """An exclusive lock on a model folder, so two exports never pick one version."""
-    with open(os.path.join(model_dir, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def locked(model_dir, name):
+    """Holds the export lock of a model name for a block (``kerazoo.training.locks``).
+
+    One export of a name at a time: a second one stops with the holder's PID.
+    Under the lock, every ``.export-*`` staging folder in ``model_dir`` was
+    left by a dead export (a live one would hold the lock), so it is removed.
+    The lock file stays (TF Serving ignores it).
+
+    Args:
+        model_dir: ``<base_dir>/<name>``.
+        name: the export name, for the message.
+
+    Raises:
+        ValueError: another process is exporting to this name.
+    """
+    base_dir = os.path.dirname(model_dir) or "."
+    for folder in (base_dir, model_dir):
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"{folder} exists and is not a folder")
+    os.makedirs(model_dir, exist_ok=True)
+    with locks.holding(os.path.join(model_dir, ".lock"), f"the export name {name!r} in {base_dir}", remove=False):
+        for entry in os.listdir(model_dir):
+            if entry.startswith(".export-"):
+                shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
+        yield
 
 
 def publish(staged, model_dir):
     """Renames a complete staged export to the next free version.
+
+    The caller holds the name's lock (``locked``), so no other export picks
+    the same version.
 
     Args:
         staged: the finished export folder (inside ``model_dir``).
@@ -75,9 +102,8 @@ def publish(staged, model_dir):
     Returns:
         The version folder.
     """
-    with _locked(model_dir):
-        target = os.path.join(model_dir, str((versions(model_dir) or [0])[-1] + 1))
-        os.rename(staged, target)
+    target = os.path.join(model_dir, str((versions(model_dir) or [0])[-1] + 1))
+    os.rename(staged, target)
     return target
 
 
@@ -140,7 +166,6 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
     if tokenizer is None:
         raise ValueError("the model carries no tokenizer; a served model needs one to take text")
     model_dir = os.path.join(base_dir, name)
-    os.makedirs(model_dir, exist_ok=True)
     staged = tempfile.mkdtemp(dir=model_dir, prefix=".export-")
     try:
         kind, names = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap)
@@ -150,6 +175,7 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
         _write_metadata(staged, model, kind, names, default_new_tokens, cap, source)
         _replay(staged, requests)
         os.chmod(staged, 0o755)  # mkdtemp makes it private; servers run as other users
+        fault_point("export.staged")
         return publish(staged, model_dir)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -178,20 +204,28 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
 
 
 def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
-    """Runs the export in a TensorFlow-backend process (for JAX / PyTorch models)."""
+    """Runs the export in a TensorFlow-backend process (for JAX / PyTorch models).
+
+    This process holds the name's lock; the child works under it. The child
+    dies with this process: Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` set in
+    the child (``locks.die_with_parent``) covers a SIGKILL of this process,
+    and ``subprocess.run`` kills the child on any exception here (Ctrl-C).
+    """
     args = json.dumps({"source": source, "name": name, "base_dir": base_dir,
-                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap})
+                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap, "parent_locked": True})
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
     done = subprocess.run([sys.executable, "-m", "kerazoo.serving.exporter", args],
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, preexec_fn=locks.die_with_parent(os.getpid()))
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise ValueError(f"export under TensorFlow failed: {lines[-1] if lines else 'no output'}")
+        message = f"export under TensorFlow failed: {lines[-1] if lines else f'exit status {done.returncode}'}"
+        # 2: the child refused the input; anything else (disk full, a crash) is no user's mistake.
+        raise (ValueError if done.returncode == 2 else RuntimeError)(message)
     return json.loads(done.stdout.strip().splitlines()[-1])["path"]
 
 
 def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signatures.DEFAULTS["max_new_tokens"],
-           max_new_tokens_cap=None):
+           max_new_tokens_cap=None, parent_locked=False):
     """Exports a model as a TF Serving SavedModel, text in, text out.
 
     Args:
@@ -203,6 +237,8 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         max_new_tokens_cap: most new tokens a request may ask for
             (Transformers: at most their context minus one; recurrent
             models: 1024 unless set).
+        parent_locked: the parent process holds the name's lock (the
+            TensorFlow child of a JAX / PyTorch export).
 
     Returns:
         The path of the new version folder.
@@ -211,12 +247,22 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         >>> kerazoo.export("runs/pydocs_gpt")
         'saved_models/pydocs_gpt/1'
     """
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if max_new_tokens_cap is not None and (not isinstance(max_new_tokens_cap, int) or max_new_tokens_cap < 1):
-        raise ValueError(f"max_new_tokens_cap must be a positive int, got {max_new_tokens_cap!r}")
+    # The graph holds these as int32: a larger value would wrap (2**31 becomes negative).
+    for key, value in (("max_new_tokens", max_new_tokens), ("max_new_tokens_cap", max_new_tokens_cap)):
+        if value is None and key == "max_new_tokens_cap":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
+            raise ValueError(f"{key} must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT:,}, got {value!r}")
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
+    if parent_locked:
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+    with locked(os.path.join(base_dir, name), name):
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+
+
+def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap):
+    """``export`` under the name's lock: here on TensorFlow, else in a TensorFlow child."""
     if keras.backend.backend() != "tensorflow":
         if source is None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -236,7 +282,7 @@ def _main(argv):
     args = json.loads(argv[0])
     try:
         path = export(args["source"], args["name"], args["base_dir"], args["max_new_tokens"],
-                      args["max_new_tokens_cap"])
+                      args["max_new_tokens_cap"], parent_locked=args.get("parent_locked", False))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

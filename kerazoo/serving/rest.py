@@ -39,8 +39,9 @@ def load_saved_model(export_dir):
     """
     from google.protobuf.message import DecodeError
 
-    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
-        raise ValueError(f"{export_dir} is not a SavedModel folder (no saved_model.pb)")
+    from kerazoo.training.inputs import check_saved_model
+
+    check_saved_model(export_dir)
     try:
         return tf.saved_model.load(export_dir)
     except (OSError, RuntimeError, ValueError, DecodeError, tf.errors.OpError) as e:
@@ -50,6 +51,8 @@ def load_saved_model(export_dir):
 
 def _signature(loaded, body):
     name = body.get("signature_name", "serving_default")
+    if not isinstance(name, str):
+        raise ValueError(f'"signature_name" must be a string, got {json.dumps(name)[:80]}')
     if name not in loaded.signatures:
         raise ValueError(f"signature '{name}' not found; the export has: {', '.join(sorted(loaded.signatures))}")
     return loaded.signatures[name]
@@ -75,6 +78,7 @@ def _columns(body, specs):
         raise ValueError(f"input size does not match signature: needs {', '.join(sorted(specs))}")
     tensors = {}
     for k, spec in specs.items():
+        check_values(k, spec, columns[k])
         try:
             tensors[k] = tf.constant(columns[k], dtype=spec.dtype)
         except (TypeError, ValueError):
@@ -82,6 +86,59 @@ def _columns(body, specs):
         if tensors[k].shape.rank != spec.shape.rank:
             raise ValueError(f"input '{k}' must be {_describe(spec)}, got shape {tensors[k].shape.as_list()}")
     return tensors
+
+
+def _leaves(value):
+    """The scalars of a JSON value (nested lists flattened)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _depth(value):
+    """How deep lists nest in a JSON value (a scalar: 0, [] or [1]: 1)."""
+    return 1 + max((_depth(v) for v in value), default=0) if isinstance(value, list) else 0
+
+
+def check_values(name, spec, column):
+    """Range-checks one input column before it becomes a tensor.
+
+    ``tf.constant`` wraps an integer that does not fit the input's dtype
+    without a word (2**31 becomes -2**31, 2**32 + 3 becomes 3), so each
+    integer is checked against the dtype's range; a JSON ``true`` is not a
+    number here; floats must be finite (Python's JSON reads ``NaN`` and
+    ``Infinity``) and within the dtype's range (1e39 becomes inf in float32).
+
+    Args:
+        name: the input's name, for the message.
+        spec: its ``tf.TensorSpec``.
+        column: the request's values for it (JSON data).
+
+    Raises:
+        ValueError: naming the input and the value.
+    """
+    import math
+
+    rank = spec.shape.rank
+    if rank is not None and _depth(column) > rank:
+        # tf.constant turns some ragged nestings ([[], 0]) into an empty tensor without a word.
+        raise ValueError(f"input '{name}' must be {_describe(spec)}, got lists nested {_depth(column)} deep")
+    if spec.dtype.is_integer:
+        low, high = spec.dtype.min, spec.dtype.max
+        for v in _leaves(column):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"input '{name}' must be {_describe(spec)}, got {json.dumps(v)[:80]}")
+            if not low <= v <= high:
+                raise ValueError(f"input '{name}' is out of range: {v} (must be from {low} to {high})")
+    elif spec.dtype.is_floating:
+        for v in _leaves(column):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"input '{name}' must be {_describe(spec)}, got {json.dumps(v)[:80]}")
+            # Beyond the dtype's largest value, the conversion itself gives inf.
+            if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > float(spec.dtype.max):
+                raise ValueError(f"input '{name}' must be a finite {spec.dtype.name} number, got {v}")
 
 
 def _describe(spec):
@@ -115,6 +172,8 @@ def predict(export_dir, body):
             body = json.loads(body)
         except json.JSONDecodeError as e:
             raise ValueError(f"the request body is not JSON: {e}") from None
+        except RecursionError:
+            raise ValueError("the request body is nested too deeply to be a request") from None
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
     signature = _signature(load_saved_model(export_dir), body)

@@ -16,15 +16,22 @@ point. A resume reads only what the metadata names.
 
 ``KERAZOO_FAULT=POINT[:N]`` makes the process SIGKILL itself the N-th time
 (default 1st) it reaches the named point, so tests can kill a run at exact
-moments through the real code path. Points: ``backup.staged`` (an epoch's
-state files are written, the commit is not), ``checkpoint.staged`` (a
-``.keras`` file is written under its temporary name, not yet renamed),
-``run.fitted`` (training is over, the run folder not yet finished).
+moments through the real code path. Points, in a run's order (``FAULT_POINTS``):
+``run.claimed`` (the partial folder exists, nothing in it yet),
+``backup.staged`` (an epoch's state files are written, the commit is not),
+``checkpoint.staged`` (a ``.keras`` file is written under its temporary
+name, not yet renamed), ``run.fitted`` (training is over, the run folder not
+yet finished), ``closeout.model_saved`` (``model.keras`` written, the
+close-out not committed), ``closeout.committed`` (``metrics.json`` written),
+``closeout.backup_trashed`` (``backup/`` renamed to ``.backup.trash``),
+``closeout.deleting`` (after each file of the trash is deleted: ``:2``
+kills with the trash half deleted), ``closeout.renaming`` (everything in
+place, the partial folder not yet renamed). ``kerazoo.training.lifecycle``
+and ``kerazoo.serving.exporter`` (``export.staged``) hold the others.
 """
 
 import csv
 import io
-import json
 import os
 import signal
 import tempfile
@@ -35,6 +42,11 @@ import numpy as np
 from kerazoo.training import runs
 
 FAULT_ENV = "KERAZOO_FAULT"
+FAULT_POINTS = (
+    "run.claimed", "backup.staged", "checkpoint.staged", "run.fitted", "closeout.model_saved",
+    "closeout.committed", "closeout.backup_trashed", "closeout.deleting", "closeout.renaming",
+    "export.staged",
+)
 METADATA_FILE = "training_metadata.json"
 _fault_hits = {}
 
@@ -184,11 +196,12 @@ def read_metadata(backup_dir):
     Returns:
         ``{"epoch", "weights", "rng", "history"}`` or None.
     """
+    from kerazoo.training.inputs import read_json
+
     path = os.path.join(backup_dir, METADATA_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = read_json(path, "backup metadata", expect=dict)
     if "weights" not in meta:
         raise ValueError(f"{backup_dir} holds a backup of another format; delete the unfinished run and start again")
     return meta

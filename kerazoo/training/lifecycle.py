@@ -7,8 +7,20 @@
     fit      model.fit with the standard callbacks: atomic BackupAndRestore (resume),
              the best checkpoint, NaN stop, CSV history; the optimizer is built first
     evaluate the task scores its model on the held-out split
-    finish   model.keras, metrics.json, history.json, the task's artifacts;
-             rename the partial folder to runs/<name>
+    finish   model.keras, history.json, the task's artifacts, then metrics.json
+             last: its presence commits the close-out. Then backup/ is renamed
+             to .backup.trash (atomic) and deleted file by file, leftover
+             .tmp-* files are swept, and the partial folder is renamed to
+             runs/<name>.
+
+A run holds the lock ``runs/.<name>.lock`` (``kerazoo.training.locks``) from
+``claim`` to its end (``open`` only checks that it is free, writing nothing),
+so a second ``train`` or ``--resume`` of the same name stops with the
+holder's PID instead of racing it. SIGKILL at any moment leaves either a
+finished ``runs/<name>`` or a partial folder that ``--resume`` completes: a
+resume of a partial folder whose close-out was committed only repeats the
+idempotent steps after the commit (no training, no evaluation); otherwise it
+continues from the last committed check.
 
 Everything that can fail on bad input (data, tokenizer, model) happens
 before the folder is claimed, so a user's mistake leaves nothing behind. The
@@ -27,10 +39,15 @@ import keras
 from kerazoo import text as tokenizers_lib
 from kerazoo.training import callbacks as zoo_callbacks
 from kerazoo.training import checkpointing
+from kerazoo.training import locks
 from kerazoo.training import precision
 from kerazoo.training import runs
 from kerazoo.training.optim import build_optimizer
 from kerazoo.training.recipes import dump_recipe
+
+# Written last of a run's files: a partial folder holding it has finished
+# training and evaluation, and only the idempotent close-out steps remain.
+COMMIT_FILE = "metrics.json"
 
 
 @dataclasses.dataclass
@@ -74,7 +91,9 @@ def check_workdir(work_dir, resume):
             f"an unfinished run exists at {work_dir}; pass --resume to continue it, or delete it"
         )
     if resume and not os.path.exists(work_dir):
-        raise ValueError(f"nothing to resume: {work_dir} does not exist")
+        finished = os.path.join(os.path.dirname(work_dir), os.path.basename(work_dir)[1:-len(".partial")])
+        done = f" (the run finished: {finished})" if os.path.isfile(os.path.join(finished, COMMIT_FILE)) else ""
+        raise ValueError(f"nothing to resume: {work_dir} does not exist{done}")
 
 
 def saved_recipe(path):
@@ -221,10 +240,13 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     """
     t = recipe.train
     task.check(recipe)
-    work_dir = runs.partial_dir(runs_dir, recipe.name)
-    check_workdir(work_dir, resume)
+    work_dir = open_run(runs_dir, recipe.name, resume)
+    lock, what = runs.lock_path(runs_dir, recipe.name), f"the run {recipe.name!r} in {runs_dir}"
     if resume:
         check_resumable(work_dir, recipe)
+        if committed(work_dir):
+            with locks.holding(lock, what):
+                return _resume_committed(work_dir, runs_dir, recipe.name, log)
     saved_tokenizer = os.path.join(work_dir, "tokenizer")
     if resume and tokenizer is None and os.path.isdir(saved_tokenizer):
         tokenizer = tokenizers_lib.load_tokenizer(saved_tokenizer)
@@ -237,7 +259,20 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
         + (f"; {t.precision}" if t.precision != "float32" else "")
         + (f"; {parallel.describe}" if parallel.describe else ""))
 
+    # The lock file is the first thing written, once the input has proved good.
+    os.makedirs(runs_dir, exist_ok=True)
+    with locks.holding(lock, what):
+        return _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log)
+
+
+def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log):
+    """``run_task`` from the claim on, under the run's lock."""
+    t = recipe.train
+    saved_tokenizer = os.path.join(work_dir, "tokenizer")
+    if resume:
+        runs.sweep_temporaries(work_dir)  # writers killed mid-write; none is alive (we hold the lock)
     claim_workdir(runs_dir, work_dir, resume)
+    checkpointing.fault_point("run.claimed")
     os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
     if not os.path.isdir(saved_tokenizer):
         tokenizers_lib.save_tokenizer(data.tokenizer, saved_tokenizer)
@@ -270,10 +305,91 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
         "devices": parallel.replicas,
     }
     checkpointing.save_model(model, os.path.join(work_dir, "model.keras"))
-    runs.write_json(os.path.join(work_dir, "metrics.json"), metrics)
+    checkpointing.fault_point("closeout.model_saved")
     runs.write_json(os.path.join(work_dir, "history.json"), history)
     for name, text in task.artifacts(recipe, data, evaluation).items():
         runs.write_text(os.path.join(work_dir, name), text)
-    runs.discard(os.path.join(work_dir, "backup"))
-    path = runs.finish(work_dir, runs_dir, recipe.name)
+    runs.write_json(os.path.join(work_dir, COMMIT_FILE), metrics)
+    checkpointing.fault_point("closeout.committed")
+    path = close_out(work_dir, runs_dir, recipe.name)
     return RunResult(path, metrics, evaluation.sample)
+
+
+def close_out(work_dir, runs_dir, name):
+    """The steps after the close-out commit: each one atomic, and the whole safe to repeat.
+
+    ``backup/`` is renamed aside first (a kill during a plain ``rmtree``
+    leaves a backup whose metadata names deleted files), then deleted file
+    by file; debris of killed writers is swept; the folder is renamed.
+
+    Args:
+        work_dir: the partial folder, its ``metrics.json`` written.
+        runs_dir: the runs folder.
+        name: the run name.
+
+    Returns:
+        The final folder path.
+    """
+    backup, trash = os.path.join(work_dir, "backup"), runs.trash_dir(work_dir)
+    if os.path.isdir(backup):
+        runs.remove_tree(trash)  # a trash from an earlier close-out killed midway
+        os.rename(backup, trash)
+        checkpointing.fault_point("closeout.backup_trashed")
+    runs.remove_tree(trash, after_each=lambda: checkpointing.fault_point("closeout.deleting"))
+    runs.sweep_temporaries(work_dir)
+    checkpointing.fault_point("closeout.renaming")
+    return runs.finish(work_dir, runs_dir, name)
+
+
+def committed(work_dir):
+    """Whether a partial folder's close-out was committed.
+
+    ``history.json`` too: kerazoo before this order wrote ``metrics.json``
+    before ``history.json`` and the artifacts, so a folder of that version
+    killed between them is resumed the long way (evaluated again).
+
+    Args:
+        work_dir: the partial folder.
+
+    Returns:
+        True when only the steps of ``close_out`` remain.
+    """
+    return all(os.path.isfile(os.path.join(work_dir, f)) for f in (COMMIT_FILE, "history.json"))
+
+
+def _resume_committed(work_dir, runs_dir, name, log):
+    """Finishes a run killed after its close-out commit (None when it was not committed)."""
+    from kerazoo.training.inputs import read_json
+
+    commit = os.path.join(work_dir, COMMIT_FILE)
+    if not committed(work_dir):
+        return None
+    metrics = read_json(commit, "metrics file", expect=dict)
+    log(f"the unfinished run at {work_dir} had finished training and evaluation; completing its close-out")
+    return RunResult(close_out(work_dir, runs_dir, name), metrics, "")
+
+
+def open_run(runs_dir, name, resume):
+    """Checks the run's folders and that no other process holds the run, before any data is read.
+
+    Writes nothing: the lock itself is taken (``locks.holding``) once the
+    data and the model are ready.
+
+    Args:
+        runs_dir: the runs folder.
+        name: the run name.
+        resume: whether this is a ``--resume``.
+
+    Returns:
+        The partial folder.
+
+    Raises:
+        ValueError: the runs folder or the final name is unusable, another
+            process holds the run, or the partial folder's state does not
+            fit ``resume``.
+    """
+    runs.check_runs_dir(runs_dir, name)
+    locks.check_free(runs.lock_path(runs_dir, name), f"the run {name!r} in {runs_dir}")
+    work_dir = runs.partial_dir(runs_dir, name)
+    check_workdir(work_dir, resume)
+    return work_dir

@@ -12,8 +12,11 @@ from typing import Optional
 
 from kerazoo.models import get_arch
 
-# What a run name (and so a run folder) may be called.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# What a run name (and so a run folder) may be called. ``\Z``, not ``$``: ``$``
+# also matches before a final newline. At most 200 characters, so that
+# ``.<name>.partial`` and ``<name>-N`` stay within a file name's 255 bytes.
+NAME_MAX = 200
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z" % (NAME_MAX - 1))
 
 class RecipeError(ValueError):
     """A recipe is invalid; the message names the file and the key."""

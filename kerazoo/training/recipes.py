@@ -27,6 +27,7 @@ from kerazoo import text as tokenizers_lib
 from kerazoo.models import get_arch, make_hparams
 from kerazoo.training.recipe_schema import (  # noqa: F401  (re-exported: the public recipe API)
     DEFAULT_VOCAB_SIZE,
+    NAME_MAX,
     NAME_RE,
     PRECISIONS,
     SECTIONS,
@@ -88,8 +89,30 @@ def _fail(where, key, message):
     raise RecipeError(f"{where}: '{key}' {message}")
 
 
+# Integers a recipe may hold: an int32 (graphs and counters count in it), and
+# for a tensor's dimension (context, widths, vocabulary, batch) at most 2**20,
+# far beyond any model kerazoo trains on one machine; larger ones would only
+# fail later, out of memory, after the data was read.
+INT32_MAX = 2**31 - 1
+MAX_SIZE = 1 << 20
+
+
+def _check_integer_ranges(recipe, where):
+    """Integers reach int32 tensors and counters: larger ones would wrap, so they are refused here."""
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(recipe, section)).items():
+            if isinstance(value, int) and not isinstance(value, bool) and not -INT32_MAX - 1 <= value <= INT32_MAX:
+                _fail(where, f"{section}.{key}", f"({value:,}) is out of range: at most {INT32_MAX:,}")
+    for key in ("seq_len", "batch_size", "sample_tokens"):
+        if getattr(recipe.train, key) > MAX_SIZE:
+            _fail(where, f"train.{key}", f"({getattr(recipe.train, key):,}) is too large: sizes are at most {MAX_SIZE:,}")
+    if (recipe.tokenizer.vocab_size or 0) > MAX_SIZE:
+        _fail(where, "tokenizer.vocab_size", f"({recipe.tokenizer.vocab_size:,}) is too large: at most {MAX_SIZE:,}")
+
+
 def _check_values(recipe, where):
     """Rejects impossible values, naming the key."""
+    _check_integer_ranges(recipe, where)
     d, t, k = recipe.data, recipe.train, recipe.tokenizer
     if not d.source:
         _fail(where, "data.source", "must not be empty")
@@ -237,7 +260,11 @@ def _parse_model(raw, where):
         raise
     except ValueError as e:
         raise RecipeError(f"{where}: [model] {e}") from None
-    return {"arch": raw["arch"], **dataclasses.asdict(config)}
+    hparams = dataclasses.asdict(config)
+    for key, value in hparams.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+            _fail(where, f"model.{key}", f"({value:,}) is too large: sizes are at most {MAX_SIZE:,}")
+    return {"arch": raw["arch"], **hparams}
 
 
 def _parse_override(item):
@@ -299,7 +326,8 @@ def parse_recipe(raw, where="<recipe>"):
     # An explicit name is checked as given (an empty one is a mistake, not "the default").
     name = raw["name"] if "name" in raw else (stem if where.endswith(".toml") else "run")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.', got {name!r}")
+        raise RecipeError(f"{where}: 'name' must be letters, digits, '_', '-' or '.' (at most {NAME_MAX}), "
+                          f"got {name if not isinstance(name, str) or len(name) < 60 else name[:40] + '...'!r}")
     sections = {s: _parse_section(cls, raw.get(s, {}), where, s) for s, cls in SECTIONS.items()}
     if "model" not in raw:
         raise RecipeError(f"{where}: missing section [model]")
@@ -332,17 +360,24 @@ def load_recipe(path, overrides=None):
     Raises:
         RecipeError: missing file, invalid TOML, or an invalid recipe.
     """
+    from kerazoo.training.inputs import MAX_RECIPE_BYTES, read_bytes
+
     if os.path.isdir(path):
         raise RecipeError(f"recipe {path} is a folder, not a .toml file")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise RecipeError(f"recipe {path} does not exist")
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        data = read_bytes(path, "recipe", MAX_RECIPE_BYTES)  # a regular file, 1 MiB at most
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML ({e})") from None
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not valid TOML (not UTF-8 text)") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: not valid TOML (nested too deeply)") from None
     return parse_recipe(apply_overrides(raw, overrides), where=path)
 
 

@@ -17,10 +17,42 @@ def partial_dir(runs_dir, name):
     return os.path.join(runs_dir, f".{name}.partial")
 
 
+def lock_path(runs_dir, name):
+    """The lock file of a run name (``kerazoo.training.locks``): next to, not inside, the folder that gets renamed."""
+    return os.path.join(runs_dir, f".{name}.lock")
+
+
+def trash_dir(work_dir):
+    """Where a run's ``backup/`` goes (one atomic rename) before it is deleted."""
+    return os.path.join(work_dir, ".backup.trash")
+
+
+def check_runs_dir(runs_dir, name):
+    """Fails before any training when the run could not be published.
+
+    Args:
+        runs_dir: the runs folder (created later if missing).
+        name: the run name.
+
+    Raises:
+        ValueError: ``runs_dir`` is not a folder or not writable, or
+            ``runs_dir/<name>`` is a dangling symbolic link (a rename onto it
+            would fail only after the whole training).
+    """
+    if os.path.lexists(runs_dir) and not os.path.isdir(runs_dir):
+        raise ValueError(f"--runs-dir {runs_dir} is not a folder")
+    if os.path.isdir(runs_dir) and not os.access(runs_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"--runs-dir {runs_dir} is not writable (permission denied)")
+    target = os.path.join(runs_dir, name)
+    if os.path.islink(target) and not os.path.exists(target):
+        raise ValueError(f"{target} is a symbolic link to {os.readlink(target)!r}, which does not exist; "
+                         "remove the link or create its target")
+
+
 def final_dir(runs_dir, name):
-    """The first free ``runs/<name>``, ``runs/<name>-2``, ... (never overwrites)."""
+    """The first free ``runs/<name>``, ``runs/<name>-2``, ... (never overwrites; a dangling link counts as taken)."""
     candidate, n = os.path.join(runs_dir, name), 1
-    while os.path.exists(candidate):
+    while os.path.lexists(candidate):
         n += 1
         candidate = os.path.join(runs_dir, f"{name}-{n}")
     return candidate
@@ -103,6 +135,51 @@ def discard(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_tree(path, after_each=None):
+    """Deletes a folder file by file, bottom up; safe to call again after a kill midway.
+
+    Args:
+        path: the folder (missing: nothing to do).
+        after_each: called after each file is deleted (a fault point).
+    """
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    for folder, dirs, files in os.walk(path, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            os.unlink(os.path.join(folder, name))
+            if after_each:
+                after_each()
+        os.rmdir(folder)
+
+
+def sweep_temporaries(work_dir):
+    """Deletes the temporary files a killed writer left in a run folder.
+
+    ``write_bytes`` and ``checkpointing.save_model`` write ``.tmp-*`` files
+    and the tokenizer writes ``.tokenizer.tmp-*`` folders; a SIGKILL before
+    their rename leaves them behind. Only the run's own process (holding the
+    run's lock) calls this, so none of them belongs to a live writer.
+
+    Args:
+        work_dir: the partial run folder.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for folder, dirs, files in os.walk(work_dir):
+        for name in files + dirs:
+            if name.startswith(".") and ".tmp-" in name:
+                path = os.path.join(folder, name)
+                remove_tree(path)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(folder, d))]
+    return removed
+
+
 def resolve_tokenizer_path(path):
     """A tokenizer folder, or the ``tokenizer/`` folder inside a run folder.
 
@@ -134,11 +211,19 @@ def load_run(path):
     import kerazoo.models  # noqa: F401
     import kerazoo.text  # noqa: F401
 
+    from kerazoo.training.inputs import check_keras_archive
+
     file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(file):
+    if not os.path.lexists(file) or os.path.isdir(file):
         raise ValueError(f"no model found at {path} (expected a run folder with model.keras, or a .keras file)")
+    check_keras_archive(file)
     try:
-        return keras.saving.load_model(file, safe_mode=True, compile=False)
-    except (OSError, ValueError, KeyError) as e:
+        model = keras.saving.load_model(file, safe_mode=True, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        # TypeError / AttributeError: a config naming a class that is not a
+        # Keras object (Keras calls its from_config or constructor blindly).
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"cannot load {file}: {first_line}") from None
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"cannot load {file}: it holds a {type(model).__name__}, not a Keras model")
+    return model

@@ -35,10 +35,17 @@ def _recipe(tmp_path, text_file):
     return str(path)
 
 
-def _train(recipe, runs_dir, resume=False, fault=None):
+# The close-out, point by point: each kill leaves a partial folder that the next resume completes.
+CLOSE_OUT_FAULTS = ["closeout.model_saved", "closeout.committed", "closeout.backup_trashed",
+                    "closeout.deleting:2", "closeout.renaming"]
+
+
+def _train(recipe, runs_dir, resume=False, fault=None, backend=None):
     """Starts ``kerazoo train`` in a subprocess."""
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop(checkpointing.FAULT_ENV, None)
+    if backend:
+        env["KERAS_BACKEND"] = backend
     if fault:
         env[checkpointing.FAULT_ENV] = fault
     cmd = [sys.executable, "-m", "kerazoo.cli", "train", recipe, "--runs-dir", runs_dir, "--quiet"]
@@ -84,8 +91,11 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
 
     runs_dir = str(tmp_path / "runs")
     partial = os.path.join(runs_dir, ".crash.partial")
+    # 0. Killed right after claiming its folder (nothing in it yet).
+    _assert_killed(_train(recipe, runs_dir, fault="run.claimed"))
+    assert os.listdir(partial) == []
     # 1. Killed from outside, mid-training, once the first check is committed.
-    _kill_when_committed(_train(recipe, runs_dir), partial, epoch=1)
+    _kill_when_committed(_train(recipe, runs_dir, resume=True), partial, epoch=1)
     _assert_loadable_or_absent(partial)
     # 2. Killed while writing the backup of the next check: its files are
     #    written, its commit is not; the resume must start from check 1 again.
@@ -100,7 +110,9 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
     # 4. Killed after the last step, while evaluating, before the folder is finished.
     _assert_killed(_train(recipe, runs_dir, resume=True, fault="run.fitted"))
     assert _committed_epoch(partial) == 4 and not os.path.exists(os.path.join(runs_dir, "crash"))
-    # 5. The last resume finishes the planned steps.
+    # 5. Killed at each moment of the close-out; every resume goes on from there.
+    _kill_through_close_out(recipe, runs_dir, partial)
+    # 6. The last resume finishes the planned steps.
     proc = _train(recipe, runs_dir, resume=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
@@ -115,7 +127,50 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]
     assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in expected], rel=TOLERANCE)
     assert not os.path.exists(os.path.join(final, "backup"))
+    assert not [n for folder, dirs, files in os.walk(final) for n in dirs + files if n.startswith(".")], \
+        "no trash or temporary file is left in the finished run"
     kz.load_run(os.path.join(final, "checkpoints", "best.keras"))
+
+
+def _kill_through_close_out(recipe, runs_dir, partial, backend=None, faults=CLOSE_OUT_FAULTS, fresh=False):
+    """Resumes once per close-out fault point (``fresh``: the first run is not a resume), checking each kill."""
+    for i, fault in enumerate(faults):
+        _assert_killed(_train(recipe, runs_dir, resume=i > 0 or not fresh, fault=fault, backend=backend))
+        assert os.path.isdir(partial) and not os.path.exists(os.path.join(runs_dir, "crash")), fault
+        committed = os.path.exists(os.path.join(partial, "metrics.json"))
+        # Before the commit the backup must be whole; after it, it may be gone or half gone.
+        assert committed or _committed_epoch(partial) == 4, fault
+        if fault == "closeout.deleting:2":
+            assert os.path.isdir(os.path.join(partial, ".backup.trash")), "killed with the trash half deleted"
+        _assert_loadable_or_absent(partial)
+
+
+# Under JAX, the close-out moments that touch the framework (the model is saved, the
+# close-out not committed) and the backup's deletion: each further point costs a
+# process (~5 s of CPU, most of it imports); the file-only steps between are the
+# same code on every backend and run in the TensorFlow chain above.
+JAX_FAULTS = ["closeout.model_saved", "closeout.deleting:2"]
+
+
+@pytest.mark.slow
+def test_close_out_survives_sigkill_on_a_second_backend(tmp_path, text_file):
+    """Close-out points again under JAX: the run trains once, is killed in its close-out, and resumes."""
+    pytest.importorskip("jax")
+    recipe = _recipe(tmp_path, text_file)
+    runs_dir = str(tmp_path / "runs")
+    partial = os.path.join(runs_dir, ".crash.partial")
+    _kill_through_close_out(recipe, runs_dir, partial, backend="jax", faults=JAX_FAULTS, fresh=True)
+    proc = _train(recipe, runs_dir, resume=True, backend="jax")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    final = os.path.join(runs_dir, "crash")
+    metrics = json.load(open(os.path.join(final, "metrics.json")))
+    assert metrics["steps"] == 8 and metrics["backend"] == "jax"
+    assert [h["epoch"] for h in json.load(open(os.path.join(final, "history.json")))] == [0, 1, 2, 3]
+    assert not os.path.exists(partial)
+    assert not [n for n in os.listdir(final) if n.startswith(".")], "no backup, trash or temporary file is left"
+    assert os.listdir(runs_dir) == ["crash"], "no partial folder and no lock file is left"
+    kz.load_run(final)
 
 
 def test_fault_point_fires_only_on_its_nth_hit(monkeypatch):

@@ -63,7 +63,7 @@ def load_model(folder, log=print):
     """
     config = read_config(folder)
     model_type = config.get("model_type")
-    if model_type not in IMPORTERS:
+    if not isinstance(model_type, str) or model_type not in IMPORTERS:
         raise ValueError(f"{folder}: model_type {model_type!r} is not supported; "
                          f"importable: {', '.join(sorted(IMPORTERS))}")
     return IMPORTERS[model_type](folder, config, log)
