@@ -118,7 +118,8 @@ def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
     started = time.perf_counter()
     sample, taken = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan,
                                               tok_spec.sample_bytes, spec.seed)
-    tokenizer = text.train_tokenizer(sample, tok_spec.kind, tok_spec.vocab_size, lowercase=tok_spec.lowercase)
+    tokenizer = text.train_tokenizer(sample, tok_spec.kind, tok_spec.vocab_size, lowercase=tok_spec.lowercase,
+                                     max_size=True)
     achieved = tokenizer.vocabulary_size()
     asked = f" (asked for {tok_spec.vocab_size})" if tok_spec.vocab_size and achieved < tok_spec.vocab_size else ""
     log(f"tokenizer: trained {tok_spec.kind} with {achieved} tokens{asked} on a sample of {taken:,} bytes "
