@@ -127,6 +127,7 @@ def _parser():
     p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
     p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
+    p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
     p.add_argument("recipe", help="a recipe .toml file")
