@@ -198,3 +198,27 @@ def test_tokenizer_sample_is_bounded_and_seeded(tmp_path):
     texts, taken = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan, 2000, seed=1)
     assert 0 < taken < 2000 + max(len(t.encode()) for t in everything) and set(texts) < set(everything)
     assert plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan, 2000, seed=1) == (texts, taken)
+
+
+def test_disk_full_leaves_no_readable_store(tmp_path, cache, monkeypatch):
+    import errno
+
+    source = make_corpus(tmp_path / "corpus", n_files=25)
+    tokenizer = tokenizers.train_tokenizer(["x"], "byte")
+    real_add, calls = store.ShardWriter.add, []
+
+    def add(self, *args):
+        calls.append(1)
+        if len(calls) > 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_add(self, *args)
+
+    monkeypatch.setattr(store.ShardWriter, "add", add)
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        prep.prepare_store(prep.CorpusSpec(source), tokenizer, log=lambda *_: None, shard_tokens=200)
+    names = os.listdir(cache / "stores")
+    assert all(n.endswith((".partial", ".lock")) for n in names)
+    monkeypatch.setattr(store.ShardWriter, "add", real_add)
+    logs = []
+    again = prep.prepare_store(prep.CorpusSpec(source), tokenizer, log=logs.append, shard_tokens=200)
+    assert any("resuming" in line for line in logs) and store.verify(again.path) is None
