@@ -11,8 +11,8 @@ size; a read of ``seq_len + 1`` ids keeps memory flat.
 
 Both are ``tf.data`` pipelines (Keras feeds them to TensorFlow, JAX and
 PyTorch alike) and equal ``windows.lm_random_dataset`` / ``windows.lm_dataset``
-over the same ids. Under several workers each reads its own part
-(``worker_part``).
+over the same ids. ``part=(index, count)`` makes a worker read only its own
+part of the stream (``worker_part`` finds it from ``TF_CONFIG`` / JAX).
 """
 
 import json
@@ -129,8 +129,10 @@ def worker_part():
     return 0, 1
 
 
-def _no_auto_shard(ds):
-    """The datasets shard themselves by worker; ``tf.distribute`` must not shard them again."""
+def _no_auto_shard(ds, part):
+    """A dataset that shards itself by worker must not be sharded again by ``tf.distribute``."""
+    if part[1] == 1:
+        return ds
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options)
@@ -167,7 +169,7 @@ def random_windows(stream, seq_len, batch_size, seed=0, part=(0, 1)):
         return tf.ensure_shape(x, (batch_size, seq_len)), tf.ensure_shape(y, (batch_size, seq_len))
 
     ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False)
-    return _no_auto_shard(ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE))
+    return _no_auto_shard(ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE), part)
 
 
 def packed_windows(stream, seq_len, batch_size, shuffle=True, seed=0, repeat=False, part=(0, 1), limit=None):
@@ -214,4 +216,4 @@ def packed_windows(stream, seq_len, batch_size, shuffle=True, seed=0, repeat=Fal
     # Built inside flat_map, as windows.lm_dataset does: every iterator
     # replays the same seeded order.
     ds = tf.data.Dataset.range(1).flat_map(passes)
-    return _no_auto_shard(ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE))
+    return _no_auto_shard(ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE), part)

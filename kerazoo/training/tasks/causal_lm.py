@@ -118,13 +118,18 @@ def train_dataset(train, t, part=None):
     Args:
         train: the train split: a ``TokenStream`` (or a 1-D id array, the in-memory path).
         t: the recipe's ``TrainSection``.
-        part: ``(worker index, worker count)``; default ``data.worker_part()``.
+        part: ``(worker index, worker count)`` to read only this worker's part
+            of the stream (``data.worker_part()``). By default every worker
+            builds the same stream and ``tf.distribute`` (DATA auto-shard) or
+            ``keras.distribution`` gives each worker its own share of every
+            global batch, which keeps a multi-worker run equal to a one-device
+            run step by step (tests/training/test_distribute.py).
     """
     if not isinstance(train, data_lib.TokenStream):
         if t.windows == "random":
             return data_lib.lm_random_dataset(train, t.seq_len, t.batch_size, seed=t.seed)
         return data_lib.lm_dataset(train, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
-    part = part or data_lib.worker_part()
+    part = part or (0, 1)
     if t.windows == "random":
         return data_lib.random_windows(train, t.seq_len, t.batch_size, seed=t.seed, part=part)
     return data_lib.packed_windows(train, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True, part=part)
@@ -143,7 +148,8 @@ def val_dataset(val, t):
     steps = min(t.eval_batches, n_batches) if t.eval_batches else n_batches
     if not isinstance(val, data_lib.TokenStream):
         return data_lib.lm_dataset(val, t.seq_len, batch_size, shuffle=False), steps
-    return data_lib.packed_windows(val, t.seq_len, batch_size, shuffle=False, limit=steps * batch_size), steps
+    # Not limited to ``steps`` batches: Keras under tf.distribute may draw one more than it scores.
+    return data_lib.packed_windows(val, t.seq_len, batch_size, shuffle=False), steps
 
 
 def evaluate_stream(model, val, t, log=print):
@@ -211,7 +217,7 @@ class CausalLM(Task):
     def score_lines(self, result):
         m = result.metrics
         scored = ""
-        if m.get("val_tokens_total", 0) > m["val_tokens"] + 1:  # n ids predict n - 1 tokens
+        if m.get("val_tokens_total", 0) > m.get("val_tokens", 0) + 1:  # n ids predict n - 1 tokens
             scored = f" (on {m['val_tokens']:,} of {m['val_tokens_total']:,} tokens)"
         return [f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
                 f"{m['val_bits_per_byte']:.4f} bits/byte" + scored]
