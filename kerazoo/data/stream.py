@@ -113,7 +113,8 @@ def worker_part():
     """``(index, count)`` of this process among the training workers.
 
     From ``TF_CONFIG`` (``tf.distribute`` multi-worker: the chief first, then
-    the workers) or, on JAX, the process index and count; ``(0, 1)`` alone.
+    the workers) or ``KERAS_DISTRIBUTION_PROCESS_ID`` / ``_NUM_PROCESSES``
+    (``keras.distribution`` hosts); ``(0, 1)`` alone.
     """
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     cluster, task = config.get("cluster", {}), config.get("task", {})
@@ -122,10 +123,9 @@ def worker_part():
         count = chief + len(cluster["worker"])
         index = 0 if task.get("type") == "chief" else chief + int(task.get("index", 0))
         return index, count
-    if os.environ.get("KERAS_BACKEND") == "jax" and os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
-        import jax
-
-        return jax.process_index(), jax.process_count()
+    processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
+    if processes > 1:  # keras.distribution's hosts (kerazoo.training.distribute)
+        return int(os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "0")), processes
     return 0, 1
 
 

@@ -162,6 +162,9 @@ def test_worker_part_reads_tf_config(monkeypatch):
     assert stream.worker_part() == (0, 3)
     monkeypatch.delenv("TF_CONFIG")
     assert stream.worker_part() == (0, 1)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
+    assert stream.worker_part() == (1, 2)
 
 
 def test_bits_per_byte_on_pydocs_equal_the_in_memory_path(cache):
