@@ -87,3 +87,36 @@ def test_non_string_json_values_name_the_line(tmp_path, value):
     path.write_text('{"text": "ok"}\n\n{"text": ' + value + "}\n")
     with pytest.raises(ValueError, match=r"rows.jsonl:3: column 'text' holds .*, not a string"):
         readers.read_corpus(str(path))
+
+
+class ChunkedLines:
+    """``_Lines.piece`` over a string, in chunks of ``n`` characters completed to a line end."""
+
+    def __init__(self, text, n):
+        self.text, self.pos, self.n = text, 0, n
+
+    def piece(self):
+        end = self.pos + self.n
+        if end < len(self.text) and self.text[end - 1] != "\n":
+            newline = self.text.find("\n", end)
+            end = len(self.text) if newline < 0 else newline + 1
+        piece, self.pos = self.text[self.pos:end], min(end, len(self.text))
+        return piece
+
+
+def documents(pieces):
+    docs = []
+    for first, text in pieces:
+        if first:
+            docs.append(text)
+        else:
+            docs[-1] += text
+    return docs
+
+
+def test_blank_line_chunked_reader_equals_the_line_rule():
+    rng = __import__("random").Random(0)
+    for _ in range(200):
+        text = "".join(rng.choice(["a b\n", "\n", "  \n", "x\r\n", "\t\n", "word word\n"]) for _ in range(rng.randint(0, 30)))
+        want = documents(sources._text_pieces(iter_lines(text), "blank_line"))
+        assert documents(sources._paragraph_pieces(ChunkedLines(text, rng.randint(1, 20)))) == want, text
