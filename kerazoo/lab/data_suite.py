@@ -177,7 +177,8 @@ def run_all(sizes, out, steps=0, log=print):
 
     text, origin = base_text()
     log(f"bench data: corpora repeat {len(text.encode()) / 1e6:.1f} MB of {origin}")
-    folder = tempfile.mkdtemp(prefix=".bench-data-", dir=out if os.path.isdir(out) else None)
+    # The system temp folder, never --out: the corpora and stores there are large and transient.
+    folder = tempfile.mkdtemp(prefix="kerazoo-bench-data-")
     try:
         tokenizer = tokenizers.train_tokenizer([text[:20_000_000]], "unigram", VOCAB_SIZE, max_size=True)
         tokenizer_dir = os.path.join(folder, "tokenizer")

@@ -24,4 +24,4 @@ def test_bench_data_tiny(tmp_path, monkeypatch, capsys):
     assert row["prepare_mb_per_s"] > 0 and row["raw_mb_per_s"] > 0 and row["raw_tokens"] > 10_000
     assert 50 < row["prepare_peak_rss_mb"] < 4000 and row["raw_peak_rss_mb"] > 5
     assert "| corpus MB |" in (tmp_path / "data.md").read_text()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bench-data-")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "data.md"]
