@@ -172,6 +172,27 @@ def random_windows(stream, seq_len, batch_size, seed=0, part=(0, 1)):
     return _no_auto_shard(ds.batch(batch_size, drop_remainder=True).map(cut).prefetch(tf.data.AUTOTUNE), part)
 
 
+# Past this many windows, tf.data's shuffle buffer (about 100 bytes a window)
+# would grow memory with the corpus; a NumPy permutation per pass (8 bytes a
+# window) replaces it. Below it, the order is windows.lm_dataset's exactly.
+MAX_SHUFFLE_BUFFER = 1 << 20
+
+
+def _permuted(n, part, seed, repeat):
+    """Window indices of this worker's part, a fresh seeded permutation every pass."""
+    index, count = part
+
+    def order(epoch):
+        return np.random.default_rng([seed, int(epoch)]).permutation(np.arange(index, n, count, dtype=np.int64))
+
+    def one_pass(epoch):
+        rows = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(rows, [None]))
+
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    return epochs.flat_map(one_pass)
+
+
 def packed_windows(stream, seq_len, batch_size, shuffle=True, seed=0, repeat=False, part=(0, 1), limit=None):
     """Non-overlapping next-token windows, reshuffled each pass (``windows.lm_dataset`` over a store).
 
@@ -207,6 +228,10 @@ def packed_windows(stream, seq_len, batch_size, shuffle=True, seed=0, repeat=Fal
     def cut(rows):
         x, y = tf.numpy_function(fetch, [rows], (tf.int32, tf.int32), stateful=False)
         return tf.ensure_shape(x, (batch_size, seq_len)), tf.ensure_shape(y, (batch_size, seq_len))
+
+    if shuffle and local > MAX_SHUFFLE_BUFFER:
+        return _no_auto_shard(_permuted(n, part, seed, repeat).batch(batch_size, drop_remainder=True)
+                              .map(cut).prefetch(tf.data.AUTOTUNE), part)
 
     def passes(_):
         ds = tf.data.Dataset.range(n).shard(count, index)

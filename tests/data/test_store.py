@@ -225,3 +225,17 @@ def test_disk_full_leaves_no_readable_store(tmp_path, cache, monkeypatch):
     logs = []
     again = prep.prepare_store(prep.CorpusSpec(source), tokenizer, log=logs.append, shard_tokens=200)
     assert any("resuming" in line for line in logs) and store.verify(again.path) is None
+
+
+def test_large_packed_streams_permute_in_numpy_each_pass(monkeypatch):
+    monkeypatch.setattr(stream, "MAX_SHUFFLE_BUFFER", 10)
+    ids = Ids(np.arange(401, dtype=np.int32))  # 40 windows of 10
+    got = [int(x[0]) // 10 for b in batches(stream.packed_windows(ids, 10, 4, shuffle=True, seed=1, repeat=True), 20)
+           for x in b[0]]
+    first, second = got[:40], got[40:]
+    assert sorted(first) == sorted(second) == list(range(40)) and first != second
+    again = [int(x[0]) // 10 for b in batches(stream.packed_windows(ids, 10, 4, shuffle=True, seed=1, repeat=True), 10)
+             for x in b[0]]
+    assert again == first, "every iterator replays the same seeded order"
+    half = {int(x[0]) // 10 for b in batches(stream.packed_windows(ids, 10, 4, seed=1, part=(1, 2)), 5) for x in b[0]}
+    assert half == set(range(1, 40, 2))
