@@ -1,6 +1,7 @@
 """The ``kerazoo`` command.
 
     kerazoo train RECIPE.toml [--set section.key=value ...] [--resume]
+    kerazoo prepare RECIPE.toml [--set section.key=value ...]
     kerazoo compare RECIPE.toml ... [--out table.md]
     kerazoo report RUN_DIR ...
     kerazoo generate RUN_DIR --prompt TEXT [--temperature T]
@@ -48,6 +49,11 @@ def _parser():
     _add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue the unfinished run of this recipe")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("prepare", help="tokenize a recipe's corpus once into its token store (train does it when needed)")
+    p.add_argument("recipe", help="a recipe .toml file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set data.source=corpus.txt.gz (repeatable)")
 
     p = sub.add_parser("compare", help="train several recipes with one shared tokenizer and print a table")
     p.add_argument("recipes", nargs="+", help="recipe .toml files")
@@ -109,16 +115,19 @@ def _parser():
     p.add_argument("--out", help="also write the report (with every RSS sample) to this JSON file")
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["train", "generate", "serve", "all"],
+    p.add_argument("suite", choices=["train", "generate", "serve", "data", "all"],
                    help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
                         "generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
-                        "serve: the exported SavedModel vs in-process generation; all: the three in turn")
+                        "serve: the exported SavedModel vs in-process generation; all: the three in turn; "
+                        "data: prepare MB/s and peak RSS vs the raw tokenizer library")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
     p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
+    p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
+    p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
     p.add_argument("recipe", help="a recipe .toml file")

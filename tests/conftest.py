@@ -3,6 +3,12 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Token stores and cached tokenizers of the test session go to a temporary
+# folder, never the user's ~/.cache/kerazoo (subprocesses inherit it).
+if "KERAZOO_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["KERAZOO_CACHE"] = tempfile.mkdtemp(prefix="kerazoo-test-cache-")
 
 import pytest  # noqa: E402
 

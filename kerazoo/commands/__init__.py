@@ -1,6 +1,7 @@
 """The ``kerazoo`` sub-commands, one function per command, grouped by pipeline stage.
 
     train      train, compare, report
+    prepare    prepare (the token store)
     decode     generate, translate, classify
     serve      export, predict, soak
     lab        bench, curves, leaderboard, models, import-hf
@@ -9,12 +10,13 @@
 so ``kerazoo --help`` loads no framework; each command imports what it needs.
 """
 
-from kerazoo.commands import decode, lab, serve, train
+from kerazoo.commands import decode, lab, prepare, serve, train
 
 COMMANDS = {
     "train": train.cmd_train,
     "compare": train.cmd_compare,
     "report": train.cmd_report,
+    "prepare": prepare.cmd_prepare,
     "generate": decode.cmd_generate,
     "translate": decode.cmd_translate,
     "classify": decode.cmd_classify,

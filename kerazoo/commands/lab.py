@@ -73,7 +73,13 @@ def _bench_serve(args, backends):
     _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
 
 
-BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve}
+def _bench_data(args, backends):
+    from kerazoo.commands.prepare import bench_data
+
+    bench_data(args, backends)
+
+
+BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve, "data": _bench_data}
 
 
 def cmd_curves(args):

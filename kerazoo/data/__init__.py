@@ -11,9 +11,18 @@ The flow of a causal LM, top to bottom:
     split_corpus(docs, ...)        -> train documents, validation documents
     tokenize_documents(tok, docs)  -> one int32 id stream, tokenized once
     lm_dataset(ids, seq_len, ...)  -> tf.data of (x, y) windows, y = x shifted by one
+
+Corpora of any size go through the token store instead (what ``kerazoo
+train`` does for causal LMs): ``sources`` streams the pieces, ``plan`` splits
+them, ``prepare.prepare_store`` tokenizes once into shards (``store``), and
+``stream`` cuts training windows from the shards in constant memory:
+
+    prepare_store(CorpusSpec(source), tokenizer_spec=TokenizerSpec(...)) -> PreparedStore
+    random_windows(store.stream("train"), seq_len, batch_size)            -> tf.data of (x, y)
 """
 
 from kerazoo.data.masking import mask_tokens
+from kerazoo.data.prepare import CorpusSpec, PreparedStore, TokenizerSpec, prepare_store
 from kerazoo.data.readers import (
     BUILTIN_CORPORA,
     BUILTIN_PREFIX,
@@ -24,6 +33,8 @@ from kerazoo.data.readers import (
     read_labelled,
     read_table,
 )
+from kerazoo.data.sources import BOUNDARIES
+from kerazoo.data.stream import TokenStream, open_stream, packed_windows, random_windows, worker_part
 from kerazoo.data.splits import SPLIT_MODES, split_corpus, split_rows
 from kerazoo.data.windows import (
     WINDOW_MODES,

@@ -2,18 +2,20 @@
 
 ``read_corpus`` gives the documents a causal or masked LM trains on,
 ``read_labelled`` the (text, label) rows of a classifier, ``read_table`` the
-named columns of a table. Every reader refuses binary, non-UTF-8 or oversized
+named columns of a table. Corpora stream through ``kerazoo.data.sources``; the
+whole-file readers of labelled rows refuse binary, non-UTF-8 or oversized
 files with an error naming the file.
 """
 
 import csv
-import glob
 import io
 import json
 import os
 
+from kerazoo.data import sources
+from kerazoo.data.sources import TEXT_SUFFIXES, expand_source
+
 BUILTIN_PREFIX = "builtin:"
-TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 MAX_CORPUS_BYTES = 1 << 30
 # How much of a file we sniff for NUL bytes before calling it binary.
 _SNIFF_BYTES = 8192
@@ -133,53 +135,46 @@ def read_table(path, columns):
     return rows
 
 
-def _read_file(path, column):
-    """Documents of one file, by its extension."""
-    lower = path.lower()
-    if lower.endswith((".jsonl", ".ndjson")):
-        return [row[0] for row in read_jsonl(path, [column])]
-    if lower.endswith((".csv", ".tsv")):
-        return [row[0] for row in read_table(path, [column])]
-    return [read_text_file(path)]
-
-
-def expand_source(source):
-    """The files a source names: a file, a folder (recursively) or a glob.
+def corpus_pieces(source, column="text", boundary="file"):
+    """Streams a corpus as ``(starts_document, text)`` pieces (``kerazoo.data.sources``).
 
     Args:
-        source: a file path, a folder (its text, JSONL, CSV and TSV files,
-            recursively) or a glob pattern.
+        source: ``builtin:pydocs``, a file, a folder, a glob, JSONL or CSV/TSV,
+            each possibly compressed.
+        column: the text field of JSONL / CSV / TSV sources.
+        boundary: the document rule of plain text (``sources.BOUNDARIES``).
 
-    Returns:
-        A sorted list of file paths, never empty.
-
-    Raises:
-        ValueError: a missing file, or a folder or glob that names no file.
+    Yields:
+        ``(starts_document, text)``; a document is the text of its pieces joined.
     """
-    if os.path.isdir(source):
-        found = []
-        for root, _, names in os.walk(source):
-            found += [os.path.join(root, n) for n in names if n.lower().endswith(TEXT_SUFFIXES + (".jsonl", ".csv", ".tsv"))]
-        if not found:
-            raise ValueError(f"corpus folder {source} holds no text files ({', '.join(TEXT_SUFFIXES)}, .jsonl, .csv, .tsv)")
-        return sorted(found)
-    if any(ch in source for ch in "*?["):
-        found = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p))
-        if not found:
-            raise ValueError(f"corpus glob '{source}' matches no files")
-        return found
-    if not os.path.exists(source):
-        raise ValueError(f"corpus file {source} does not exist")
-    return [source]
+    if boundary not in sources.BOUNDARIES:
+        raise ValueError(f"unknown data.boundary '{boundary}'; valid: {', '.join(sources.BOUNDARIES)}")
+    if source.startswith(BUILTIN_PREFIX):
+        name = source[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_CORPORA:
+            raise ValueError(f"unknown built-in corpus '{source}'; available: "
+                             + ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_CORPORA))
+        for doc in BUILTIN_CORPORA[name]():
+            yield True, doc
+        return
+    for path in expand_source(source):
+        yield from sources.file_pieces(path, column, boundary)
 
 
-def read_corpus(source, column="text"):
-    """Reads a corpus into a list of documents.
+def corpus_files(source):
+    """The files of a source ([] for a built-in corpus)."""
+    return [] if source.startswith(BUILTIN_PREFIX) else expand_source(source)
+
+
+def read_corpus(source, column="text", boundary="file"):
+    """Reads a corpus into a list of documents (the in-memory path; see ``kerazoo.data.store`` for large corpora).
 
     Args:
         source: ``builtin:pydocs``, a text file, a folder of text files, a glob
-            (``data/*.txt``), a JSONL file, or a CSV/TSV file with a header.
+            (``data/*.txt``), a JSONL file, or a CSV/TSV file with a header;
+            each may be compressed (``.gz``, ``.bz2``, ``.xz``, ``.zst``).
         column: the field holding the text in JSONL / CSV / TSV sources.
+        boundary: the document rule of plain text (``sources.BOUNDARIES``).
 
     Returns:
         A list of non-empty document strings, in a deterministic order.
@@ -188,21 +183,16 @@ def read_corpus(source, column="text"):
         ValueError: a missing, empty, binary or non-UTF-8 source, a missing
             column or a malformed row, naming the file and the problem.
     """
-    if source.startswith(BUILTIN_PREFIX):
-        name = source[len(BUILTIN_PREFIX):]
-        if name not in BUILTIN_CORPORA:
-            raise ValueError(f"unknown built-in corpus '{source}'; available: "
-                             + ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_CORPORA))
-        docs = BUILTIN_CORPORA[name]()
-    else:
-        docs = []
-        for path in expand_source(source):
-            docs += _read_file(path, column)
+    docs = []
+    for first, text in corpus_pieces(source, column, boundary):
+        if first or not docs:
+            docs.append(text)
+        else:
+            docs[-1] += text
     docs = [d for d in docs if d.strip()]
     if not docs:
         raise ValueError(f"corpus {source} is empty: it holds no text")
     return docs
-
 
 
 LABELLED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")

@@ -31,7 +31,7 @@ def _split_shuffle(docs, val_fraction, seed):
 
 SPLIT_MODES = ("auto", "shuffle", "tail")
 # Below this many documents a shuffled split is too coarse; cut the text instead.
-_MIN_DOCS_TO_SHUFFLE = 20
+MIN_DOCS_TO_SHUFFLE = 20
 
 
 def split_corpus(docs, val_fraction=0.1, seed=0, mode="auto"):
@@ -54,7 +54,7 @@ def split_corpus(docs, val_fraction=0.1, seed=0, mode="auto"):
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if mode == "auto":
-        mode = "shuffle" if len(docs) >= _MIN_DOCS_TO_SHUFFLE else "tail"
+        mode = "shuffle" if len(docs) >= MIN_DOCS_TO_SHUFFLE else "tail"
     if mode == "shuffle" and len(docs) < 2:
         raise ValueError(
             f"data.split = \"shuffle\" needs at least 2 documents, the corpus has {len(docs)}; "

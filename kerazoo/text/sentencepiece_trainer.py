@@ -31,7 +31,7 @@ _SMALL_CHARSET = 1000
 _BYTE_FALLBACK_MIN_VOCAB = 512
 
 
-def train_sentencepiece(texts, vocab_size, lowercase, model_type):
+def train_sentencepiece(texts, vocab_size, lowercase, model_type, max_size=False):
     """Trains a SentencePiece tokenizer of one model type.
 
     Args:
@@ -39,13 +39,24 @@ def train_sentencepiece(texts, vocab_size, lowercase, model_type):
         vocab_size: the number of pieces, special tokens included.
         lowercase: case-fold text in training and tokenizing.
         model_type: "unigram" or "bpe".
+        max_size: ``vocab_size`` is the largest size: when the corpus
+            supports fewer pieces, train the size SentencePiece reports it
+            can build instead of failing.
 
     Returns:
         A ``SentencePieceTokenizer``.
     """
     if lowercase:
         texts = [casefold_utf8(text) for text in texts]
-    proto = _train_sentencepiece_proto(texts, vocab_size, model_type)
+    try:
+        proto = _train_sentencepiece_proto(texts, vocab_size, model_type)
+    except ValueError as error:
+        # SentencePiece names the largest size it can build ("<= N"); its
+        # hard_vocab_limit=false would only soften unigram, not bpe.
+        supported = re.search(r"can build at most (\d+) tokens", str(error))
+        if not (max_size and supported):
+            raise
+        proto = _train_sentencepiece_proto(texts, int(supported.group(1)), model_type)
     return SentencePieceTokenizer(proto=proto, lowercase=lowercase)
 
 

@@ -26,7 +26,7 @@ KINDS = ("byte", "char", "wordpiece", "unigram", "bpe")
 MIN_VOCAB_SIZE = NUM_SPECIAL_TOKENS + 1
 
 
-def train_tokenizer(texts, kind, vocab_size=None, lowercase=False):
+def train_tokenizer(texts, kind, vocab_size=None, lowercase=False, max_size=False):
     """Trains a tokenizer of the given kind on a corpus.
 
     Training is deterministic: the same texts and settings give the same
@@ -42,6 +42,10 @@ def train_tokenizer(texts, kind, vocab_size=None, lowercase=False):
             trainer may return up to 5% fewer tokens than asked.
         lowercase: case-fold text (Unicode NFKC_Casefold) in training and
             tokenizing.
+        max_size: ``vocab_size`` is the largest size: "char", "unigram" and
+            "bpe" train what the corpus supports when it supports fewer
+            (``vocabulary_size()`` tells the achieved size). "wordpiece"
+            keeps its error: its trainer's size is approximate.
 
     Returns:
         The trained tokenizer layer.
@@ -53,6 +57,10 @@ def train_tokenizer(texts, kind, vocab_size=None, lowercase=False):
     kind = _check_kind(kind)
     _check_vocab_size(kind, vocab_size)
     texts = _collect_texts(texts)
+    if max_size and kind == "char":
+        return _train_char(texts, vocab_size, lowercase, max_size=True)
+    if max_size and kind in ("unigram", "bpe"):
+        return train_sentencepiece(texts, vocab_size, lowercase, model_type=kind, max_size=True)
     return _TRAINERS[kind](texts, vocab_size, lowercase)
 
 
@@ -133,7 +141,7 @@ def _train_byte(texts, vocab_size, lowercase):
     return ByteTokenizer(lowercase=lowercase)
 
 
-def _train_char(texts, vocab_size, lowercase):
+def _train_char(texts, vocab_size, lowercase, max_size=False):
     """Keeps the most frequent characters (ties: lowest codepoint first)."""
     if lowercase:
         texts = [casefold_utf8(text) for text in texts]
@@ -142,6 +150,8 @@ def _train_char(texts, vocab_size, lowercase):
         counts.update(text)
     ranked = sorted(counts, key=lambda char: (-counts[char], char))
     most = len(ranked) + NUM_SPECIAL_TOKENS
+    if max_size and vocab_size is not None:
+        vocab_size = min(vocab_size, most)
     if vocab_size is not None and vocab_size > most:
         raise ValueError(
             f"vocab_size={vocab_size} is too large for this corpus: it has "

@@ -30,6 +30,7 @@ class DataSection:
     column: str = "text"  # text field of JSONL / CSV / TSV sources
     val_fraction: float = 0.1  # share held out for validation
     split: str = "auto"  # auto | shuffle (whole documents) | tail (last part of the text)
+    boundary: str = "file"  # plain text documents: file (one per file) | blank_line (blank lines separate) | line
     seed: int = 0  # seed of the shuffled split
     label_column: str = "label"  # classify: the label field of JSONL / CSV / TSV sources
     val_source: str = ""  # a separate validation file; empty: split data.source
@@ -47,6 +48,7 @@ class TokenizerSection:
     vocab_size: Optional[int] = None  # unset: byte 261, char every character, others 2048
     lowercase: bool = False  # lowercase before tokenizing (wordpiece / sentencepiece)
     path: str = ""  # load this saved tokenizer (a tokenizer folder or a run folder) instead of training
+    sample_bytes: int = 20_000_000  # train it on a seeded sample of this many bytes of the train split (0: all)
 
 
 # The vocabulary size of the trained kinds when a recipe leaves it out.
@@ -70,6 +72,7 @@ class TrainSection:
     steps: int = 1000  # optimizer steps in all
     eval_every: int = 200  # steps between validation checks and checkpoints
     eval_batches: int = 20  # validation batches per check (0: the whole split)
+    eval_tokens: int = 2_000_000  # causal_lm: validation tokens scored at the end, at most (0: the whole split)
     learning_rate: float = 1e-3  # peak learning rate
     warmup_steps: int = 100  # linear warm-up steps, then cosine decay
     min_lr_ratio: float = 0.1  # final learning rate as a share of the peak

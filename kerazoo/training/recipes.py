@@ -120,6 +120,10 @@ def _check_values(recipe, where):
         _fail(where, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     if d.split not in data_lib.SPLIT_MODES:
         _fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
+    if d.boundary not in data_lib.BOUNDARIES:
+        _fail(where, "data.boundary", f"must be one of {', '.join(data_lib.BOUNDARIES)}, got '{d.boundary}'")
+    if k.sample_bytes < 0:
+        _fail(where, "tokenizer.sample_bytes", f"must not be negative, got {k.sample_bytes}")
     if k.kind not in tokenizers_lib.KINDS:
         _fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
     if k.kind == "byte" and k.vocab_size not in (None, tokenizers_lib.BYTE_VOCAB_SIZE):
@@ -129,7 +133,7 @@ def _check_values(recipe, where):
     for key in ("seq_len", "batch_size", "steps", "eval_every", "sample_tokens"):
         if getattr(t, key) <= 0:
             _fail(where, f"train.{key}", f"must be positive, got {getattr(t, key)}")
-    for key in ("eval_batches", "warmup_steps", "early_stopping_patience", "seed"):
+    for key in ("eval_batches", "eval_tokens", "warmup_steps", "early_stopping_patience", "seed"):
         if getattr(t, key) < 0:
             _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
     for key in ("weight_decay", "clipnorm", "sample_temperature"):

@@ -47,3 +47,14 @@ SMALL_CORPUS = [ENGLISH[:4000]]
 def test_training_mistakes(texts, kind, vocab_size, message):
     with pytest.raises(ValueError, match=message):
         tk.train_tokenizer(texts, kind, vocab_size)
+
+
+@pytest.mark.parametrize("kind", ["unigram", "bpe", "char"])
+def test_max_size_trains_what_the_corpus_supports(kind):
+    asked = 50_000
+    with pytest.raises(ValueError, match="too large"):
+        tk.train_tokenizer(SMALL_CORPUS, kind, asked)
+    tokenizer = tk.train_tokenizer(SMALL_CORPUS, kind, asked, max_size=True)
+    assert 5 < tokenizer.vocabulary_size() < asked
+    text = SMALL_CORPUS[0][:200]
+    assert tokenizer.detokenize(tokenizer.tokenize(text)) == text

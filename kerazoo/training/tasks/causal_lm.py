@@ -4,6 +4,10 @@
               -> windows of seq_len (+1 for the shifted targets), packed or at random offsets
               -> the model predicts every next token
               -> scored in bits per byte of the held-out text, and a sample continuation
+
+The stream lives in a token store (``kerazoo.data.prepare_store``): built
+once per corpus and tokenizer, shared by every run, read in constant memory.
+``prepare`` below is the in-memory path the masked LM still reads.
 """
 
 import dataclasses
@@ -47,7 +51,7 @@ def prepare(recipe, tokenizer=None, log=print):
         A ``Prepared``.
     """
     d, k = recipe.data, recipe.tokenizer
-    docs = data_lib.read_corpus(d.source, d.column)
+    docs = data_lib.read_corpus(d.source, d.column, d.boundary)
     train_docs, val_docs = data_lib.split_corpus(docs, d.val_fraction, d.seed, d.split)
     log(f"data: {d.source}: {len(docs)} documents, "
         f"{metrics_lib.text_bytes(train_docs):,} train / {metrics_lib.text_bytes(val_docs):,} validation bytes")
@@ -83,25 +87,91 @@ def compile_model(model, t):
     return model
 
 
-def train_dataset(train_ids, t):
-    """The endless, seeded training batches of a causal-LM run, cut as ``train.windows`` says."""
+def prepare_store(recipe, tokenizer=None, log=print):
+    """The recipe's token store: built once, reused by every run of the same data and tokenizer.
+
+    Args:
+        recipe: a validated ``Recipe``.
+        tokenizer: a tokenizer to reuse instead of the recipe's.
+        log: where progress lines go.
+
+    Returns:
+        A ``kerazoo.data.PreparedStore``.
+    """
+    d, k = recipe.data, recipe.tokenizer
+    if tokenizer is None and k.path:
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
+    spec = data_lib.CorpusSpec(d.source, d.column, d.boundary, d.val_fraction, d.seed, d.split)
+    tok_spec = data_lib.TokenizerSpec(k.kind, vocab_size_for(k), k.lowercase, k.sample_bytes)
+    prepared = data_lib.prepare_store(spec, tokenizer, tok_spec, log)
+    totals = prepared.manifest["totals"]
+    log(f"data: {d.source}: {totals['train']['docs'] + totals['val']['docs']} documents, "
+        f"{totals['train']['bytes']:,} train / {totals['val']['bytes']:,} validation bytes")
+    log(f"tokens: {totals['train']['tokens']:,} train / {totals['val']['tokens']:,} validation "
+        f"({totals['train']['bytes'] / max(totals['train']['tokens'], 1):.2f} bytes per token)")
+    return prepared
+
+
+def train_dataset(train, t, part=None):
+    """The endless, seeded training batches of a causal-LM run, cut as ``train.windows`` says.
+
+    Args:
+        train: the train split: a ``TokenStream`` (or a 1-D id array, the in-memory path).
+        t: the recipe's ``TrainSection``.
+        part: ``(worker index, worker count)`` to read only this worker's part
+            of the stream (``data.worker_part()``). By default every worker
+            builds the same stream and ``tf.distribute`` (DATA auto-shard) or
+            ``keras.distribution`` gives each worker its own share of every
+            global batch, which keeps a multi-worker run equal to a one-device
+            run step by step (tests/training/test_distribute.py).
+    """
+    if not isinstance(train, data_lib.TokenStream):
+        if t.windows == "random":
+            return data_lib.lm_random_dataset(train, t.seq_len, t.batch_size, seed=t.seed)
+        return data_lib.lm_dataset(train, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+    part = part or (0, 1)
     if t.windows == "random":
-        return data_lib.lm_random_dataset(train_ids, t.seq_len, t.batch_size, seed=t.seed)
-    return data_lib.lm_dataset(train_ids, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True)
+        return data_lib.random_windows(train, t.seq_len, t.batch_size, seed=t.seed, part=part)
+    return data_lib.packed_windows(train, t.seq_len, t.batch_size, shuffle=True, seed=t.seed, repeat=True, part=part)
 
 
-def val_dataset(val_ids, t):
+def val_dataset(val, t):
     """Validation windows for the checks during ``fit``, and the batches per check."""
-    n_windows = (len(val_ids) - 1) // t.seq_len
+    n_windows = (len(val) - 1) // t.seq_len
     if n_windows < 1:
         raise ValueError(
-            f"validation split too small: {len(val_ids)} tokens do not fill one window "
+            f"validation split too small: {len(val)} tokens do not fill one window "
             f"of train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len"
         )
     batch_size = min(t.batch_size, n_windows)
     n_batches = n_windows // batch_size
     steps = min(t.eval_batches, n_batches) if t.eval_batches else n_batches
-    return data_lib.lm_dataset(val_ids, t.seq_len, batch_size, shuffle=False), steps
+    if not isinstance(val, data_lib.TokenStream):
+        return data_lib.lm_dataset(val, t.seq_len, batch_size, shuffle=False), steps
+    # Not limited to ``steps`` batches: Keras under tf.distribute may draw one more than it scores.
+    return data_lib.packed_windows(val, t.seq_len, batch_size, shuffle=False), steps
+
+
+def evaluate_stream(model, val, t, log=print):
+    """Scores a causal LM on the first ``train.eval_tokens`` tokens of the validation stream.
+
+    Args:
+        model: the causal LM.
+        val: the validation ``TokenStream``.
+        t: the recipe's ``TrainSection``.
+        log: where the line about what is scored goes.
+
+    Returns:
+        ``metrics.lm_metrics`` plus ``tokens_total`` (the split's tokens) and
+        ``bytes_exact`` (False when the cap fell inside a document and its
+        bytes were interpolated).
+    """
+    n = min(len(val), t.eval_tokens) if t.eval_tokens else len(val)
+    n_bytes, exact = val.byte_offset(n)
+    log(f"evaluating on {n:,} of {len(val):,} validation tokens"
+        + (f" (train.eval_tokens={t.eval_tokens:,})" if n < len(val) else " (the whole split)") + " ...")
+    nats, tokens = metrics_lib.total_nll(model, val.read(0, n), t.seq_len, t.batch_size)
+    return dict(metrics_lib.lm_metrics(nats, tokens, n_bytes), tokens_total=len(val), bytes_exact=exact)
 
 
 class CausalLM(Task):
@@ -110,11 +180,12 @@ class CausalLM(Task):
     kind = "causal_lm"
 
     def prepare(self, recipe, tokenizer, log):
-        prep = prepare(recipe, tokenizer, log)
+        prepared = prepare_store(recipe, tokenizer, log)
+        train, val = prepared.stream("train"), prepared.stream("val")
         # Training batches first: too little training text is the error to report first.
-        train_ds = train_dataset(prep.train_ids, recipe.train)
-        val_ds, val_steps = val_dataset(prep.val_ids, recipe.train)
-        return TaskData(prep.tokenizer, train_ds, val_ds, val_steps, {"prepared": prep})
+        train_ds = train_dataset(train, recipe.train)
+        val_ds, val_steps = val_dataset(val, recipe.train)
+        return TaskData(prepared.tokenizer, train_ds, val_ds, val_steps, {"store": prepared, "val": val})
 
     def build_model(self, recipe, data):
         return compile_model(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
@@ -127,9 +198,8 @@ class CausalLM(Task):
         return plain
 
     def evaluate(self, model, recipe, data, log):
-        t, prep = recipe.train, data.extra["prepared"]
-        log("evaluating on the whole validation split ...")
-        scores = metrics_lib.evaluate_lm(model, prep.val_ids, prep.val_docs, t.seq_len, t.batch_size)
+        t = recipe.train
+        scores = evaluate_stream(model, data.extra["val"], t, log)
         temperature = t.sample_temperature if t.sample_temperature > 0 else None  # 0: greedy
         sample = generate(model, t.sample_prompt, t.sample_tokens, temperature=temperature, seed=t.seed)
         return Evaluation({
@@ -138,6 +208,7 @@ class CausalLM(Task):
             "val_bits_per_byte": scores["bits_per_byte"],
             "val_tokens": scores["tokens"],
             "val_bytes": scores["bytes"],
+            "val_tokens_total": scores["tokens_total"],
         }, sample)
 
     def artifacts(self, recipe, data, evaluation):
@@ -145,8 +216,11 @@ class CausalLM(Task):
 
     def score_lines(self, result):
         m = result.metrics
+        scored = ""
+        if m.get("val_tokens_total", 0) > m.get("val_tokens", 0) + 1:  # n ids predict n - 1 tokens
+            scored = f" (on {m['val_tokens']:,} of {m['val_tokens_total']:,} tokens)"
         return [f"validation: loss {m['val_loss']:.4f} nats/token | perplexity {m['val_perplexity']:.2f} | "
-                f"{m['val_bits_per_byte']:.4f} bits/byte"]
+                f"{m['val_bits_per_byte']:.4f} bits/byte" + scored]
 
     def summary(self, result):
         lines = super().summary(result)

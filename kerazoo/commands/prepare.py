@@ -1,0 +1,43 @@
+"""``kerazoo prepare``: tokenize a recipe's corpus once into its token store; ``kerazoo bench data``."""
+
+import os
+
+
+def cmd_prepare(args):
+    """Runs ``kerazoo prepare``: builds (or finds) the recipe's token store and prints where it is.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
+    from kerazoo.training.recipes import load_recipe
+    from kerazoo.training.tasks.causal_lm import prepare_store
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.task_kind != "causal_lm":
+        raise ValueError(f"kerazoo prepare builds the token store of causal_lm recipes; {args.recipe} trains "
+                         f"'{recipe.task_kind}', which reads its data when it trains")
+    prepared = prepare_store(recipe, None, print)
+    print(f"token store: {prepared.path} ({'built' if prepared.built else 'reused'})")
+    return 0
+
+
+def bench_data(args, backends=None):
+    """``kerazoo bench data``: prepare MB/s and peak RSS at several corpus sizes beside the raw encoder.
+
+    Args:
+        args: the parsed command line (``sizes``, ``train_steps``, ``out``).
+        backends: unused (the suite measures tokenization, not a backend).
+    """
+    from kerazoo.lab import data_suite
+    from kerazoo.training.runs import write_json, write_text
+
+    sizes = data_suite.parse_sizes(args.sizes)
+    rows = data_suite.run_all(sizes, args.out, steps=args.train_steps)
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "data.json"), rows)
+    table = data_suite.markdown(rows)
+    write_text(os.path.join(args.out, "data.md"), table)
+    print(table)

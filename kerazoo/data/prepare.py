@@ -1,0 +1,285 @@
+"""``prepare_store``: a corpus read, split and tokenized once into a token store.
+
+    corpus_pieces(source)           stream the corpus (kerazoo.data.sources)
+    plan_split(...)                 pass 1: which document validates (kerazoo.data.plan)
+    tokenizer_sample(...)           a bounded, seeded sample trains the tokenizer (cached too)
+    encode in threads               pass 2: pieces -> ids, on every core, in order
+    ShardWriter / finalize          shards, fsync, manifest last, rename (kerazoo.data.store)
+
+Stores and trained tokenizers live under ``store.cache_dir()``; see the
+``kerazoo.data.store`` docstring for the layout and the key.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from kerazoo.data import plan as plan_lib
+from kerazoo.data import readers, sources, store
+from kerazoo.data.stream import open_stream
+
+# Pieces tokenized per call: enough text that the tokenizer op's overhead is small.
+BATCH_PIECES = 256
+BATCH_CHARS = 1 << 20
+DEFAULT_SAMPLE_BYTES = 20_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSpec:
+    """How a corpus is read and split (the recipe's ``[data]``)."""
+
+    source: str
+    column: str = "text"
+    boundary: str = "file"
+    val_fraction: float = 0.1
+    seed: int = 0
+    split: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSpec:
+    """The tokenizer to train when none is given (the recipe's ``[tokenizer]``)."""
+
+    kind: str = "unigram"
+    vocab_size: object = None
+    lowercase: bool = False
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES
+
+
+@dataclasses.dataclass
+class PreparedStore:
+    """A ready token store.
+
+    Attributes:
+        path: the store folder.
+        manifest: its manifest.
+        tokenizer: the tokenizer its ids come from.
+        built: True when this call built it, False when it was reused.
+    """
+
+    path: str
+    manifest: dict
+    tokenizer: object
+    built: bool
+
+    def stream(self, split):
+        """A ``TokenStream`` of "train" or "val"."""
+        return open_stream(self.path, split)
+
+
+def corpus_fingerprint(spec):
+    """The corpus identity a store key is made of: files with sizes and mtimes, or a built-in's name."""
+    if spec.source.startswith(readers.BUILTIN_PREFIX):
+        return {"builtin": spec.source, "python": sys.version.split()[0]}
+    return {"files": sources.file_fingerprint(readers.corpus_files(spec.source))}
+
+
+def tokenizer_fingerprint(tokenizer):
+    """A hash of a tokenizer's config (without its layer name) and vocabulary files."""
+    from kerazoo import text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "t")
+        text.save_tokenizer(tokenizer, folder)
+        h = hashlib.sha256()
+        for root, _, names in sorted(os.walk(folder)):
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                if name == "config.json":
+                    config = json.loads(data)
+                    config.get("config", {}).pop("name", None)
+                    data = json.dumps(config, sort_keys=True).encode()
+                h.update(os.path.relpath(path, folder).encode() + b"\0" + data)
+    return h.hexdigest()[:20]
+
+
+def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
+    """Trains the tokenizer on a sample of the train split, or loads the one cached for this data."""
+    from kerazoo import text
+
+    folder = os.path.join(store.cache_dir(), "tokenizers",
+                          store.digest([spec_key(spec), dataclasses.asdict(tok_spec)]))
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        tokenizer = text.load_tokenizer(folder)
+        log(f"tokenizer: {tok_spec.kind} with {tokenizer.vocabulary_size()} tokens, cached at {folder}")
+        return tokenizer
+    plan = get_plan()
+    started = time.perf_counter()
+    sample, taken = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan,
+                                              tok_spec.sample_bytes, spec.seed)
+    tokenizer = text.train_tokenizer(sample, tok_spec.kind, tok_spec.vocab_size, lowercase=tok_spec.lowercase,
+                                     max_size=True)
+    achieved = tokenizer.vocabulary_size()
+    asked = f" (asked for {tok_spec.vocab_size})" if tok_spec.vocab_size and achieved < tok_spec.vocab_size else ""
+    log(f"tokenizer: trained {tok_spec.kind} with {achieved} tokens{asked} on a sample of {taken:,} bytes "
+        f"(tokenizer.sample_bytes={tok_spec.sample_bytes:,}) in {time.perf_counter() - started:.1f}s")
+    text.save_tokenizer(tokenizer, folder)
+    return tokenizer
+
+
+def spec_key(spec):
+    """The key of a corpus as read and split (fingerprint + settings)."""
+    return store.digest({"format": store.FORMAT, "corpus": corpus_fingerprint(spec), **dataclasses.asdict(spec)})
+
+
+def prepare_store(spec, tokenizer=None, tokenizer_spec=None, log=print, workers=None, shard_tokens=None):
+    """Builds (or reuses) the token store of a corpus and a tokenizer.
+
+    Args:
+        spec: a ``CorpusSpec``.
+        tokenizer: the tokenizer to encode with; None trains one from
+            ``tokenizer_spec`` on a sample of the train split (cached).
+        tokenizer_spec: a ``TokenizerSpec`` (when ``tokenizer`` is None).
+        log: where progress lines go.
+        workers: encoding threads (default: every core).
+        shard_tokens: tokens per shard (default ``KERAZOO_SHARD_TOKENS`` or
+            ``store.SHARD_TOKENS``).
+
+    Returns:
+        A ``PreparedStore``.
+
+    Raises:
+        ValueError: a bad corpus (naming the file and line), a corpus too
+            small to split, or a corpus that changed while being prepared.
+    """
+    pieces = lambda: readers.corpus_pieces(spec.source, spec.column, spec.boundary)  # noqa: E731
+    cached_plan = []
+
+    def get_plan():
+        if not cached_plan:
+            cached_plan.append(plan_lib.plan_split(pieces(), spec.val_fraction, spec.seed, spec.split))
+        return cached_plan[0]
+
+    fingerprint = corpus_fingerprint(spec)
+    if tokenizer is None:
+        tokenizer = _train_tokenizer(spec, tokenizer_spec or TokenizerSpec(), pieces, get_plan, log)
+    key = f"{spec_key(spec)}-{tokenizer_fingerprint(tokenizer)}"
+    root = os.path.join(store.cache_dir(), "stores")
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, key)
+    with store.Lock(final + ".lock"):
+        if os.path.isdir(final):
+            reason = store.verify(final)
+            if reason is None:
+                with open(os.path.join(final, "manifest.json")) as f:
+                    manifest = json.load(f)
+                log(f"token store: reusing {final}")
+                return PreparedStore(final, manifest, tokenizer, False)
+            log(f"token store: {final} is damaged ({reason}); rebuilding it")
+            shutil.rmtree(final)
+        shard_tokens = shard_tokens or int(os.environ.get("KERAZOO_SHARD_TOKENS", store.SHARD_TOKENS))
+        try:
+            manifest = _build(final, spec, fingerprint, tokenizer, get_plan, pieces, log, workers, shard_tokens)
+        except OSError as e:  # disk full, permissions: the partial folder is never read as a store
+            raise RuntimeError(f"preparing the token store {final} failed: {e}") from None
+    return PreparedStore(final, manifest, tokenizer, True)
+
+
+def _encode(tokenizer, texts):
+    """Token ids of a batch of texts as (flat ids, row lengths)."""
+    import tensorflow as tf
+
+    out = tokenizer.tokenize(tf.constant(texts))
+    if hasattr(out, "flat_values"):
+        return out.flat_values.numpy(), out.row_lengths().numpy()
+    out = out.numpy()
+    return out.reshape(-1), np.full(len(texts), out.shape[1])
+
+
+def _batches(items):
+    """Items grouped into tokenizer calls of bounded size."""
+    batch, chars = [], 0
+    for item in items:
+        batch.append(item)
+        chars += len(item[3])
+        if len(batch) >= BATCH_PIECES or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def encoded(tokenizer, items, workers):
+    """``(item, ids)`` in order, tokenized by ``workers`` threads.
+
+    TensorFlow ops release the GIL, so threads encode batches in parallel
+    without copying the tokenizer into worker processes; at most
+    ``2 x workers`` batches are in flight, which bounds memory.
+    """
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        pending = collections.deque()
+
+        def drain_one():
+            batch, future = pending.popleft()
+            flat, lengths = future.result()
+            ends = np.cumsum(lengths)
+            for item, end, n in zip(batch, ends, lengths):
+                yield item, flat[end - n:end]
+
+        for batch in _batches(items):
+            pending.append((batch, pool.submit(_encode, tokenizer, [item[3] for item in batch])))
+            if len(pending) > 2 * workers:
+                yield from drain_one()
+        while pending:
+            yield from drain_one()
+
+
+def _build(final, spec, fingerprint, tokenizer, get_plan, pieces, log, workers, shard_tokens):
+    """Writes a store into ``<final>.partial`` (continuing a killed build) and renames it into place."""
+    from kerazoo.text.packing import DOCUMENT_START_ID
+
+    staging = final + ".partial"
+    os.makedirs(staging, exist_ok=True)
+    done = store.finished_shards(staging)
+    start_doc = done[-1]["end_doc"] if done else 0
+    plan = get_plan()
+    if done:
+        log(f"token store: resuming a killed prepare after {len(done)} finished shards ({start_doc:,} documents)")
+    dtype = "uint16" if tokenizer.vocabulary_size() <= 1 << 16 else "uint32"
+    workers = workers or os.cpu_count() or 1
+    progress = store.Progress(plan.total_bytes)
+    writer, last_doc, shards = store.ShardWriter(staging, len(done), dtype), start_doc, list(done)
+    started = time.perf_counter()
+    items = plan_lib.split_items(pieces(), plan, start_doc)
+    for (doc, side, first, text), ids in encoded(tokenizer, items, workers):
+        if doc != last_doc and writer.tokens >= shard_tokens:
+            shards.append(writer.close(doc))
+            writer = store.ShardWriter(staging, len(shards), dtype)
+        last_doc = doc
+        if first:
+            ids = np.concatenate([[DOCUMENT_START_ID], ids])
+        n_bytes = len(text.encode("utf-8"))
+        writer.add(store.SPLITS[side], first, ids, n_bytes)
+        progress.update(n_bytes)
+    shards.append(writer.close(len(plan.keep)))
+    progress.close()
+    if corpus_fingerprint(spec) != fingerprint:
+        shutil.rmtree(staging)
+        raise ValueError(f"the corpus {spec.source} changed while being prepared (a file's size or mtime); "
+                         "prepare it again once it is complete")
+    totals = store.split_totals(shards)
+    manifest = {
+        "format": store.FORMAT, "key": os.path.basename(final), "corpus": fingerprint,
+        "data": dataclasses.asdict(spec), "split_mode": plan.mode, "skipped_blank_documents": plan.skipped,
+        "tokenizer": {"fingerprint": tokenizer_fingerprint(tokenizer), "class": type(tokenizer).__name__,
+                      "vocabulary_size": tokenizer.vocabulary_size()},
+        "dtype": dtype, "shards": shards, "totals": totals,
+    }
+    store.finalize(staging, final, manifest)
+    seconds = time.perf_counter() - started
+    log(f"token store: built {final}: {totals['train']['tokens']:,} train / {totals['val']['tokens']:,} "
+        f"validation tokens in {len(shards)} shard(s); encoded {progress.done / 1e6:.1f} MB in {seconds:.1f}s "
+        f"({progress.done / 1e6 / max(seconds, 1e-9):.2f} MB/s, {workers} threads)"
+        + (f"; skipped {plan.skipped:,} blank documents" if plan.skipped else ""))
+    return manifest
