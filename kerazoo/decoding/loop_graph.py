@@ -113,7 +113,7 @@ def _prefill(model, tokens, cache, n_positions):
     return cache, filled
 
 
-def decode(model, tokens, lengths, new_tokens, settings, cache=None):
+def decode(model, tokens, lengths, new_tokens, settings, cache=None, padded=False):
     """Runs the decoding loop over a prompt buffer.
 
     Args:
@@ -125,6 +125,9 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
             ``seed`` tensors (see ``graph_sampling.next_token``).
         cache: an initial cache of ``width`` positions instead of
             ``model.init_cache`` (a seq2seq model's holds its encoded sources).
+        padded: ``tokens`` is already the whole buffer (``width`` columns,
+            at least ``lengths + new_tokens``): its shape, not the data,
+            sets the width, as XLA needs (see ``decode_xla``).
 
     Returns:
         int32 ``(batch, width)``: prompts followed by the chosen tokens
@@ -132,8 +135,11 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     """
     batch = tf.shape(tokens)[0]
     row_end = lengths + new_tokens
-    width = tf.reduce_max(row_end)
-    tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+    if padded:
+        width = tf.shape(tokens)[1]
+    else:
+        width = tf.reduce_max(row_end)
+        tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
     columns = tf.range(width)[None, :]
     prompt_mask = columns < lengths[:, None]
     if cache is None:
@@ -159,6 +165,66 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     start = plan.first_index(model, filled)
     tokens, _, _, _ = tf.while_loop(cond, body, (tokens, cache, done, start))
     return tokens
+
+
+def xla_buffer(tokens, lengths, new_tokens, settings, context):
+    """Pads a request to bucketed shapes for the XLA loop: rows and width.
+
+    XLA compiles one program per input shape, so the buffer's width is the
+    longest row rounded up to ``plan.LENGTH_BUCKET`` (within the context)
+    and its rows are a power of two, the extra rows copying row 0, as the
+    in-process loop buckets them (``plan.buffer_width``,
+    ``plan.batch_bucket``): a server compiles a handful of programs, not one
+    per request.
+
+    Args:
+        tokens: int32 ``(batch, prompt width)`` from ``fit_prompts``.
+        lengths, new_tokens: int32 ``(batch,)``.
+        settings: dict of per-row setting tensors.
+        context: the model's context length, or None.
+
+    Returns:
+        ``(tokens, lengths, new_tokens, settings)`` of the bucketed shape.
+    """
+    rows = tf.shape(tokens)[0]
+    bucket = plan.LENGTH_BUCKET
+    width = (tf.reduce_max(lengths + new_tokens) + bucket - 1) // bucket * bucket
+    if context is not None:
+        width = tf.minimum(width, context)
+    width = tf.maximum(width, tf.shape(tokens)[1])
+    tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+    # The smallest power of two >= rows (an empty batch stays empty).
+    below = tf.reduce_sum(tf.cast(tf.bitwise.left_shift(1, tf.range(31)) < rows, tf.int32))
+    padded_rows = tf.where(rows > 0, tf.bitwise.left_shift(1, below), 0)
+    take = tf.where(tf.range(padded_rows) < rows, tf.range(padded_rows), 0)
+    pick = lambda t: tf.gather(t, take)  # noqa: E731
+    return pick(tokens), pick(lengths), pick(new_tokens), {k: pick(v) for k, v in settings.items()}
+
+
+def decode_xla(model, tokens, lengths, new_tokens, settings, context):
+    """``decode`` compiled by XLA (``jit_compile=True``) on bucketed shapes.
+
+    The same loop, position rule and sampler as the portable graph, so the
+    same tokens; XLA fuses each step's small ops into a few kernels, which is
+    what makes in-process decoding fast. Tokenizing and detokenizing stay
+    outside (TF Text's kernels have no XLA form).
+
+    Args:
+        model, tokens, lengths, new_tokens, settings: as for ``decode``.
+        context: the model's context length, or None.
+
+    Returns:
+        int32 ``(batch, width)``, as ``decode``.
+    """
+    rows = tf.shape(tokens)[0]
+    names = sorted(settings)
+    buffer, lengths, new_tokens, settings = xla_buffer(tokens, lengths, new_tokens, settings, context)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def compiled(buffer, lengths, new_tokens, *values):
+        return decode(model, buffer, lengths, new_tokens, dict(zip(names, values)), padded=True)
+
+    return compiled(buffer, lengths, new_tokens, *(settings[k] for k in names))[:rows]
 
 
 def new_tokens_of(tokens, lengths, new_tokens):

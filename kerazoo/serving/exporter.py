@@ -11,6 +11,14 @@ signature answers its warm-up requests after a reload), and only then
 renamed to the next free version under a lock. An existing version is never
 overwritten; a failed export leaves nothing behind.
 
+A causal LM gets two decoding signatures with the same inputs and outputs:
+``generate`` (portable: plain TF ops, no XLA op) and ``generate_xla``
+(compiled with ``jit_compile=True``, which TF Serving runs only when started
+with ``--xla_cpu_compilation_enabled`` / ``--xla_gpu_compilation_enabled``).
+``serving_default`` is the portable one unless the export asks for XLA. TF
+Serving fails to load a version whose warm-up request fails, so the warm-up
+records call ``generate_xla`` only when asked (``warmup_xla``).
+
 The graph is traced on the TensorFlow backend. A model trained on JAX or
 PyTorch is exported by a TensorFlow subprocess that reloads its ``.keras``
 file (the weights are backend-neutral).
@@ -88,14 +96,19 @@ def _default_name(model, source):
     return model.name
 
 
-def _write_saved_model(model, tokenizer, path, default_new_tokens, cap):
+def _write_saved_model(model, tokenizer, path, default_new_tokens, cap, serving_default="portable"):
     """Traces the signatures and writes the SavedModel.
 
     Plain ``tf.saved_model.save`` on a ``tf.Module`` that holds the model and
     its tokenizer (so their variables and lookup resources are tracked), with
     the concrete signatures traced once. Keras' ``ExportArchive`` does the
     same but traces every endpoint a second time while saving, which doubles
-    the export time of a graph holding a decoding loop.
+    the export time of a graph holding a decoding loop. The XLA signatures
+    are traced outside ``portable_ops`` so that they keep XLA's in-place
+    cache update.
+
+    Returns:
+        ``(kind, signature names, XLA signature names)``.
     """
     import tensorflow as tf
 
@@ -104,23 +117,31 @@ def _write_saved_model(model, tokenizer, path, default_new_tokens, cap):
     kind = signatures.model_kind(model)
     holder = tf.Module()
     holder.model, holder.tokenizer = model, tokenizer
+    endpoints = signatures.BUILDERS[kind](model, tokenizer, default_new_tokens, cap, serving_default=serving_default)
+    xla = signatures.xla_signatures(endpoints)
+    concrete = {name: endpoints[name].get_concrete_function() for name in xla}
     with portable_ops():
-        endpoints = signatures.BUILDERS[kind](model, tokenizer, default_new_tokens, cap)
-        concrete = {name: fn.get_concrete_function() for name, fn in endpoints.items()}
+        concrete.update({name: fn.get_concrete_function() for name, fn in endpoints.items() if name not in xla})
         tf.saved_model.save(holder, path, signatures=concrete)
-    return kind, sorted(concrete)
+    return kind, sorted(concrete), xla
 
 
-def _check_graph(path):
-    """Raises ValueError if the saved graph contains XLA-only ops."""
+def _check_graph(path, portable):
+    """Raises ValueError if the portable signatures' graph contains XLA-only ops.
+
+    Args:
+        path: the SavedModel folder.
+        portable: the signatures that must run without XLA.
+    """
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from kerazoo.serving.portable_ops import xla_ops
+    from kerazoo.serving.portable_ops import signature_functions, xla_ops
 
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
-    found = sorted({op for graph in proto.meta_graphs for op in xla_ops(graph.graph_def)})
+    found = sorted({op for graph in proto.meta_graphs
+                    for op in xla_ops(graph.graph_def, signature_functions(graph, portable))})
     if found:
         raise ValueError(f"the exported graph needs XLA (ops {', '.join(found)}); TF Serving runs without it")
 
@@ -134,7 +155,7 @@ def _replay(path, requests):
         loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
 
 
-def _export_here(model, name, base_dir, default_new_tokens, cap, source):
+def _export_here(model, name, base_dir, default_new_tokens, cap, source, serving_default="portable", warmup_xla=None):
     """Exports a model on the TensorFlow backend (see ``export``)."""
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
@@ -143,12 +164,16 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
     os.makedirs(model_dir, exist_ok=True)
     staged = tempfile.mkdtemp(dir=model_dir, prefix=".export-")
     try:
-        kind, names = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap)
-        _check_graph(staged)
-        requests = warmup.REQUESTS[kind]()
+        kind, names, xla = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap, serving_default)
+        _check_graph(staged, [n for n in names if n not in xla])
+        warm_xla = bool(xla) and (serving_default == "xla" if warmup_xla is None else warmup_xla)
+        requests = warmup.REQUESTS[kind](xla=warm_xla, default_is_xla=serving_default == "xla")
         warmup.write(staged, name, requests)
-        _write_metadata(staged, model, kind, names, default_new_tokens, cap, source)
-        _replay(staged, requests)
+        _write_metadata(staged, model, kind, names, default_new_tokens, cap, source,
+                        {"serving_default": serving_default, "xla_signatures": xla, "warmup_xla": warm_xla})
+        # The export checks every signature, XLA ones too, whatever the records hold.
+        checks = requests if warm_xla or not xla else requests + warmup.REQUESTS[kind](xla=True, only_xla=True)
+        _replay(staged, checks)
         os.chmod(staged, 0o755)  # mkdtemp makes it private; servers run as other users
         return publish(staged, model_dir)
     except BaseException:
@@ -156,7 +181,7 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
         raise
 
 
-def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
+def _write_metadata(path, model, kind, names, default_new_tokens, cap, source, options):
     # From the installed distribution, not ``kerazoo.__version__``: importing
     # the package facade from inside it would close an import circle.
     meta = {
@@ -170,6 +195,7 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
         "max_new_tokens_cap": signatures.new_token_cap(model, cap),
         "source": os.path.abspath(source) if source else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **options,
     }
     if kind == "classify":
         meta["label_names"] = list(model.label_names)
@@ -177,10 +203,10 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
         json.dump(meta, f, indent=2, sort_keys=True, default=str)
 
 
-def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
+def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap, options):
     """Runs the export in a TensorFlow-backend process (for JAX / PyTorch models)."""
     args = json.dumps({"source": source, "name": name, "base_dir": base_dir,
-                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap})
+                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap, **options})
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
     done = subprocess.run([sys.executable, "-m", "kerazoo.serving.exporter", args],
                           env=env, capture_output=True, text=True)
@@ -191,7 +217,7 @@ def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
 
 
 def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signatures.DEFAULTS["max_new_tokens"],
-           max_new_tokens_cap=None):
+           max_new_tokens_cap=None, serving_default="portable", warmup_xla=None):
     """Exports a model as a TF Serving SavedModel, text in, text out.
 
     Args:
@@ -203,6 +229,12 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         max_new_tokens_cap: most new tokens a request may ask for
             (Transformers: at most their context minus one; recurrent
             models: 1024 unless set).
+        serving_default: ``"portable"`` (default: every TF Serving runs it)
+            or ``"xla"`` (``generate_xla``: in-process speed, for servers
+            started with an XLA flag); causal LMs only.
+        warmup_xla: whether the warm-up records call ``generate_xla`` (a
+            server without the XLA flag then fails to load the version);
+            default: only when ``serving_default`` is ``"xla"``.
 
     Returns:
         The path of the new version folder.
@@ -215,6 +247,9 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     if max_new_tokens_cap is not None and (not isinstance(max_new_tokens_cap, int) or max_new_tokens_cap < 1):
         raise ValueError(f"max_new_tokens_cap must be a positive int, got {max_new_tokens_cap!r}")
+    if serving_default not in ("portable", "xla"):
+        raise ValueError(f"serving_default must be 'portable' or 'xla', got {serving_default!r}")
+    options = {"serving_default": serving_default, "warmup_xla": warmup_xla}
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
     if keras.backend.backend() != "tensorflow":
@@ -222,13 +257,13 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
             with tempfile.TemporaryDirectory() as tmp:
                 file = os.path.join(tmp, "model.keras")
                 model.save(file)
-                return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap)
-        return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+                return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
+        return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
     if source is not None:
         from kerazoo.training.runner import load_run
 
         model = load_run(source)
-    return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source)
+    return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source, **options)
 
 
 def _main(argv):
@@ -236,7 +271,7 @@ def _main(argv):
     args = json.loads(argv[0])
     try:
         path = export(args["source"], args["name"], args["base_dir"], args["max_new_tokens"],
-                      args["max_new_tokens_cap"])
+                      args["max_new_tokens_cap"], args["serving_default"], args["warmup_xla"])
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

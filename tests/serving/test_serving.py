@@ -60,7 +60,8 @@ def test_export_layout_is_versioned(exported, tmp_path):
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     assert os.path.isfile(os.path.join(path, warmup.WARMUP_FILE))
     meta = json.load(open(os.path.join(path, exporter.METADATA_FILE)))
-    assert meta["signatures"] == ["greedy", "score", "serving_default"]
+    assert meta["signatures"] == ["generate", "generate_xla", "greedy", "score", "serving_default"]
+    assert meta["serving_default"] == "portable" and meta["xla_signatures"] == ["generate_xla"]
     # A second export is version 2; version 1 is untouched.
     before = os.path.getmtime(os.path.join(path, "saved_model.pb"))
     second = kz.export(model, name=os.path.basename(os.path.dirname(path)), base_dir=os.path.dirname(os.path.dirname(path)))
@@ -149,7 +150,7 @@ KERAS_FREE = textwrap.dedent("""
     served = tf.saved_model.load(sys.argv[1])
     prompts = json.loads(sys.argv[2])
     n = len(prompts)
-    out = served.signatures["serving_default"](
+    out = served.signatures[sys.argv[4]](
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
         top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32))
     score = served.signatures["score"](texts=tf.constant(prompts))
@@ -161,9 +162,9 @@ KERAS_FREE = textwrap.dedent("""
 """)
 
 
-def _run_keras_free(path, prompts, new=NEW):
+def _run_keras_free(path, prompts, new=NEW, signature="serving_default"):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new)],
+    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new), signature],
                           env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert proc.returncode == 0 and lines, proc.stderr[-2000:]
@@ -179,14 +180,36 @@ def test_runs_in_a_process_without_keras(exported):
     np.testing.assert_allclose(result["log_likelihood"], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_xla_signature_runs_without_keras_token_for_token(exported):
+    """generate_xla, in a process with TensorFlow and TF Text only, equals in-process greedy and the portable graph."""
+    model, path = exported
+    result = _run_keras_free(path, PROMPTS, signature="generate_xla")
+    assert result["loaded"] == []
+    assert result["texts"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    loaded = tf.saved_model.load(path)
+    assert result["texts"] == _generate(loaded.signatures["generate"], PROMPTS)[0]
+    # Seeded sampling rows (XLA pads the batch to 8 rows): the same text as the portable graph.
+    prompts = [ENGLISH[:20], CHINESE[:5], "", "x"] * 2 + ["def"]
+    for settings in (dict(temperature=1.0, seed=7), dict(temperature=0.8, top_k=5, top_p=0.9, seed=3)):
+        assert (_generate(loaded.signatures["generate_xla"], prompts, **settings)[0]
+                == _generate(loaded.signatures["generate"], prompts, **settings)[0])
+
+
 def test_graph_needs_no_xla_and_pins_no_device(exported):
     from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import signature_functions
 
     _, path = exported
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
     graph = proto.meta_graphs[0].graph_def
-    assert xla_ops(graph) == []
+    portable = signature_functions(proto.meta_graphs[0], ["serving_default", "generate", "greedy", "score"])
+    assert portable and xla_ops(graph, portable) == []
+    # generate_xla reaches a function XLA must compile, and the portable ones none.
+    must_compile = {f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b}
+    assert must_compile & signature_functions(proto.meta_graphs[0], ["generate_xla"])
+    assert not must_compile & portable
     # TF's own checkpoint save/restore functions pin their file I/O to the
     # CPU in every SavedModel. In the serving functions, the only pins allowed
     # are TF Text's soft "CPU:*" on its own CPU-only kernels (and their
@@ -344,3 +367,29 @@ def test_shipped_serving_configs_parse():
     lines = [line.split("#")[0].strip() for line in open(os.path.join(folder, "batching_parameters.txt"))]
     used = {line.split(":")[0].split("{")[0].strip() for line in lines if line}
     assert used <= fields and "max_batch_size" in used
+
+
+def test_xla_as_serving_default(exported, tmp_path):
+    """--serving-default xla: serving_default is generate_xla, and the warm-up records call it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import signature_functions
+
+    model, _ = exported
+    if getattr(model, "max_length", None) is None:
+        pytest.skip("one arch is enough for the option; the gpt export checks it")
+    path = kz.export(model, name="x", base_dir=str(tmp_path), serving_default="xla")
+    meta = json.load(open(os.path.join(path, exporter.METADATA_FILE)))
+    assert meta["serving_default"] == "xla" and meta["warmup_xla"] is True
+    assert {name for name, _ in warmup.read(path)} == {"generate", "generate_xla", "greedy", "score"}
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    must_compile = {f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b}
+    assert must_compile & signature_functions(proto.meta_graphs[0], ["serving_default"])
+    loaded = tf.saved_model.load(path)
+    assert _generate(loaded.signatures["serving_default"], PROMPTS)[0] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    with pytest.raises(ValueError, match="serving_default"):
+        kz.export(model, name="y", base_dir=str(tmp_path), serving_default="fast")
+    with pytest.raises(ValueError, match="only causal LMs"):
+        exporter.signatures.check_default("xla", "classify")
