@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from kerazoo.decoding import plan, positions
 from kerazoo.decoding import sampling_graph as graph_sampling
+from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.text import packing
 from kerazoo.text.special import EOS_ID, PAD_ID
 
@@ -152,9 +153,19 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None, padded=Fals
     def cond(tokens, cache, done, index):
         return (index < width) & tf.logical_not(tf.reduce_all(done))
 
+    # A ChunkedLM steps with its re-laid-out weights (one fused query/key/value
+    # product per block), made once per request, not per token; the chunk it
+    # writes is the whole cache (start 0), so attention reads one source.
+    weights = model.decode_weights() if isinstance(model, ChunkedLM) else None
+
+    def step(previous, cache, index):
+        if weights is None:
+            return model.call_with_cache(previous, cache, index)
+        return model.call_with_chunk(previous, cache, cache, index, 0, weights)
+
     def body(tokens, cache, done, index):
         previous = tf.slice(tokens, [0, index - 1], [-1, 1])
-        logits, cache = model.call_with_cache(previous, cache, index - 1)
+        logits, cache = step(previous, cache, index - 1)
         chosen = graph_sampling.next_token(logits[:, 0, :], index=index, **settings)
         chosen, done = positions.choose(
             chosen, tokens[:, index], prompt_mask[:, index], done, index, row_end, EOS_ID, tf.where
