@@ -178,6 +178,16 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None, padded=Fals
     return tokens
 
 
+def bucketed_width(tokens, lengths, new_tokens, context):
+    """``tokens`` right-padded to ``plan.buffer_width``'s width: the longest row rounded up to ``LENGTH_BUCKET``, within the context."""
+    bucket = plan.LENGTH_BUCKET
+    width = (tf.reduce_max(lengths + new_tokens) + bucket - 1) // bucket * bucket
+    if context is not None:
+        width = tf.minimum(width, context)
+    width = tf.maximum(width, tf.shape(tokens)[1])
+    return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+
+
 def xla_buffer(tokens, lengths, new_tokens, settings, context):
     """Pads a request to bucketed shapes for the XLA loop: rows and width.
 
@@ -198,12 +208,7 @@ def xla_buffer(tokens, lengths, new_tokens, settings, context):
         ``(tokens, lengths, new_tokens, settings)`` of the bucketed shape.
     """
     rows = tf.shape(tokens)[0]
-    bucket = plan.LENGTH_BUCKET
-    width = (tf.reduce_max(lengths + new_tokens) + bucket - 1) // bucket * bucket
-    if context is not None:
-        width = tf.minimum(width, context)
-    width = tf.maximum(width, tf.shape(tokens)[1])
-    tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+    tokens = bucketed_width(tokens, lengths, new_tokens, context)
     # The smallest power of two >= rows (an empty batch stays empty).
     below = tf.reduce_sum(tf.cast(tf.bitwise.left_shift(1, tf.range(31)) < rows, tf.int32))
     padded_rows = tf.where(rows > 0, tf.bitwise.left_shift(1, below), 0)
@@ -212,7 +217,7 @@ def xla_buffer(tokens, lengths, new_tokens, settings, context):
     return pick(tokens), pick(lengths), pick(new_tokens), {k: pick(v) for k, v in settings.items()}
 
 
-def decode_xla(model, tokens, lengths, new_tokens, settings, context):
+def decode_xla(model, tokens, lengths, new_tokens, settings, context, num_beams=1):
     """``decode`` compiled by XLA (``jit_compile=True``) on bucketed shapes.
 
     The same loop, position rule and sampler as the portable graph, so the
@@ -223,6 +228,7 @@ def decode_xla(model, tokens, lengths, new_tokens, settings, context):
     Args:
         model, tokens, lengths, new_tokens, settings: as for ``decode``.
         context: the model's context length, or None.
+        num_beams: above 1, ``beam_decode`` with that many beams instead.
 
     Returns:
         int32 ``(batch, width)``, as ``decode``.
@@ -233,6 +239,8 @@ def decode_xla(model, tokens, lengths, new_tokens, settings, context):
 
     @tf.function(jit_compile=True, autograph=False)
     def compiled(buffer, lengths, new_tokens, *values):
+        if num_beams > 1:
+            return beam_decode(model, buffer, lengths, new_tokens, num_beams, context, padded=True)
         return decode(model, buffer, lengths, new_tokens, dict(zip(names, values)), padded=True)
 
     return compiled(buffer, lengths, new_tokens, *(settings[k] for k in names))[:rows]
@@ -246,3 +254,43 @@ def new_tokens_of(tokens, lengths, new_tokens):
     """
     keep = positions.new_token_mask(tokens, lengths, lengths + new_tokens, EOS_ID)
     return tf.ragged.boolean_mask(tokens, keep)
+
+
+def beam_decode(model, tokens, lengths, new_tokens, num_beams, context, padded=False):
+    """Beam search over a prompt buffer, in graph ops (keras_hub's ``BeamSampler``).
+
+    The same search as in-process ``beam.beam_search``: a buffer of the same
+    bucketed width (the search runs to its end or until every beam has ended,
+    and ranks beams over the whole width), the same prefill and first
+    position, the same sampler; then ``new_tokens_of`` cuts each row at its
+    budget and end token.
+
+    Args:
+        model: a causal LM of the zoo.
+        tokens, lengths, new_tokens: as for ``decode``.
+        num_beams: a Python int (each beam count is one traced search).
+        context: the model's context length, or None.
+        padded: ``tokens`` already has the bucketed width (``xla_buffer``).
+
+    Returns:
+        int32 ``(batch, width)``: the best beam of each row.
+    """
+    import keras_hub
+
+    if not padded:
+        tokens = bucketed_width(tokens, lengths, new_tokens, context)
+    width = tf.shape(tokens)[1]
+    prompt_mask = tf.range(width)[None, :] < lengths[:, None]
+    cache = model.init_cache(tf.shape(tokens)[0], width)
+    filled = tf.constant(0)
+    if model.prefills_prompt:
+        cache, filled = _prefill(model, tokens, cache, plan.prefill_positions(tf.reduce_min(lengths)))
+
+    def next_fn(prompt, cache, index):
+        previous = tf.slice(prompt, [0, index - 1], [-1, 1])
+        logits, cache = model.call_with_cache(previous, cache, index - 1)
+        return logits[:, 0, :], None, cache
+
+    sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams)
+    return sampler(next_fn, tokens, cache=cache, index=plan.first_index(model, filled), mask=prompt_mask,
+                   stop_token_ids=[EOS_ID])

@@ -123,7 +123,33 @@ def _write_saved_model(model, tokenizer, path, default_new_tokens, cap, serving_
     with portable_ops():
         concrete.update({name: fn.get_concrete_function() for name, fn in endpoints.items() if name not in xla})
         tf.saved_model.save(holder, path, signatures=concrete)
+    _write_input_defaults(path)
     return kind, sorted(concrete), xla
+
+
+def _write_input_defaults(path):
+    """Stores the optional inputs' defaults (``request.DEFAULTS``) in the SignatureDefs.
+
+    TF Serving fills an input a request leaves out from its SignatureDef's
+    ``defaults``. ``tf.saved_model.save`` records them only when given the
+    ``tf.function``s, which it then traces again, outside the portable-ops
+    swap that the traces above were made in; so they are written here.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.request import DEFAULTS
+
+    file = os.path.join(path, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(file, "rb") as f:
+        proto.ParseFromString(f.read())
+    for signature in proto.meta_graphs[0].signature_def.values():
+        for name, value in DEFAULTS.items():
+            if name in signature.inputs:
+                signature.defaults[name].CopyFrom(tf.make_tensor_proto(value, dtype=signature.inputs[name].dtype))
+    with open(file, "wb") as f:
+        f.write(proto.SerializeToString())
 
 
 def _check_graph(path, portable):
@@ -147,11 +173,18 @@ def _check_graph(path, portable):
 
 
 def _replay(path, requests):
-    """Loads the SavedModel afresh and runs every warm-up request through it."""
+    """Loads the SavedModel afresh and runs every warm-up request through it.
+
+    Inputs a record leaves out take the signature's defaults, as TF Serving
+    fills them.
+    """
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
+    from kerazoo.serving.rest import signature_defaults
+
+    loaded, defaults = tf.saved_model.load(path), signature_defaults(path)
     for name, inputs in requests:
+        inputs = {**defaults.get(name, {}), **inputs}
         loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
 
 

@@ -21,6 +21,7 @@ import math
 import tensorflow as tf
 
 from kerazoo.decoding import loop_graph as graph_decode
+from kerazoo.serving import request
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
@@ -49,27 +50,46 @@ def new_token_cap(model, cap=None):
     return min(context - 1, int(cap)) if cap else context - 1
 
 
-def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=False):
+def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=False, stop=None, num_beams=None):
     """Graph generation: the texts, new-token counts and kept prompt lengths.
 
-    ``xla``: decode in the XLA-compiled loop (``generate_xla``) rather than
-    the portable one; the tokens are the same.
+    Args:
+        xla: decode in the XLA-compiled loop (``generate_xla``) rather than
+            the portable one; the tokens are the same.
+        stop: string ``(rows, k)`` stop strings (see ``request``).
+        num_beams: int32 ``(rows,)``; rows above 1 use beam search.
     """
     context = getattr(model, "max_length", None)
+    rows = tf.shape(prompts)[0]
     ids = graph_decode.encode(tokenizer, prompts)
-    new_tokens = graph_decode.clamp_new_tokens(max_new_tokens, cap)
+    new_tokens = request.per_row(graph_decode.clamp_new_tokens(max_new_tokens, cap), rows, 0)
+    settings = {k: request.per_row(v, rows, DEFAULTS[k]) for k, v in settings.items()}
     tokens, lengths = graph_decode.fit_prompts(ids, new_tokens, context)
-    if xla:
-        tokens = graph_decode.decode_xla(model, tokens, lengths, new_tokens, settings, context)
-    else:
-        tokens = graph_decode.decode(model, tokens, lengths, new_tokens, settings)
-    generated = graph_decode.new_tokens_of(tokens, lengths, new_tokens)
-    texts = graph_decode.valid_utf8(tokenizer.detokenize(generated))
-    return {
-        "texts": texts,
-        "token_counts": tf.cast(generated.row_lengths(), tf.int32),
-        "prompt_tokens": lengths,
-    }
+
+    def run(index, k):
+        kept, budget = tf.gather(lengths, index), tf.gather(new_tokens, index)
+        buffer = tf.gather(tokens, index)[:, :tf.reduce_max(kept)]
+        picked = {name: tf.gather(v, index) for name, v in settings.items()}
+        if xla:
+            out = graph_decode.decode_xla(model, buffer, kept, budget, picked, context, num_beams=k)
+        elif k > 1:
+            out = graph_decode.beam_decode(model, buffer, kept, budget, k, context)
+        else:
+            out = graph_decode.decode(model, buffer, kept, budget, picked)
+        generated = graph_decode.new_tokens_of(out, kept, budget)
+        return {
+            "texts": graph_decode.valid_utf8(tokenizer.detokenize(generated)),
+            "token_counts": tf.cast(generated.row_lengths(), tf.int32),
+            "prompt_tokens": kept,
+        }
+
+    empty = {"texts": tf.zeros([0], tf.string), "token_counts": tf.zeros([0], tf.int32),
+             "prompt_tokens": tf.zeros([0], tf.int32)}
+    beams = request.beams(tf.constant([1]) if num_beams is None else num_beams, rows)
+    outputs = request.by_beams(beams, run, empty)
+    if stop is not None:
+        outputs["texts"] = request.cut_at_stop(outputs["texts"], stop, graph_decode.valid_utf8)
+    return outputs
 
 
 def _score(model, tokenizer, texts):
@@ -129,11 +149,16 @@ def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], c
     default_new_tokens = min(int(default_new_tokens), cap)
     prompts_spec = tf.TensorSpec([None], tf.string, name="prompts")
 
+    stop_spec = tf.TensorSpec([None, None], tf.string, name="stop")
+    beams_spec = tf.TensorSpec([None], tf.int32, name="num_beams")
+
     def generate_fn(xla):
-        @tf.function(autograph=False, input_signature=[prompts_spec, *_SETTINGS_SPECS.values()])
-        def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        # The export stores the defaults of stop and num_beams (request.DEFAULTS)
+        # in the SignatureDef, from which TF Serving fills a left-out input.
+        @tf.function(autograph=False, input_signature=[prompts_spec, *_SETTINGS_SPECS.values(), stop_spec, beams_spec])
+        def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop, num_beams):
             settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
-            return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=xla)
+            return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla, stop, num_beams)
 
         return generate
 

@@ -44,12 +44,14 @@ def exported(request, tmp_path_factory):
     return model, kz.export(model, name=request.param, base_dir=str(base))
 
 
-def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0):
+def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0, stop=(("",),),
+              num_beams=(1,)):
     rows = len(prompts)
     out = signature(
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([rows], max_new_tokens),
         temperature=tf.fill([rows], float(temperature)), top_k=tf.fill([rows], top_k),
         top_p=tf.fill([rows], float(top_p)), seed=tf.fill([rows], seed),
+        stop=tf.constant(stop, tf.string, shape=[len(stop), len(stop[0])]), num_beams=tf.constant(num_beams, tf.int32),
     )
     return [t.decode("utf-8") for t in out["texts"].numpy()], out["token_counts"].numpy()
 
@@ -152,7 +154,8 @@ KERAS_FREE = textwrap.dedent("""
     n = len(prompts)
     out = served.signatures[sys.argv[4]](
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
-        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32))
+        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32),
+        stop=tf.constant([[""]]), num_beams=tf.constant([1]))
     score = served.signatures["score"](texts=tf.constant(prompts))
     print("RESULT" + json.dumps({
         "texts": [t.decode("utf-8") for t in out["texts"].numpy()],
@@ -253,7 +256,8 @@ def test_bad_input_is_answered(exported):
     rows = 4
     for max_new, most in ((0, 0), (-5, 0), (10**9, cap)):
         out = serve(prompts=prompts, max_new_tokens=tf.fill([rows], max_new), temperature=tf.zeros([rows]),
-                    top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]), seed=tf.zeros([rows], tf.int32))
+                    top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]), seed=tf.zeros([rows], tf.int32),
+                    stop=tf.constant([[""]]), num_beams=tf.constant([1]))
         counts = out["token_counts"].numpy()
         assert (counts <= most).all() and (counts >= 0).all()
         for text in out["texts"].numpy():
@@ -278,7 +282,7 @@ def test_sampling_settings_per_row(exported):
     rows = 2
     out = serve(prompts=tf.constant(prompts[:2]), max_new_tokens=tf.fill([rows], NEW),
                 temperature=tf.constant([0.0, 1.5]), top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]),
-                seed=tf.constant([0, 5]))
+                seed=tf.constant([0, 5]), stop=tf.constant([[""]]), num_beams=tf.constant([1]))
     assert out["texts"].numpy()[0].decode() == greedy[0]
 
 
@@ -393,3 +397,54 @@ def test_xla_as_serving_default(exported, tmp_path):
         kz.export(model, name="y", base_dir=str(tmp_path), serving_default="fast")
     with pytest.raises(ValueError, match="only causal LMs"):
         exporter.signatures.check_default("xla", "classify")
+
+
+def test_stop_strings_and_beams_match_in_process(exported):
+    """stop and num_beams: as kz.generate(stop=...) and kz.generate(sampler="beam"), in both signatures."""
+    model, path = exported
+    loaded = tf.saved_model.load(path)
+    prompts = PROMPTS[:3]
+    plain = kz.generate(model, prompts, max_new_tokens=NEW)
+    stops = [s for s in {t[len(t) // 2:][:2] for t in plain if len(t) > 1} if s.strip()] or ["e"]
+    expected = kz.generate(model, prompts, max_new_tokens=NEW, stop=stops)
+    for name in ("generate", "generate_xla"):
+        assert _generate(loaded.signatures[name], prompts, stop=[stops])[0] == expected
+    beam = kz.generate(model, prompts, max_new_tokens=NEW, sampler="beam", num_beams=2)
+    for name in ("generate", "generate_xla"):
+        assert _generate(loaded.signatures[name], prompts, num_beams=[2])[0] == beam
+    # Per row: beams on row 1 only, a stop on row 0 only; the other rows as if alone.
+    texts, _ = _generate(loaded.signatures["generate"], prompts, num_beams=[1, 2, 1],
+                         stop=[[stops[0]], [""], [""]])
+    assert texts == [kz.generate(model, prompts[:1], max_new_tokens=NEW, stop=stops[:1])[0], beam[1], plain[2]]
+
+
+def test_stop_and_beams_bad_input_is_answered(exported):
+    """Empty, over-long and invalid-UTF-8 stops, num_beams <= 0 or huge, mismatched rows: answered."""
+    model, path = exported
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    prompts = [b"", b"caf\xc3 \xff", LONG.encode(), "你".encode()]
+    greedy = _generate(serve, prompts)[0]
+    stops = [[""], ["x" * 100_000], [b"\xff\xfe"], [""]]
+    assert _generate(serve, prompts, stop=stops, num_beams=[0, -3, 1, 0])[0] == greedy
+    for beams in ([10**9], [10**9, 1], []):  # clamped to MAX_BEAMS; rows disagreeing or none: answered
+        texts, counts = _generate(serve, prompts, max_new_tokens=3, num_beams=beams, stop=[["a", ""]] * 7)
+        assert len(texts) == 4 and (counts <= 3).all()
+    empty = serve(prompts=tf.constant([], tf.string), max_new_tokens=tf.constant([], tf.int32),
+                  temperature=tf.constant([], tf.float32), top_k=tf.constant([], tf.int32),
+                  top_p=tf.constant([], tf.float32), seed=tf.constant([], tf.int32),
+                  stop=tf.zeros([0, 0], tf.string), num_beams=tf.constant([], tf.int32))
+    assert empty["texts"].shape == (0,)
+
+
+def test_requests_without_the_new_inputs_take_the_signature_defaults(exported):
+    """TF Serving fills left-out inputs from SignatureDef.defaults; the export stores them."""
+    from kerazoo.serving.rest import predict, signature_defaults
+
+    model, path = exported
+    defaults = signature_defaults(path)
+    for name in ("serving_default", "generate", "generate_xla"):
+        assert defaults[name]["stop"].tolist() == [[b""]] and defaults[name]["num_beams"].tolist() == [1]
+    body = {"instances": [{"prompts": p, "max_new_tokens": NEW, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
+                           "seed": 0, "num_beams": 2} for p in PROMPTS[:2]]}
+    beam = kz.generate(model, PROMPTS[:2], max_new_tokens=NEW, sampler="beam", num_beams=2)
+    assert [r["texts"] for r in predict(path, body)["predictions"]] == beam
