@@ -225,11 +225,16 @@ def test_graph_needs_no_xla_and_pins_no_device(exported):
 
 
 def test_warmup_records_replay(exported):
+    from kerazoo.serving.rest import signature_defaults
+
     _, path = exported
     requests = warmup.read(path)
     assert {name for name, _ in requests} == {"serving_default", "greedy", "score"}
     loaded = tf.saved_model.load(path)
+    # Inputs a record leaves out (stop, num_beams) take the SignatureDef's defaults, as in TF Serving.
+    defaults = signature_defaults(path)
     for name, inputs in requests:
+        inputs = {**defaults[name], **inputs}
         outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
         rows = len(next(iter(inputs.values())))
         assert all(v.shape[0] == rows for v in outputs.values())
