@@ -97,6 +97,12 @@ def _parser():
     p.add_argument("--max-new-tokens", type=int, default=64, help="new tokens of the 'greedy' signature (default 64)")
     p.add_argument("--max-new-tokens-cap", type=int, default=None,
                    help="most new tokens a request may ask for (default: context - 1; 1024 for RNNs)")
+    p.add_argument("--serving-default", choices=["portable", "xla"], default="portable",
+                   help="which decoding signature is serving_default: portable (default; any TF Serving) or xla "
+                        "(generate_xla; needs --xla_cpu_compilation_enabled / --xla_gpu_compilation_enabled)")
+    p.add_argument("--warmup-xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="warm-up records also call generate_xla (default: only with --serving-default xla; "
+                        "a server without an XLA flag then fails to load the version)")
 
     p = sub.add_parser("predict", help="answer a TF Serving REST :predict JSON body with an export, in-process")
     p.add_argument("export_dir", help="a version folder, e.g. saved_models/pydocs_gpt/1")

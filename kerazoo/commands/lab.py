@@ -69,7 +69,7 @@ def _bench_serve(args, backends):
     # The SavedModel is TensorFlow's: this suite runs on the TensorFlow backend only.
     from kerazoo.lab import serve_suite
 
-    rows = serve_suite.run()
+    rows = serve_suite.run({b: args.repeats for b in serve_suite.BATCHES} if args.repeats else None)
     _write_bench(args.out, "serve", rows, serve_suite.markdown(rows))
 
 

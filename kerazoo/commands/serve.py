@@ -18,7 +18,8 @@ def cmd_export(args):
     from kerazoo.serving import export
 
     path = export(args.run, name=args.name, base_dir=args.base_dir, max_new_tokens=args.max_new_tokens,
-                  max_new_tokens_cap=args.max_new_tokens_cap)
+                  max_new_tokens_cap=args.max_new_tokens_cap, serving_default=args.serving_default,
+                  warmup_xla=args.warmup_xla)
     print(f"exported: {path}")
     print(f"inspect:  saved_model_cli show --dir {path} --all")
     return 0

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from kerazoo.decoding import plan, positions
 from kerazoo.decoding import sampling_graph as graph_sampling
+from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.text import packing
 from kerazoo.text.special import EOS_ID, PAD_ID
 
@@ -113,7 +114,7 @@ def _prefill(model, tokens, cache, n_positions):
     return cache, filled
 
 
-def decode(model, tokens, lengths, new_tokens, settings, cache=None):
+def decode(model, tokens, lengths, new_tokens, settings, cache=None, padded=False):
     """Runs the decoding loop over a prompt buffer.
 
     Args:
@@ -125,6 +126,9 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
             ``seed`` tensors (see ``graph_sampling.next_token``).
         cache: an initial cache of ``width`` positions instead of
             ``model.init_cache`` (a seq2seq model's holds its encoded sources).
+        padded: ``tokens`` is already the whole buffer (``width`` columns,
+            at least ``lengths + new_tokens``): its shape, not the data,
+            sets the width, as XLA needs (see ``decode_xla``).
 
     Returns:
         int32 ``(batch, width)``: prompts followed by the chosen tokens
@@ -132,8 +136,11 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     """
     batch = tf.shape(tokens)[0]
     row_end = lengths + new_tokens
-    width = tf.reduce_max(row_end)
-    tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+    if padded:
+        width = tf.shape(tokens)[1]
+    else:
+        width = tf.reduce_max(row_end)
+        tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
     columns = tf.range(width)[None, :]
     prompt_mask = columns < lengths[:, None]
     if cache is None:
@@ -146,9 +153,19 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     def cond(tokens, cache, done, index):
         return (index < width) & tf.logical_not(tf.reduce_all(done))
 
+    # A ChunkedLM steps with its re-laid-out weights (one fused query/key/value
+    # product per block), made once per request, not per token; the chunk it
+    # writes is the whole cache (start 0), so attention reads one source.
+    weights = model.decode_weights() if isinstance(model, ChunkedLM) else None
+
+    def step(previous, cache, index):
+        if weights is None:
+            return model.call_with_cache(previous, cache, index)
+        return model.call_with_chunk(previous, cache, cache, index, 0, weights)
+
     def body(tokens, cache, done, index):
         previous = tf.slice(tokens, [0, index - 1], [-1, 1])
-        logits, cache = model.call_with_cache(previous, cache, index - 1)
+        logits, cache = step(previous, cache, index - 1)
         chosen = graph_sampling.next_token(logits[:, 0, :], index=index, **settings)
         chosen, done = positions.choose(
             chosen, tokens[:, index], prompt_mask[:, index], done, index, row_end, EOS_ID, tf.where
@@ -161,6 +178,74 @@ def decode(model, tokens, lengths, new_tokens, settings, cache=None):
     return tokens
 
 
+def bucketed_width(tokens, lengths, new_tokens, context):
+    """``tokens`` right-padded to ``plan.buffer_width``'s width: the longest row rounded up to ``LENGTH_BUCKET``, within the context."""
+    bucket = plan.LENGTH_BUCKET
+    width = (tf.reduce_max(lengths + new_tokens) + bucket - 1) // bucket * bucket
+    if context is not None:
+        width = tf.minimum(width, context)
+    width = tf.maximum(width, tf.shape(tokens)[1])
+    return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values=PAD_ID)
+
+
+def xla_buffer(tokens, lengths, new_tokens, settings, context):
+    """Pads a request to bucketed shapes for the XLA loop: rows and width.
+
+    XLA compiles one program per input shape, so the buffer's width is the
+    longest row rounded up to ``plan.LENGTH_BUCKET`` (within the context)
+    and its rows are a power of two, the extra rows copying row 0, as the
+    in-process loop buckets them (``plan.buffer_width``,
+    ``plan.batch_bucket``): a server compiles a handful of programs, not one
+    per request.
+
+    Args:
+        tokens: int32 ``(batch, prompt width)`` from ``fit_prompts``.
+        lengths, new_tokens: int32 ``(batch,)``.
+        settings: dict of per-row setting tensors.
+        context: the model's context length, or None.
+
+    Returns:
+        ``(tokens, lengths, new_tokens, settings)`` of the bucketed shape.
+    """
+    rows = tf.shape(tokens)[0]
+    tokens = bucketed_width(tokens, lengths, new_tokens, context)
+    # The smallest power of two >= rows (an empty batch stays empty).
+    below = tf.reduce_sum(tf.cast(tf.bitwise.left_shift(1, tf.range(31)) < rows, tf.int32))
+    padded_rows = tf.where(rows > 0, tf.bitwise.left_shift(1, below), 0)
+    take = tf.where(tf.range(padded_rows) < rows, tf.range(padded_rows), 0)
+    pick = lambda t: tf.gather(t, take)  # noqa: E731
+    return pick(tokens), pick(lengths), pick(new_tokens), {k: pick(v) for k, v in settings.items()}
+
+
+def decode_xla(model, tokens, lengths, new_tokens, settings, context, num_beams=1):
+    """``decode`` compiled by XLA (``jit_compile=True``) on bucketed shapes.
+
+    The same loop, position rule and sampler as the portable graph, so the
+    same tokens; XLA fuses each step's small ops into a few kernels, which is
+    what makes in-process decoding fast. Tokenizing and detokenizing stay
+    outside (TF Text's kernels have no XLA form).
+
+    Args:
+        model, tokens, lengths, new_tokens, settings: as for ``decode``.
+        context: the model's context length, or None.
+        num_beams: above 1, ``beam_decode`` with that many beams instead.
+
+    Returns:
+        int32 ``(batch, width)``, as ``decode``.
+    """
+    rows = tf.shape(tokens)[0]
+    names = sorted(settings)
+    buffer, lengths, new_tokens, settings = xla_buffer(tokens, lengths, new_tokens, settings, context)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def compiled(buffer, lengths, new_tokens, *values):
+        if num_beams > 1:
+            return beam_decode(model, buffer, lengths, new_tokens, num_beams, context, padded=True)
+        return decode(model, buffer, lengths, new_tokens, dict(zip(names, values)), padded=True)
+
+    return compiled(buffer, lengths, new_tokens, *(settings[k] for k in names))[:rows]
+
+
 def new_tokens_of(tokens, lengths, new_tokens):
     """The generated ids of each row, up to (not including) its end token.
 
@@ -169,3 +254,43 @@ def new_tokens_of(tokens, lengths, new_tokens):
     """
     keep = positions.new_token_mask(tokens, lengths, lengths + new_tokens, EOS_ID)
     return tf.ragged.boolean_mask(tokens, keep)
+
+
+def beam_decode(model, tokens, lengths, new_tokens, num_beams, context, padded=False):
+    """Beam search over a prompt buffer, in graph ops (keras_hub's ``BeamSampler``).
+
+    The same search as in-process ``beam.beam_search``: a buffer of the same
+    bucketed width (the search runs to its end or until every beam has ended,
+    and ranks beams over the whole width), the same prefill and first
+    position, the same sampler; then ``new_tokens_of`` cuts each row at its
+    budget and end token.
+
+    Args:
+        model: a causal LM of the zoo.
+        tokens, lengths, new_tokens: as for ``decode``.
+        num_beams: a Python int (each beam count is one traced search).
+        context: the model's context length, or None.
+        padded: ``tokens`` already has the bucketed width (``xla_buffer``).
+
+    Returns:
+        int32 ``(batch, width)``: the best beam of each row.
+    """
+    import keras_hub
+
+    if not padded:
+        tokens = bucketed_width(tokens, lengths, new_tokens, context)
+    width = tf.shape(tokens)[1]
+    prompt_mask = tf.range(width)[None, :] < lengths[:, None]
+    cache = model.init_cache(tf.shape(tokens)[0], width)
+    filled = tf.constant(0)
+    if model.prefills_prompt:
+        cache, filled = _prefill(model, tokens, cache, plan.prefill_positions(tf.reduce_min(lengths)))
+
+    def next_fn(prompt, cache, index):
+        previous = tf.slice(prompt, [0, index - 1], [-1, 1])
+        logits, cache = model.call_with_cache(previous, cache, index - 1)
+        return logits[:, 0, :], None, cache
+
+    sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams)
+    return sampler(next_fn, tokens, cache=cache, index=plan.first_index(model, filled), mask=prompt_mask,
+                   stop_token_ids=[EOS_ID])

@@ -11,6 +11,14 @@ signature answers its warm-up requests after a reload), and only then
 renamed to the next free version under a lock. An existing version is never
 overwritten; a failed export leaves nothing behind.
 
+A causal LM gets two decoding signatures with the same inputs and outputs:
+``generate`` (portable: plain TF ops, no XLA op) and ``generate_xla``
+(compiled with ``jit_compile=True``, which TF Serving runs only when started
+with ``--xla_cpu_compilation_enabled`` / ``--xla_gpu_compilation_enabled``).
+``serving_default`` is the portable one unless the export asks for XLA. TF
+Serving fails to load a version whose warm-up request fails, so the warm-up
+records call ``generate_xla`` only when asked (``warmup_xla``).
+
 The graph is traced on the TensorFlow backend. A model trained on JAX or
 PyTorch is exported by a TensorFlow subprocess that reloads its ``.keras``
 file (the weights are backend-neutral).
@@ -114,14 +122,19 @@ def _default_name(model, source):
     return model.name
 
 
-def _write_saved_model(model, tokenizer, path, default_new_tokens, cap):
+def _write_saved_model(model, tokenizer, path, default_new_tokens, cap, serving_default="portable"):
     """Traces the signatures and writes the SavedModel.
 
     Plain ``tf.saved_model.save`` on a ``tf.Module`` that holds the model and
     its tokenizer (so their variables and lookup resources are tracked), with
     the concrete signatures traced once. Keras' ``ExportArchive`` does the
     same but traces every endpoint a second time while saving, which doubles
-    the export time of a graph holding a decoding loop.
+    the export time of a graph holding a decoding loop. The XLA signatures
+    are traced outside ``portable_ops`` so that they keep XLA's in-place
+    cache update.
+
+    Returns:
+        ``(kind, signature names, XLA signature names)``.
     """
     import tensorflow as tf
 
@@ -130,37 +143,78 @@ def _write_saved_model(model, tokenizer, path, default_new_tokens, cap):
     kind = signatures.model_kind(model)
     holder = tf.Module()
     holder.model, holder.tokenizer = model, tokenizer
+    endpoints = signatures.BUILDERS[kind](model, tokenizer, default_new_tokens, cap, serving_default=serving_default)
+    xla = signatures.xla_signatures(endpoints)
+    concrete = {name: endpoints[name].get_concrete_function() for name in xla}
     with portable_ops():
-        endpoints = signatures.BUILDERS[kind](model, tokenizer, default_new_tokens, cap)
-        concrete = {name: fn.get_concrete_function() for name, fn in endpoints.items()}
+        concrete.update({name: fn.get_concrete_function() for name, fn in endpoints.items() if name not in xla})
         tf.saved_model.save(holder, path, signatures=concrete)
-    return kind, sorted(concrete)
+    _write_input_defaults(path)
+    return kind, sorted(concrete), xla
 
 
-def _check_graph(path):
-    """Raises ValueError if the saved graph contains XLA-only ops."""
+def _write_input_defaults(path):
+    """Stores the optional inputs' defaults (``request.DEFAULTS``) in the SignatureDefs.
+
+    TF Serving fills an input a request leaves out from its SignatureDef's
+    ``defaults``. ``tf.saved_model.save`` records them only when given the
+    ``tf.function``s, which it then traces again, outside the portable-ops
+    swap that the traces above were made in; so they are written here.
+    """
+    import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from kerazoo.serving.portable_ops import xla_ops
+    from kerazoo.serving.request import DEFAULTS
+
+    file = os.path.join(path, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(file, "rb") as f:
+        proto.ParseFromString(f.read())
+    for signature in proto.meta_graphs[0].signature_def.values():
+        for name, value in DEFAULTS.items():
+            if name in signature.inputs:
+                signature.defaults[name].CopyFrom(tf.make_tensor_proto(value, dtype=signature.inputs[name].dtype))
+    with open(file, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
+def _check_graph(path, portable):
+    """Raises ValueError if the portable signatures' graph contains XLA-only ops.
+
+    Args:
+        path: the SavedModel folder.
+        portable: the signatures that must run without XLA.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import signature_functions, xla_ops
 
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
-    found = sorted({op for graph in proto.meta_graphs for op in xla_ops(graph.graph_def)})
+    found = sorted({op for graph in proto.meta_graphs
+                    for op in xla_ops(graph.graph_def, signature_functions(graph, portable))})
     if found:
         raise ValueError(f"the exported graph needs XLA (ops {', '.join(found)}); TF Serving runs without it")
 
 
 def _replay(path, requests):
-    """Loads the SavedModel afresh and runs every warm-up request through it."""
+    """Loads the SavedModel afresh and runs every warm-up request through it.
+
+    Inputs a record leaves out take the signature's defaults, as TF Serving
+    fills them.
+    """
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
+    from kerazoo.serving.rest import signature_defaults
+
+    loaded, defaults = tf.saved_model.load(path), signature_defaults(path)
     for name, inputs in requests:
+        inputs = {**defaults.get(name, {}), **inputs}
         loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
 
 
-def _export_here(model, name, base_dir, default_new_tokens, cap, source):
+def _export_here(model, name, base_dir, default_new_tokens, cap, source, serving_default="portable", warmup_xla=None):
     """Exports a model on the TensorFlow backend (see ``export``)."""
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
@@ -168,12 +222,16 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
     model_dir = os.path.join(base_dir, name)
     staged = tempfile.mkdtemp(dir=model_dir, prefix=".export-")
     try:
-        kind, names = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap)
-        _check_graph(staged)
-        requests = warmup.REQUESTS[kind]()
+        kind, names, xla = _write_saved_model(model, tokenizer, staged, default_new_tokens, cap, serving_default)
+        _check_graph(staged, [n for n in names if n not in xla])
+        warm_xla = bool(xla) and (serving_default == "xla" if warmup_xla is None else warmup_xla)
+        requests = warmup.REQUESTS[kind](xla=warm_xla, default_is_xla=serving_default == "xla")
         warmup.write(staged, name, requests)
-        _write_metadata(staged, model, kind, names, default_new_tokens, cap, source)
-        _replay(staged, requests)
+        _write_metadata(staged, model, kind, names, default_new_tokens, cap, source,
+                        {"serving_default": serving_default, "xla_signatures": xla, "warmup_xla": warm_xla})
+        # The export checks every signature, XLA ones too, whatever the records hold.
+        checks = requests if warm_xla or not xla else requests + warmup.REQUESTS[kind](xla=True, only_xla=True)
+        _replay(staged, checks)
         os.chmod(staged, 0o755)  # mkdtemp makes it private; servers run as other users
         fault_point("export.staged")
         return publish(staged, model_dir)
@@ -182,7 +240,7 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source):
         raise
 
 
-def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
+def _write_metadata(path, model, kind, names, default_new_tokens, cap, source, options):
     # From the installed distribution, not ``kerazoo.__version__``: importing
     # the package facade from inside it would close an import circle.
     meta = {
@@ -196,6 +254,7 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
         "max_new_tokens_cap": signatures.new_token_cap(model, cap),
         "source": os.path.abspath(source) if source else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **options,
     }
     if kind == "classify":
         meta["label_names"] = list(model.label_names)
@@ -203,7 +262,7 @@ def _write_metadata(path, model, kind, names, default_new_tokens, cap, source):
         json.dump(meta, f, indent=2, sort_keys=True, default=str)
 
 
-def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
+def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap, options):
     """Runs the export in a TensorFlow-backend process (for JAX / PyTorch models).
 
     This process holds the name's lock; the child works under it. The child
@@ -212,7 +271,8 @@ def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
     and ``subprocess.run`` kills the child on any exception here (Ctrl-C).
     """
     args = json.dumps({"source": source, "name": name, "base_dir": base_dir,
-                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap, "parent_locked": True})
+                       "max_new_tokens": default_new_tokens, "max_new_tokens_cap": cap,
+                       "parent_locked": True, **options})
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
     done = subprocess.run([sys.executable, "-m", "kerazoo.serving.exporter", args],
                           env=env, capture_output=True, text=True, preexec_fn=locks.die_with_parent(os.getpid()))
@@ -225,7 +285,7 @@ def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap):
 
 
 def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signatures.DEFAULTS["max_new_tokens"],
-           max_new_tokens_cap=None, parent_locked=False):
+           max_new_tokens_cap=None, serving_default="portable", warmup_xla=None, parent_locked=False):
     """Exports a model as a TF Serving SavedModel, text in, text out.
 
     Args:
@@ -237,6 +297,12 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         max_new_tokens_cap: most new tokens a request may ask for
             (Transformers: at most their context minus one; recurrent
             models: 1024 unless set).
+        serving_default: ``"portable"`` (default: every TF Serving runs it)
+            or ``"xla"`` (``generate_xla``: in-process speed, for servers
+            started with an XLA flag); causal LMs only.
+        warmup_xla: whether the warm-up records call ``generate_xla`` (a
+            server without the XLA flag then fails to load the version);
+            default: only when ``serving_default`` is ``"xla"``.
         parent_locked: the parent process holds the name's lock (the
             TensorFlow child of a JAX / PyTorch export).
 
@@ -253,6 +319,9 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
             continue
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
             raise ValueError(f"{key} must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT:,}, got {value!r}")
+    if serving_default not in ("portable", "xla"):
+        raise ValueError(f"serving_default must be 'portable' or 'xla', got {serving_default!r}")
+    options = {"serving_default": serving_default, "warmup_xla": warmup_xla}
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
     if parent_locked:
@@ -268,13 +337,13 @@ def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens
             with tempfile.TemporaryDirectory() as tmp:
                 file = os.path.join(tmp, "model.keras")
                 model.save(file)
-                return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap)
-        return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+                return _export_in_subprocess(file, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
+        return _export_in_subprocess(source, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
     if source is not None:
         from kerazoo.training.runner import load_run
 
         model = load_run(source)
-    return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source)
+    return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source, **options)
 
 
 def _main(argv):
@@ -282,7 +351,8 @@ def _main(argv):
     args = json.loads(argv[0])
     try:
         path = export(args["source"], args["name"], args["base_dir"], args["max_new_tokens"],
-                      args["max_new_tokens_cap"], parent_locked=args.get("parent_locked", False))
+                      args["max_new_tokens_cap"], args.get("serving_default", "portable"),
+                      args.get("warmup_xla"), parent_locked=args.get("parent_locked", False))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

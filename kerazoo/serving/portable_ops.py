@@ -7,7 +7,9 @@ an exported graph must not contain it. While the export traces the model's
 cached-decoding step, ``portable_ops()`` swaps in an equivalent made of plain
 TensorFlow ops (pad + select), which every TF runtime can run on any device.
 The swap is trace-time only and undone on exit; ``xla_ops`` lets the export
-check that no XLA op slipped into the graph through another route.
+check that no XLA op slipped into the portable signatures through another
+route (``generate_xla``, compiled by XLA on purpose, is traced outside the
+swap and left out of that check: ``signature_functions``).
 """
 
 import contextlib
@@ -76,16 +78,58 @@ def portable_ops():
         keras.ops.slice_update = original
 
 
-def xla_ops(graph_def):
+def _callees(node, library):
+    """The library functions a node calls: its op, or the functions in its attributes."""
+    names = [node.op] if node.op in library else []
+    for attr in node.attr.values():
+        if attr.HasField("func"):
+            names.append(attr.func.name)
+        names.extend(f.name for f in attr.list.func)
+    return names
+
+
+def signature_functions(meta_graph, names):
+    """The library functions that the signatures ``names`` of a MetaGraphDef can call.
+
+    Args:
+        meta_graph: a ``MetaGraphDef`` of a SavedModel.
+        names: signature keys.
+
+    Returns:
+        A set of function names (every function reachable from the
+        signatures' output nodes, through calls, loops and branches).
+    """
+    graph = meta_graph.graph_def
+    library = {f.signature.name: f for f in graph.library.function}
+    nodes = {n.name: n for n in graph.node}
+    todo = []
+    for name in names:
+        for info in meta_graph.signature_def[name].outputs.values():
+            todo.extend(_callees(nodes[info.name.split(":")[0]], library))
+    seen = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in library:
+            seen.add(name)
+            for node in library[name].node_def:
+                todo.extend(_callees(node, library))
+    return seen
+
+
+def xla_ops(graph_def, functions=None):
     """Names the XLA-only ops of a GraphDef, its function library included.
 
     Args:
         graph_def: a ``tf.compat.v1.GraphDef``.
+        functions: only these library functions (e.g. ``signature_functions``
+            of the portable signatures), without the top-level nodes; None:
+            the whole graph.
 
     Returns:
         A sorted list of op type names starting with ``Xla``.
     """
-    nodes = list(graph_def.node)
+    nodes = list(graph_def.node) if functions is None else []
     for function in graph_def.library.function:
-        nodes.extend(function.node_def)
+        if functions is None or function.signature.name in functions:
+            nodes.extend(function.node_def)
     return sorted({node.op for node in nodes if node.op.startswith("Xla")})

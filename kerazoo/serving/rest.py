@@ -49,6 +49,28 @@ def load_saved_model(export_dir):
         raise ValueError(f"cannot load the SavedModel at {export_dir} (incomplete or damaged): {first_line}") from None
 
 
+def signature_defaults(export_dir):
+    """The default values a SavedModel's signatures store for their optional inputs.
+
+    TF Serving fills an input a request leaves out from its SignatureDef's
+    ``defaults``; TensorFlow's Python loader does not, so Python callers
+    (``predict``, the export's own replay) fill them from here.
+
+    Args:
+        export_dir: a SavedModel folder.
+
+    Returns:
+        ``{signature name: {input name: numpy array}}``.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return {name: {k: tf.make_ndarray(v) for k, v in sig.defaults.items()}
+            for name, sig in proto.meta_graphs[0].signature_def.items()}
+
+
 def _signature(loaded, body):
     name = body.get("signature_name", "serving_default")
     if not isinstance(name, str):
@@ -58,8 +80,8 @@ def _signature(loaded, body):
     return loaded.signatures[name]
 
 
-def _columns(body, specs):
-    """The request's inputs as one column per input name."""
+def _columns(body, specs, defaults):
+    """The request's inputs as one column per input name (left-out inputs from ``defaults``)."""
     if ("instances" in body) == ("inputs" in body):
         raise ValueError('the body needs exactly one of "instances" (row format) or "inputs" (columnar format)')
     if "inputs" in body:
@@ -72,7 +94,8 @@ def _columns(body, specs):
             raise ValueError('"instances" must be a non-empty list')
         if not all(isinstance(r, dict) for r in rows):
             rows = [{next(iter(specs)): r} for r in rows]
-        columns = {k: [r.get(k) for r in rows] for k in specs}
+        columns = {k: [r.get(k) for r in rows] for k in specs if any(k in r for r in rows) or k not in defaults}
+    columns.update({k: v.tolist() for k, v in defaults.items() if k not in columns})
     missing = sorted(set(specs) - set(columns))
     if missing or any(v is None for c in columns.values() for v in (c if isinstance(c, list) else [c])):
         raise ValueError(f"input size does not match signature: needs {', '.join(sorted(specs))}")
@@ -178,8 +201,9 @@ def predict(export_dir, body):
         raise ValueError("the request body must be a JSON object")
     signature = _signature(load_saved_model(export_dir), body)
     specs = signature.structured_input_signature[1]
+    defaults = signature_defaults(export_dir).get(body.get("signature_name", "serving_default"), {})
     try:
-        results = signature(**_columns(body, specs))
+        results = signature(**_columns(body, specs, defaults))
     except tf.errors.InvalidArgumentError as e:
         raise ValueError(f"the request does not fit the signature: {e.message.strip().splitlines()[0]}") from None
     outputs = {k: _to_json(v) for k, v in results.items()}

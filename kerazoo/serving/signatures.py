@@ -21,6 +21,7 @@ import math
 import tensorflow as tf
 
 from kerazoo.decoding import loop_graph as graph_decode
+from kerazoo.serving import request
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
@@ -49,20 +50,46 @@ def new_token_cap(model, cap=None):
     return min(context - 1, int(cap)) if cap else context - 1
 
 
-def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap):
-    """Graph generation: the texts, new-token counts and kept prompt lengths."""
+def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=False, stop=None, num_beams=None):
+    """Graph generation: the texts, new-token counts and kept prompt lengths.
+
+    Args:
+        xla: decode in the XLA-compiled loop (``generate_xla``) rather than
+            the portable one; the tokens are the same.
+        stop: string ``(rows, k)`` stop strings (see ``request``).
+        num_beams: int32 ``(rows,)``; rows above 1 use beam search.
+    """
     context = getattr(model, "max_length", None)
+    rows = tf.shape(prompts)[0]
     ids = graph_decode.encode(tokenizer, prompts)
-    new_tokens = graph_decode.clamp_new_tokens(max_new_tokens, cap)
+    new_tokens = request.per_row(graph_decode.clamp_new_tokens(max_new_tokens, cap), rows, 0)
+    settings = {k: request.per_row(v, rows, DEFAULTS[k]) for k, v in settings.items()}
     tokens, lengths = graph_decode.fit_prompts(ids, new_tokens, context)
-    tokens = graph_decode.decode(model, tokens, lengths, new_tokens, settings)
-    generated = graph_decode.new_tokens_of(tokens, lengths, new_tokens)
-    texts = graph_decode.valid_utf8(tokenizer.detokenize(generated))
-    return {
-        "texts": texts,
-        "token_counts": tf.cast(generated.row_lengths(), tf.int32),
-        "prompt_tokens": lengths,
-    }
+
+    def run(index, k):
+        kept, budget = tf.gather(lengths, index), tf.gather(new_tokens, index)
+        buffer = tf.gather(tokens, index)[:, :tf.reduce_max(kept)]
+        picked = {name: tf.gather(v, index) for name, v in settings.items()}
+        if xla:
+            out = graph_decode.decode_xla(model, buffer, kept, budget, picked, context, num_beams=k)
+        elif k > 1:
+            out = graph_decode.beam_decode(model, buffer, kept, budget, k, context)
+        else:
+            out = graph_decode.decode(model, buffer, kept, budget, picked)
+        generated = graph_decode.new_tokens_of(out, kept, budget)
+        return {
+            "texts": graph_decode.valid_utf8(tokenizer.detokenize(generated)),
+            "token_counts": tf.cast(generated.row_lengths(), tf.int32),
+            "prompt_tokens": kept,
+        }
+
+    empty = {"texts": tf.zeros([0], tf.string), "token_counts": tf.zeros([0], tf.int32),
+             "prompt_tokens": tf.zeros([0], tf.int32)}
+    beams = request.beams(tf.constant([1]) if num_beams is None else num_beams, rows)
+    outputs = request.by_beams(beams, run, empty)
+    if stop is not None:
+        outputs["texts"] = request.cut_at_stop(outputs["texts"], stop, graph_decode.valid_utf8)
+    return outputs
 
 
 def _score(model, tokenizer, texts):
@@ -96,26 +123,46 @@ def _score(model, tokenizer, texts):
     }
 
 
-def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None):
+def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None,
+              serving_default="portable"):
     """The signatures of a causal LM.
+
+    ``generate`` decodes in the portable graph (any TF runtime), and
+    ``generate_xla`` in an XLA-compiled loop (a server started with
+    ``--xla_cpu_compilation_enabled`` or ``--xla_gpu_compilation_enabled``);
+    both take the same inputs and give the same outputs, and
+    ``serving_default`` is one of them.
 
     Args:
         model: a causal LM of the zoo (TensorFlow backend).
         tokenizer: its tokenizer layer.
         default_new_tokens: new tokens of the ``greedy`` signature.
         cap: most new tokens per request (see ``new_token_cap``).
+        serving_default: ``"portable"`` or ``"xla"``: which of the two
+            decoding signatures is ``serving_default``.
 
     Returns:
         ``{name: tf.function}``.
     """
+    check_default(serving_default, "causal_lm")
     cap = new_token_cap(model, cap)
     default_new_tokens = min(int(default_new_tokens), cap)
     prompts_spec = tf.TensorSpec([None], tf.string, name="prompts")
 
-    @tf.function(autograph=False, input_signature=[prompts_spec, *_SETTINGS_SPECS.values()])
-    def serving_default(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-        settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
-        return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap)
+    stop_spec = tf.TensorSpec([None, None], tf.string, name="stop")
+    beams_spec = tf.TensorSpec([None], tf.int32, name="num_beams")
+
+    def generate_fn(xla):
+        # The export stores the defaults of stop and num_beams (request.DEFAULTS)
+        # in the SignatureDef, from which TF Serving fills a left-out input.
+        @tf.function(autograph=False, input_signature=[prompts_spec, *_SETTINGS_SPECS.values(), stop_spec, beams_spec])
+        def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop, num_beams):
+            settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+            return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla, stop, num_beams)
+
+        return generate
+
+    generate, generate_xla = generate_fn(False), generate_fn(True)
 
     @tf.function(autograph=False, input_signature=[prompts_spec])
     def greedy(prompts):
@@ -130,10 +177,26 @@ def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], c
     def score(texts):
         return _score(model, tokenizer, texts)
 
-    return {"serving_default": serving_default, "greedy": greedy, "score": score}
+    return {
+        "serving_default": generate_xla if serving_default == "xla" else generate,
+        "generate": generate, "generate_xla": generate_xla, "greedy": greedy, "score": score,
+    }
 
 
-def classify(model, tokenizer, default_new_tokens=None, cap=None):
+def check_default(serving_default, kind):
+    """Raises ValueError unless ``serving_default`` names a decoding signature ``kind`` has."""
+    choices = ("portable", "xla") if kind == "causal_lm" else ("portable",)
+    if serving_default not in choices:
+        raise ValueError(f"serving_default must be one of {', '.join(choices)} for a {kind} export, "
+                         f"got {serving_default!r} (only causal LMs have an XLA signature)")
+
+
+def xla_signatures(endpoints):
+    """The names of ``endpoints`` that run XLA-compiled code (``generate_xla`` and its alias)."""
+    return sorted(n for n, fn in endpoints.items() if "generate_xla" in endpoints and fn is endpoints["generate_xla"])
+
+
+def classify(model, tokenizer, default_new_tokens=None, cap=None, serving_default="portable"):
     """The signatures of a classifier: texts -> label names and probabilities.
 
     The texts are packed exactly as ``kerazoo.classify`` packs them
@@ -146,6 +209,8 @@ def classify(model, tokenizer, default_new_tokens=None, cap=None):
         default_new_tokens: unused (a generation setting).
         cap: unused.
 
+        serving_default: ``"portable"`` (a classifier has no XLA signature).
+
     Returns:
         ``{"serving_default": fn, "classify": fn}``; ``fn(texts)`` returns
         ``labels`` (string), ``label_ids`` (int32) and ``probabilities``
@@ -153,6 +218,7 @@ def classify(model, tokenizer, default_new_tokens=None, cap=None):
     """
     from kerazoo.training.tasks.classify import pack
 
+    check_default(serving_default, "classify")
     names = tf.constant(list(model.label_names))
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
@@ -189,7 +255,7 @@ def _translate(model, tokenizer, texts, max_new_tokens, cap):
     }
 
 
-def seq2seq(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None):
+def seq2seq(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap=None, serving_default="portable"):
     """The signatures of a seq2seq model.
 
     - ``serving_default``: ``texts`` and per-row ``max_new_tokens`` ->
@@ -204,10 +270,12 @@ def seq2seq(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], cap
         tokenizer: its tokenizer layer.
         default_new_tokens: output tokens of the ``translate`` signature.
         cap: most output tokens per request.
+        serving_default: ``"portable"`` (no XLA signature here).
 
     Returns:
         ``{name: tf.function}``.
     """
+    check_default(serving_default, "seq2seq")
     cap = new_token_cap(model, cap)
     default_new_tokens = min(int(default_new_tokens), cap)
     texts_spec = tf.TensorSpec([None], tf.string, name="texts")

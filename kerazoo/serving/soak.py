@@ -52,7 +52,11 @@ def _request(specs, rng, cap):
     n = rng.randint(1, 4)
     values = {}
     for name, spec in specs.items():
-        if spec.dtype == tf.string:
+        if name == "stop":
+            values[name] = [[rng.choice(["", "\n", "the", "."])] for _ in range(n)]
+        elif name == "num_beams":
+            values[name] = [rng.choice([1, 1, 1, 2]) for _ in range(n)]
+        elif spec.dtype == tf.string:
             values[name] = [rng.choice(PROMPTS) + rng.choice(PROMPTS) for _ in range(n)]
         elif name == "max_new_tokens":
             values[name] = [rng.randint(1, cap) for _ in range(n)]

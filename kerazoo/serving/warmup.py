@@ -16,11 +16,25 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SAMPLE_PROMPTS = ["The", "def main():", "你好", ""]
 
 
-def causal_lm_requests(new_tokens=4):
+def causal_lm_requests(new_tokens=4, xla=False, default_is_xla=False, only_xla=False):
     """Warm-up inputs of a causal LM: ``[(signature, {input: array})]``.
 
     One request per signature and batch shape a server commonly sees: a
     single prompt, and a batch of prompts of different lengths.
+
+    A failed warm-up request fails the load of the version in TF Serving
+    (``saved_model_warmup_util.cc`` returns the request's error), and a
+    server started without an XLA flag fails every XLA-compiled call. So the
+    portable records name the portable signature (``generate`` when
+    ``serving_default`` is the XLA one), and ``generate_xla`` is called only
+    when ``xla`` is set.
+
+    Args:
+        new_tokens: new tokens per warm-up prompt.
+        xla: add records for ``generate_xla`` (one per batch shape: XLA
+            compiles each shape once, which the warm-up pays).
+        default_is_xla: ``serving_default`` is ``generate_xla``.
+        only_xla: just the ``generate_xla`` records.
     """
     def settings(rows):
         return {
@@ -32,21 +46,24 @@ def causal_lm_requests(new_tokens=4):
         }
 
     prompts = np.array([p.encode("utf-8") for p in SAMPLE_PROMPTS], dtype=object)
-    return [
-        ("serving_default", {"prompts": prompts[:1], **settings(1)}),
-        ("serving_default", {"prompts": prompts, **settings(len(prompts))}),
+    portable = "generate" if default_is_xla else "serving_default"
+    shapes = [{"prompts": prompts[:1], **settings(1)}, {"prompts": prompts, **settings(len(prompts))}]
+    xla_records = [("generate_xla", inputs) for inputs in shapes] if xla or only_xla else []
+    if only_xla:
+        return xla_records
+    return [(portable, inputs) for inputs in shapes] + xla_records + [
         ("greedy", {"prompts": prompts[:1]}),
         ("score", {"texts": prompts}),
     ]
 
 
-def classify_requests():
+def classify_requests(**_):
     """Warm-up inputs of a classifier: one text, and a batch of different lengths."""
     texts = np.array([p.encode("utf-8") for p in SAMPLE_PROMPTS], dtype=object)
     return [("serving_default", {"texts": texts[:1]}), ("classify", {"texts": texts})]
 
 
-def seq2seq_requests(new_tokens=4):
+def seq2seq_requests(new_tokens=4, **_):
     """Warm-up inputs of a seq2seq model: one text, and a batch of different lengths."""
     texts = np.array([p.encode("utf-8") for p in SAMPLE_PROMPTS], dtype=object)
     return [

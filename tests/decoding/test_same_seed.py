@@ -61,6 +61,7 @@ def _served_texts(signature, temperature, top_k, top_p):
         top_p=tf.fill([rows], float(top_p)),
         # In-process, row r of a batch samples with seed + r (noise.row_seeds).
         seed=tf.constant([SEED + r for r in range(rows)], tf.int32),
+        stop=tf.constant([[""]]), num_beams=tf.constant([1]),
     )
     return [t.decode("utf-8") for t in out["texts"].numpy()]
 

@@ -44,12 +44,14 @@ def exported(request, tmp_path_factory):
     return model, kz.export(model, name=request.param, base_dir=str(base))
 
 
-def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0):
+def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0, stop=(("",),),
+              num_beams=(1,)):
     rows = len(prompts)
     out = signature(
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([rows], max_new_tokens),
         temperature=tf.fill([rows], float(temperature)), top_k=tf.fill([rows], top_k),
         top_p=tf.fill([rows], float(top_p)), seed=tf.fill([rows], seed),
+        stop=tf.constant(stop, tf.string, shape=[len(stop), len(stop[0])]), num_beams=tf.constant(num_beams, tf.int32),
     )
     return [t.decode("utf-8") for t in out["texts"].numpy()], out["token_counts"].numpy()
 
@@ -60,7 +62,8 @@ def test_export_layout_is_versioned(exported, tmp_path):
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     assert os.path.isfile(os.path.join(path, warmup.WARMUP_FILE))
     meta = json.load(open(os.path.join(path, exporter.METADATA_FILE)))
-    assert meta["signatures"] == ["greedy", "score", "serving_default"]
+    assert meta["signatures"] == ["generate", "generate_xla", "greedy", "score", "serving_default"]
+    assert meta["serving_default"] == "portable" and meta["xla_signatures"] == ["generate_xla"]
     # A second export is version 2; version 1 is untouched.
     before = os.path.getmtime(os.path.join(path, "saved_model.pb"))
     second = kz.export(model, name=os.path.basename(os.path.dirname(path)), base_dir=os.path.dirname(os.path.dirname(path)))
@@ -149,9 +152,10 @@ KERAS_FREE = textwrap.dedent("""
     served = tf.saved_model.load(sys.argv[1])
     prompts = json.loads(sys.argv[2])
     n = len(prompts)
-    out = served.signatures["serving_default"](
+    out = served.signatures[sys.argv[4]](
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
-        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32))
+        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32),
+        stop=tf.constant([[""]]), num_beams=tf.constant([1]))
     score = served.signatures["score"](texts=tf.constant(prompts))
     print("RESULT" + json.dumps({
         "texts": [t.decode("utf-8") for t in out["texts"].numpy()],
@@ -161,9 +165,9 @@ KERAS_FREE = textwrap.dedent("""
 """)
 
 
-def _run_keras_free(path, prompts, new=NEW):
+def _run_keras_free(path, prompts, new=NEW, signature="serving_default"):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new)],
+    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new), signature],
                           env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert proc.returncode == 0 and lines, proc.stderr[-2000:]
@@ -179,14 +183,36 @@ def test_runs_in_a_process_without_keras(exported):
     np.testing.assert_allclose(result["log_likelihood"], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_xla_signature_runs_without_keras_token_for_token(exported):
+    """generate_xla, in a process with TensorFlow and TF Text only, equals in-process greedy and the portable graph."""
+    model, path = exported
+    result = _run_keras_free(path, PROMPTS, signature="generate_xla")
+    assert result["loaded"] == []
+    assert result["texts"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    loaded = tf.saved_model.load(path)
+    assert result["texts"] == _generate(loaded.signatures["generate"], PROMPTS)[0]
+    # Seeded sampling rows (XLA pads the batch to 8 rows): the same text as the portable graph.
+    prompts = [ENGLISH[:20], CHINESE[:5], "", "x"] * 2 + ["def"]
+    for settings in (dict(temperature=1.0, seed=7), dict(temperature=0.8, top_k=5, top_p=0.9, seed=3)):
+        assert (_generate(loaded.signatures["generate_xla"], prompts, **settings)[0]
+                == _generate(loaded.signatures["generate"], prompts, **settings)[0])
+
+
 def test_graph_needs_no_xla_and_pins_no_device(exported):
     from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import signature_functions
 
     _, path = exported
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
     graph = proto.meta_graphs[0].graph_def
-    assert xla_ops(graph) == []
+    portable = signature_functions(proto.meta_graphs[0], ["serving_default", "generate", "greedy", "score"])
+    assert portable and xla_ops(graph, portable) == []
+    # generate_xla reaches a function XLA must compile, and the portable ones none.
+    must_compile = {f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b}
+    assert must_compile & signature_functions(proto.meta_graphs[0], ["generate_xla"])
+    assert not must_compile & portable
     # TF's own checkpoint save/restore functions pin their file I/O to the
     # CPU in every SavedModel. In the serving functions, the only pins allowed
     # are TF Text's soft "CPU:*" on its own CPU-only kernels (and their
@@ -199,11 +225,16 @@ def test_graph_needs_no_xla_and_pins_no_device(exported):
 
 
 def test_warmup_records_replay(exported):
+    from kerazoo.serving.rest import signature_defaults
+
     _, path = exported
     requests = warmup.read(path)
     assert {name for name, _ in requests} == {"serving_default", "greedy", "score"}
     loaded = tf.saved_model.load(path)
+    # Inputs a record leaves out (stop, num_beams) take the SignatureDef's defaults, as in TF Serving.
+    defaults = signature_defaults(path)
     for name, inputs in requests:
+        inputs = {**defaults[name], **inputs}
         outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
         rows = len(next(iter(inputs.values())))
         assert all(v.shape[0] == rows for v in outputs.values())
@@ -230,7 +261,8 @@ def test_bad_input_is_answered(exported):
     rows = 4
     for max_new, most in ((0, 0), (-5, 0), (10**9, cap)):
         out = serve(prompts=prompts, max_new_tokens=tf.fill([rows], max_new), temperature=tf.zeros([rows]),
-                    top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]), seed=tf.zeros([rows], tf.int32))
+                    top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]), seed=tf.zeros([rows], tf.int32),
+                    stop=tf.constant([[""]]), num_beams=tf.constant([1]))
         counts = out["token_counts"].numpy()
         assert (counts <= most).all() and (counts >= 0).all()
         for text in out["texts"].numpy():
@@ -255,7 +287,7 @@ def test_sampling_settings_per_row(exported):
     rows = 2
     out = serve(prompts=tf.constant(prompts[:2]), max_new_tokens=tf.fill([rows], NEW),
                 temperature=tf.constant([0.0, 1.5]), top_k=tf.zeros([rows], tf.int32), top_p=tf.ones([rows]),
-                seed=tf.constant([0, 5]))
+                seed=tf.constant([0, 5]), stop=tf.constant([[""]]), num_beams=tf.constant([1]))
     assert out["texts"].numpy()[0].decode() == greedy[0]
 
 
@@ -344,3 +376,80 @@ def test_shipped_serving_configs_parse():
     lines = [line.split("#")[0].strip() for line in open(os.path.join(folder, "batching_parameters.txt"))]
     used = {line.split(":")[0].split("{")[0].strip() for line in lines if line}
     assert used <= fields and "max_batch_size" in used
+
+
+def test_xla_as_serving_default(exported, tmp_path):
+    """--serving-default xla: serving_default is generate_xla, and the warm-up records call it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from kerazoo.serving.portable_ops import signature_functions
+
+    model, _ = exported
+    if getattr(model, "max_length", None) is None:
+        pytest.skip("one arch is enough for the option; the gpt export checks it")
+    path = kz.export(model, name="x", base_dir=str(tmp_path), serving_default="xla")
+    meta = json.load(open(os.path.join(path, exporter.METADATA_FILE)))
+    assert meta["serving_default"] == "xla" and meta["warmup_xla"] is True
+    assert {name for name, _ in warmup.read(path)} == {"generate", "generate_xla", "greedy", "score"}
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    must_compile = {f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b}
+    assert must_compile & signature_functions(proto.meta_graphs[0], ["serving_default"])
+    loaded = tf.saved_model.load(path)
+    assert _generate(loaded.signatures["serving_default"], PROMPTS)[0] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    with pytest.raises(ValueError, match="serving_default"):
+        kz.export(model, name="y", base_dir=str(tmp_path), serving_default="fast")
+    with pytest.raises(ValueError, match="only causal LMs"):
+        exporter.signatures.check_default("xla", "classify")
+
+
+def test_stop_strings_and_beams_match_in_process(exported):
+    """stop and num_beams: as kz.generate(stop=...) and kz.generate(sampler="beam"), in both signatures."""
+    model, path = exported
+    loaded = tf.saved_model.load(path)
+    prompts = PROMPTS[:3]
+    plain = kz.generate(model, prompts, max_new_tokens=NEW)
+    stops = [s for s in {t[len(t) // 2:][:2] for t in plain if len(t) > 1} if s.strip()] or ["e"]
+    expected = kz.generate(model, prompts, max_new_tokens=NEW, stop=stops)
+    for name in ("generate", "generate_xla"):
+        assert _generate(loaded.signatures[name], prompts, stop=[stops])[0] == expected
+    beam = kz.generate(model, prompts, max_new_tokens=NEW, sampler="beam", num_beams=2)
+    for name in ("generate", "generate_xla"):
+        assert _generate(loaded.signatures[name], prompts, num_beams=[2])[0] == beam
+    # Per row: beams on row 1 only, a stop on row 0 only; the other rows as if alone.
+    texts, _ = _generate(loaded.signatures["generate"], prompts, num_beams=[1, 2, 1],
+                         stop=[[stops[0]], [""], [""]])
+    assert texts == [kz.generate(model, prompts[:1], max_new_tokens=NEW, stop=stops[:1])[0], beam[1], plain[2]]
+
+
+def test_stop_and_beams_bad_input_is_answered(exported):
+    """Empty, over-long and invalid-UTF-8 stops, num_beams <= 0 or huge, mismatched rows: answered."""
+    model, path = exported
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    prompts = [b"", b"caf\xc3 \xff", LONG.encode(), "你".encode()]
+    greedy = _generate(serve, prompts)[0]
+    stops = [[""], ["x" * 100_000], [b"\xff\xfe"], [""]]
+    assert _generate(serve, prompts, stop=stops, num_beams=[0, -3, 1, 0])[0] == greedy
+    for beams in ([10**9], [10**9, 1], []):  # clamped to MAX_BEAMS; rows disagreeing or none: answered
+        texts, counts = _generate(serve, prompts, max_new_tokens=3, num_beams=beams, stop=[["a", ""]] * 7)
+        assert len(texts) == 4 and (counts <= 3).all()
+    empty = serve(prompts=tf.constant([], tf.string), max_new_tokens=tf.constant([], tf.int32),
+                  temperature=tf.constant([], tf.float32), top_k=tf.constant([], tf.int32),
+                  top_p=tf.constant([], tf.float32), seed=tf.constant([], tf.int32),
+                  stop=tf.zeros([0, 0], tf.string), num_beams=tf.constant([], tf.int32))
+    assert empty["texts"].shape == (0,)
+
+
+def test_requests_without_the_new_inputs_take_the_signature_defaults(exported):
+    """TF Serving fills left-out inputs from SignatureDef.defaults; the export stores them."""
+    from kerazoo.serving.rest import predict, signature_defaults
+
+    model, path = exported
+    defaults = signature_defaults(path)
+    for name in ("serving_default", "generate", "generate_xla"):
+        assert defaults[name]["stop"].tolist() == [[b""]] and defaults[name]["num_beams"].tolist() == [1]
+    body = {"instances": [{"prompts": p, "max_new_tokens": NEW, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
+                           "seed": 0, "num_beams": 2} for p in PROMPTS[:2]]}
+    beam = kz.generate(model, PROMPTS[:2], max_new_tokens=NEW, sampler="beam", num_beams=2)
+    assert [r["texts"] for r in predict(path, body)["predictions"]] == beam

@@ -203,7 +203,9 @@ def projections(block, x, dtype, qkv=None):
     else:
         kernel, bias = qkv
         y = ops.matmul(x, kernel) + bias
-        y = ops.transpose(ops.reshape(y, (x.shape[0], x.shape[1], 3, attn._num_heads, -1)), (2, 0, 3, 1, 4))
+        # ops.shape: the batch is dynamic in an exported graph.
+        y = ops.reshape(y, (ops.shape(x)[0], x.shape[1], 3, attn._num_heads, -1))
+        y = ops.transpose(y, (2, 0, 3, 1, 4))
         query, key, value = y[0], y[1], y[2]
     return query, ops.cast(key, dtype), ops.cast(value, dtype)
 
@@ -287,7 +289,7 @@ def self_attention(block, x, cache, index, chunk=None, start=None, qkv=None):
         slot = index - start
         chunk = tuple(ops.slice_update(c, [0, 0, slot, 0], new) for c, new in zip(chunk, (key, value)))
         # New position slot + i sees chunk slots <= slot + i.
-        visible = ops.arange(chunk[0].shape[2])[None, :] <= slot + ops.arange(steps)[:, None]
+        visible = ops.arange(ops.shape(chunk[0])[2])[None, :] <= slot + ops.arange(steps)[:, None]
     parts = [(chunk[0], chunk[1], visible)]
     # A view that starts at 0 (a Python int: the prefill) has nothing cached
     # to attend to. Masking the empty cache out instead made XLA
