@@ -128,7 +128,7 @@ def _parser():
     p.add_argument("--out", default="backends_curves.png", help="the image to write (default: backends_curves.png)")
     p.add_argument("--json", help="also write the histories and metrics to this JSON file")
 
-    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT, GPT-2) into a run folder")
+    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT, GPT-2, Llama, Qwen2) into a run folder")
     p.add_argument("checkpoint", help="a folder with config.json, model.safetensors or pytorch_model.bin, vocab.txt")
     p.add_argument("--name", help="the run name (default: the folder's name)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")

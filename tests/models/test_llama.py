@@ -36,7 +36,7 @@ def _ids(rows, width, vocab=40, seed=0):
 @pytest.mark.core  # every backend
 @pytest.mark.parametrize("kv_heads, tie, qkv_bias, prefill", [(2, True, False, 0), (4, False, True, 5), (1, True, True, 3)])
 def test_whole_cache_steps_equal_the_forward_pass_at_every_position(kv_heads, tie, qkv_bias, prefill):
-    model = _llama(num_kv_heads=kv_heads, tie_embeddings=tie, qkv_bias=qkv_bias)
+    model = _llama(num_kv_heads=kv_heads, tie_embeddings=tie, qkv_bias=qkv_bias, logit_bias=not tie)
     x = _ids(2, 11)
     full = _numpy(model(x))
     cache = model.init_cache(2, LENGTH)

@@ -22,6 +22,7 @@ from keras import ops
 
 from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.models.functional import FunctionalZooModel
+from kerazoo.models.gpt.model import LogitBias
 from kerazoo.models.hparams import field, require_dropout, require_positive
 from kerazoo.models.kv_attention import matmul, matmul_t, write
 from kerazoo.models.llama import step as llama_step
@@ -49,6 +50,7 @@ class LlamaConfig:
     qkv_bias: bool = field(False, "biases on the query, key and value projections (Qwen2)")
     dropout: float = field(0.0, "dropout on the attention and MLP outputs")
     tie_embeddings: bool = field(True, "share the token embedding matrix with the output head")
+    logit_bias: bool = field(False, "a learned bias on the output logits (imports: keeps ids the checkpoint lacks out of reach)")
 
     def validate(self):
         """Raises ValueError on impossible values."""
@@ -84,6 +86,7 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
         qkv_bias: biases on the query, key and value projections.
         dropout: dropout rate.
         tie_embeddings: reuse the token embedding as the output projection.
+        logit_bias: add a learned bias to the output logits.
         tokenizer: optional tokenizer layer, saved with the model.
         name: model name.
 
@@ -96,7 +99,7 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
 
     def __init__(self, vocab_size, max_length=256, num_layers=4, num_heads=4, num_kv_heads=None, hidden_dim=256,
                  head_dim=None, intermediate_dim=None, rope_theta=10000.0, rms_norm_epsilon=1e-6, qkv_bias=False,
-                 dropout=0.0, tie_embeddings=True, tokenizer=None, name=None, **kwargs):
+                 dropout=0.0, tie_embeddings=True, logit_bias=False, tokenizer=None, name=None, **kwargs):
         num_kv_heads = num_kv_heads or num_heads
         head_dim = head_dim or hidden_dim // num_heads
         intermediate_dim = intermediate_dim or default_intermediate_dim(hidden_dim)
@@ -111,18 +114,21 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
         self.final_norm = keras.layers.RMSNormalization(epsilon=rms_norm_epsilon, name="final_norm")
         # Logits in float32 even under mixed precision (see rnn.py).
         self.logits_cast = keras.layers.Activation("linear", dtype="float32", name="logits")
+        self.head_bias = LogitBias(vocab_size, name="logit_bias") if logit_bias else None
 
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = self.token_embedding(token_ids)
         for block in self.transformer_layers:
             x = block(x)
-        logits = self.logits_cast(self.token_embedding(self.final_norm(x), reverse=True))
+        logits = self.token_embedding(self.final_norm(x), reverse=True)
+        logits = self.logits_cast(self.head_bias(logits) if logit_bias else logits)
         super().__init__(inputs=token_ids, outputs=logits, name=name or "llama", **kwargs)
 
         self.vocab_size, self.max_length, self.num_layers = vocab_size, max_length, num_layers
         self.num_heads, self.num_kv_heads, self.hidden_dim, self.head_dim = num_heads, num_kv_heads, hidden_dim, head_dim
         self.intermediate_dim, self.rope_theta, self.rms_norm_epsilon = intermediate_dim, rope_theta, rms_norm_epsilon
         self.qkv_bias, self.dropout, self.tie_embeddings = qkv_bias, dropout, tie_embeddings
+        self.logit_bias = logit_bias
         self.tokenizer = tokenizer
         self._register_torch_params()
 
@@ -164,6 +170,8 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
             logits = matmul_t(x, llama_step.value(self.token_embedding.embeddings))
         else:
             logits = matmul(x, llama_step.value(self.token_embedding.reverse_embeddings))
+        if self.logit_bias:
+            logits = logits + ops.cast(llama_step.value(self.head_bias.bias), logits.dtype)
         return ops.cast(logits, "float32")
 
     def call_with_cache(self, token_ids, cache, index):
@@ -233,6 +241,6 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
             "num_kv_heads": self.num_kv_heads, "hidden_dim": self.hidden_dim, "head_dim": self.head_dim,
             "intermediate_dim": self.intermediate_dim, "rope_theta": self.rope_theta,
             "rms_norm_epsilon": self.rms_norm_epsilon, "qkv_bias": self.qkv_bias, "dropout": self.dropout,
-            "tie_embeddings": self.tie_embeddings, "tokenizer": self._tokenizer_config(),
+            "tie_embeddings": self.tie_embeddings, "logit_bias": self.logit_bias, "tokenizer": self._tokenizer_config(),
             "dtype": self.dtype_policy.name,  # mixed precision survives saving
         }
