@@ -3,14 +3,13 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 import kerazoo as kz
+from kerazoo.cli import main
 from kerazoo.interop.hf import import_checkpoint, load_model
 
 torch = pytest.importorskip("torch")
@@ -26,7 +25,6 @@ CORPUS = ("The quick brown fox jumps over the lazy dog. It's 2024, and we'VE got
 TEXTS = ["The quick brown fox, 2024 apples!", "学而时习之，不亦说乎？", "Emoji: 😀👍🏽 🚀  done.\n\n  next",
          "  spaced   out\ttext \u3000 here "]
 SPECIALS = ["<|endoftext|>", "<|begin_of_text|>", "<|im_start|>"]
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _tokenizer(split):
@@ -173,15 +171,14 @@ def test_uncovered_or_broken_checkpoints_are_refused_with_one_line(imported, tmp
         load_model(folder, log=lambda *_: None)
 
 
-def test_cli_refuses_an_uncovered_config_with_exit_2_and_writes_nothing(imported, tmp_path):
+def test_cli_refuses_an_uncovered_config_with_exit_2_and_writes_nothing(imported, tmp_path, capsys):
     if imported[4]["model_type"] != "llama":
         pytest.skip("one checkpoint is enough")
     folder = _broken(imported[0], tmp_path, edit_config=lambda c: c.update(num_experts=4))
     runs = tmp_path / "runs"
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-m", "kerazoo.cli", "import-hf", folder, "--runs-dir", str(runs)],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-    assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("kerazoo: error:")]
-    assert len(lines) == 1 and "mixture-of-experts" in lines[0]
+    code = main(["import-hf", folder, "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kerazoo: error:") and "mixture-of-experts" in lines[0]
     assert not runs.exists() or not os.listdir(runs)

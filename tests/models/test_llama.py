@@ -126,3 +126,54 @@ def test_saves_and_loads_with_the_same_logits(tmp_path):
     x = _ids(2, 7)
     np.testing.assert_allclose(_numpy(again(x)), _numpy(model(x)), atol=1e-6)
     assert again.get_config() == model.get_config()
+
+
+def _byte_llama(**kwargs):
+    import kerazoo as kz
+
+    tokenizer = kz.train_tokenizer(["the quick brown fox"], "byte")
+    keras.utils.set_random_seed(3)
+    model = build("llama", tokenizer=tokenizer, **{**LLAMA, "max_length": 32, **kwargs, "vocab_size": None})
+    return spread(model, seed=4)
+
+
+@pytest.mark.core  # every backend's real loop: the chunked XLA loop (TF, JAX), the PyTorch loop
+def test_generate_equals_greedy_recompute_of_the_whole_sequence():
+    import kerazoo as kz
+    from kerazoo.text.special import EOS_ID
+
+    model = _byte_llama()
+    prompts, new = ["the", "a quick brown"], 12
+    got = kz.generate(model, prompts, max_new_tokens=new)
+    for prompt, text in zip(prompts, got):
+        ids = [EOS_ID] + model.tokenizer.tokenize(prompt).numpy().tolist()
+        out = []
+        for _ in range(new):
+            nxt = int(np.argmax(_numpy(model(np.array([ids], np.int32)))[0, -1]))
+            if nxt == EOS_ID:
+                break
+            ids.append(nxt)
+            out.append(nxt)
+        assert text == model.tokenizer.detokenize(out).numpy().decode("utf-8", "replace")
+
+
+def test_export_has_gpt_signatures_and_matches_keras(tmp_path):
+    """The serving export takes the llama through the protocol, with gpt's signatures and no loop of its own."""
+    import tensorflow as tf
+
+    import kerazoo as kz
+    from kerazoo.serving import signatures
+
+    model = _byte_llama()
+    gpt = build("gpt", vocab_size=40, max_length=32, num_layers=1, num_heads=2, hidden_dim=8)
+    assert signatures.model_kind(model) == signatures.model_kind(gpt) == "causal_lm"  # one builder, one set
+    loaded = tf.saved_model.load(kz.export(model, name="llama", base_dir=str(tmp_path)))
+    prompts, new = ["the", "", "a quick brown fox jumps over"], 8
+    rows = len(prompts)
+    out = loaded.signatures["serving_default"](
+        prompts=tf.constant(prompts), max_new_tokens=tf.fill([rows], new), temperature=tf.fill([rows], 0.0),
+        top_k=tf.fill([rows], 0), top_p=tf.fill([rows], 1.0), seed=tf.fill([rows], 0))
+    assert [t.decode("utf-8") for t in out["texts"].numpy()] == kz.generate(model, prompts, max_new_tokens=new)
+    scored = loaded.signatures["score"](texts=tf.constant(prompts))
+    np.testing.assert_allclose(scored["log_likelihood"].numpy(), [e["log_likelihood"] for e in kz.score(model, prompts)],
+                               rtol=1e-4, atol=1e-4)
