@@ -111,13 +111,14 @@ def _parser():
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
     p.add_argument("suite", choices=["train", "generate", "serve", "all"],
                    help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
-                        "generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
+                        "generate: cached decoding vs keras_hub GPT2CausalLM / LlamaCausalLM.generate; "
                         "serve: the exported SavedModel vs in-process generation; all: the three in turn")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
     p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
+    p.add_argument("--models", default="gpt,llama,lstm", help="generate: which decoders to time (default: gpt,llama,lstm)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
