@@ -6,7 +6,8 @@ attention and default rotary positions; anything else is refused with one
 line naming the setting. A folder holds ``config.json``, the weights
 (``model.safetensors``, or shards listed by ``model.safetensors.index.json``)
 and the tokenizer: ``tokenizer.json`` (byte-level BPE, see
-``bpe_tokenizer``).
+``bpe_tokenizer``) or, for SentencePiece models (Llama 2's), ``tokenizer.model``
+(see ``sp_tokenizer``), which is used whenever the folder holds one.
 
 The zoo's five special ids come first (``kerazoo.text.special``): the
 checkpoint's end token becomes ``</s>`` (id 3, which opens and ends every
@@ -25,6 +26,7 @@ import os
 import numpy as np
 
 from kerazoo.interop.hf.bpe_tokenizer import GPT2_SPLIT, ByteLevelBPETokenizer, compile_split
+from kerazoo.interop.hf.sp_tokenizer import read_sentencepiece
 from kerazoo.models.llama.model import Llama
 from kerazoo.text.special import BOS_ID, EOS_ID, NUM_SPECIAL_TOKENS, SPECIAL_TOKENS, UNK_ID
 
@@ -124,7 +126,7 @@ def read_tokenizer(folder):
     model = spec.get("model") or {}
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         raise ValueError(f"{path}: a {model.get('type')} model{' with byte fallback' * bool(model.get('byte_fallback'))}"
-                         " is not a byte-level BPE (SentencePiece tokenizers are not supported)")
+                         " is not a byte-level BPE (a SentencePiece model needs its tokenizer.model)")
     normalizer = spec.get("normalizer")
     if normalizer not in (None, {"type": "NFC"}):
         raise ValueError(f"{path}: normalizer {normalizer.get('type')!r} is not supported (none or NFC)")
@@ -215,11 +217,15 @@ def import_llama(folder, config, log=print):
             tokenizer that does not match the weights' vocabulary.
     """
     hparams = check_config(config)
-    hf_vocabulary, merges, pattern, nfc = read_tokenizer(folder)
-    eos_id = _special_id(config, "eos_token_id")
+    eos_id, bos_id = _special_id(config, "eos_token_id"), _special_id(config, "bos_token_id")
     if eos_id is None:
         raise ValueError("config.json has no eos_token_id")
-    vocabulary, source_ids = zoo_vocabulary(hf_vocabulary, eos_id, _special_id(config, "bos_token_id"))
+    if os.path.isfile(os.path.join(folder, "tokenizer.model")):
+        tokenizer, source_ids = read_sentencepiece(folder, eos_id, bos_id)
+    else:
+        hf_vocabulary, merges, pattern, nfc = read_tokenizer(folder)
+        vocabulary, source_ids = zoo_vocabulary(hf_vocabulary, eos_id, bos_id)
+        tokenizer = ByteLevelBPETokenizer(vocabulary=vocabulary, merges=merges, split_pattern=pattern, nfc=nfc)
     weights = read_weights(folder)
     used = set()
 
@@ -237,15 +243,14 @@ def import_llama(folder, config, log=print):
     vocab_rows = int(config.get("vocab_size") or 0)
     embed = take("model.embed_tokens.weight", (vocab_rows, hidden))
     if max(source_ids) >= vocab_rows:
-        raise ValueError(f"tokenizer.json has ids up to {max(source_ids)} but the weights hold {vocab_rows} rows "
+        raise ValueError(f"the tokenizer has ids up to {max(source_ids)} but the weights hold {vocab_rows} rows "
                          "(vocab_size): the tokenizer does not match the weights")
     ids = np.asarray(source_ids)
 
     def rows(matrix):
         return np.where((ids >= 0)[:, None], matrix[np.maximum(ids, 0)], 0.0).astype(np.float32)
 
-    model = Llama(vocab_size=len(vocabulary), logit_bias=True, tokenizer=ByteLevelBPETokenizer(
-        vocabulary=vocabulary, merges=merges, split_pattern=pattern, nfc=nfc), **hparams)
+    model = Llama(vocab_size=len(source_ids), logit_bias=True, tokenizer=tokenizer, **hparams)
 
     def assign(variable, value):
         variable.assign(np.asarray(value, np.float32).reshape(tuple(variable.shape)))
@@ -277,5 +282,5 @@ def import_llama(folder, config, log=print):
         raise ValueError(f"the checkpoint holds {len(unused)} tensor(s) the config does not use, "
                          f"e.g. '{unused[0]}' (num_hidden_layers = {hparams['num_layers']})")
     log(f"{ARCHITECTURES[config['model_type']]}: {hparams['num_layers']} layers, {heads} heads "
-        f"({kv} key/value), width {hidden}, vocabulary {len(hf_vocabulary)}")
+        f"({kv} key/value), width {hidden}, vocabulary {len(source_ids)} ({tokenizer.kind} tokenizer)")
     return model, {"arch": "llama", "model_type": config["model_type"]}
