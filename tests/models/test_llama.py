@@ -138,23 +138,23 @@ def _byte_llama(**kwargs):
 
 
 @pytest.mark.core  # every backend's real loop: the chunked XLA loop (TF, JAX), the PyTorch loop
-def test_generate_equals_greedy_recompute_of_the_whole_sequence():
-    import kerazoo as kz
+def test_decoding_equals_greedy_choice_over_the_whole_sequence():
+    """Each decoded id is the argmax of a forward pass over the whole sequence before it (one pass checks all)."""
+    from kerazoo.decoding import loop as decoding
+    from kerazoo.decoding.sampling import SamplerSpec
     from kerazoo.text.special import EOS_ID
 
     model = _byte_llama()
-    prompts, new = ["the", "a quick brown"], 12
-    got = kz.generate(model, prompts, max_new_tokens=new)
-    for prompt, text in zip(prompts, got):
-        ids = [EOS_ID] + model.tokenizer.tokenize(prompt).numpy().tolist()
-        out = []
-        for _ in range(new):
-            nxt = int(np.argmax(_numpy(model(np.array([ids], np.int32)))[0, -1]))
-            if nxt == EOS_ID:
-                break
-            ids.append(nxt)
-            out.append(nxt)
-        assert text == model.tokenizer.detokenize(out).numpy().decode("utf-8", "replace")
+    prompts, new = [[EOS_ID, 20, 21], [EOS_ID, 30, 31, 32, 33, 34]], 12
+    state = decoding.DecodeState(model, prompts, new, SamplerSpec("greedy"))
+    state.advance()
+    for prompt, ids in zip(prompts, state.new_ids()):
+        assert len(ids) >= 3
+        sequence = np.array([prompt + ids], np.int32)
+        chosen = np.argmax(_numpy(model(sequence))[0], axis=-1)
+        np.testing.assert_array_equal(chosen[len(prompt) - 1:-1], ids)
+        if len(ids) < new:  # stopped: the end token was the greedy choice
+            assert chosen[-1] == EOS_ID
 
 
 def test_export_has_gpt_signatures_and_matches_keras(tmp_path):
