@@ -123,7 +123,7 @@ def _parser():
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
     p.add_argument("suite", choices=["train", "generate", "serve", "data", "all"],
                    help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
-                        "generate: cached decoding vs keras_hub GPT2CausalLM.generate; "
+                        "generate: cached decoding vs keras_hub GPT2CausalLM / LlamaCausalLM.generate; "
                         "serve: the exported SavedModel vs in-process generation; all: the three in turn; "
                         "data: prepare MB/s and peak RSS vs the raw tokenizer library")
     p.add_argument("--backend", default="all",
@@ -131,6 +131,7 @@ def _parser():
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
     p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
+    p.add_argument("--models", default="gpt,llama,lstm", help="generate: which decoders to time (default: gpt,llama,lstm)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
     p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
     p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
@@ -143,7 +144,7 @@ def _parser():
     p.add_argument("--out", default="backends_curves.png", help="the image to write (default: backends_curves.png)")
     p.add_argument("--json", help="also write the histories and metrics to this JSON file")
 
-    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT, GPT-2) into a run folder")
+    p = sub.add_parser("import-hf", help="import a local Hugging Face checkpoint folder (BERT, GPT-2, Llama, Qwen2) into a run folder")
     p.add_argument("checkpoint", help="a folder with config.json, model.safetensors or pytorch_model.bin, vocab.txt")
     p.add_argument("--name", help="the run name (default: the folder's name)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")

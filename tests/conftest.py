@@ -30,7 +30,7 @@ def text_file(tmp_path):
 
 def tiny_recipe_text(source, arch="gpt", kind="byte", extra=""):
     """TOML of a recipe that trains in seconds."""
-    if arch in ("gpt", "bert"):
+    if arch in ("gpt", "bert", "llama"):
         model = 'max_length = 32\nnum_layers = 1\nnum_heads = 2\nhidden_dim = 16\ndropout = 0.0'
     else:
         model = "embed_dim = 8\nhidden_dim = 16\nnum_layers = 1\ndropout = 0.0"

@@ -54,7 +54,7 @@ def test_fit_lowers_the_loss_and_the_reload_agrees(arch, text_file, tmp_path):
     docs = data_lib.read_corpus(text_file)
     tokenizer = kz.train_tokenizer(docs, "byte")
     ids = data_lib.tokenize_documents(tokenizer, docs)
-    hparams = dict(max_length=32, num_layers=1, num_heads=2, hidden_dim=16) if arch == "gpt" \
+    hparams = dict(max_length=32, num_layers=1, num_heads=2, hidden_dim=16) if arch in ("gpt", "llama") \
         else dict(embed_dim=8, hidden_dim=16, num_layers=1)
     model = kz.build(arch, tokenizer=tokenizer, dropout=0.0, **hparams)
     recipe = kz.load_recipe(_recipe_file(tmp_path, arch), ["train.learning_rate=1e-2"])
@@ -82,6 +82,7 @@ def _recipe_file(tmp_path, arch):
 # Tiny hyper-parameters of every arch of the registry (not only the causal ones).
 TINY = {
     "gpt": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
+    "llama": dict(max_length=16, num_layers=1, num_heads=2, num_kv_heads=1, hidden_dim=16),
     "bert": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
     "bilstm": dict(embed_dim=8, hidden_dim=8),
     "seq2seq": dict(max_source_length=16, max_length=16, num_encoder_layers=1, num_decoder_layers=1,

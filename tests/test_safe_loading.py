@@ -24,6 +24,7 @@ TINY = {
     "gru": dict(embed_dim=8, hidden_dim=8, num_layers=1),
     "lstm": dict(embed_dim=8, hidden_dim=8, num_layers=1),
     "gpt": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
+    "llama": dict(max_length=16, num_layers=1, num_heads=2, num_kv_heads=1, hidden_dim=16),
     "bert": dict(max_length=16, num_layers=1, num_heads=2, hidden_dim=16),
     "bilstm": dict(embed_dim=8, hidden_dim=8),
     "seq2seq": dict(max_source_length=16, max_length=16, num_encoder_layers=1, num_decoder_layers=1,

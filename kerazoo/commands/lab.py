@@ -48,7 +48,11 @@ def _bench_train(args, backends):
 def _bench_generate(args, backends):
     from kerazoo.lab import generate_suite
 
-    rows = generate_suite.run_all(backends, args.repeats or 2)
+    models = [m for m in getattr(args, "models", ",".join(generate_suite.MODELS)).split(",") if m]
+    unknown = [m for m in models if m not in generate_suite.MODELS]
+    if unknown or not models:
+        raise ValueError(f"unknown --models '{','.join(unknown)}'; valid: {','.join(generate_suite.MODELS)}")
+    rows = generate_suite.run_all(backends, args.repeats or 2, models)
     _write_bench(args.out, "generate", rows, generate_suite.markdown(rows))
 
 

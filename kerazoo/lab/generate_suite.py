@@ -1,7 +1,8 @@
-"""The ``generate`` suite: kerazoo's cached decoding vs keras_hub's GPT-2.
+"""The ``generate`` suite: kerazoo's cached decoding vs keras_hub's GPT-2 and Llama.
 
-Both models have identical dimensions (vocab 1000, 4 layers, 4 heads, 256
-dim, 512 context, float32) and random weights, decode from a one-token
+Each pair has identical dimensions (vocab 1000, 4 layers, 4 heads, 256
+dim, 512 context, float32; the llamas with 2 key/value heads and keras_hub's
+untied head) and random weights, decode from a one-token
 prompt without stopping at an end token, and are timed after a warm-up call
 that compiles them. A second part times an ``lstm``'s cached decoding
 (one cell step per token) against re-running the whole prefix through the
@@ -24,13 +25,24 @@ LSTM_NEW_TOKENS = 512
 RERUN_BUCKET = 64
 
 
-def _kerazoo_decoder():
-    """A kerazoo gpt and a function decoding ``new`` tokens for ``batch`` rows."""
+MODELS = ("gpt", "llama", "lstm")
+
+
+def _llama_config():
+    """The llama pair's dimensions: CONFIG with half as many key/value heads as query heads."""
+    from kerazoo.models.llama.model import default_intermediate_dim
+
+    return dict(CONFIG, num_kv_heads=max(1, CONFIG["num_heads"] // 2),
+                intermediate_dim=default_intermediate_dim(CONFIG["hidden_dim"]), tie_embeddings=False)
+
+
+def _kerazoo_decoder(arch="gpt"):
+    """A kerazoo ``gpt`` or ``llama`` and a function decoding ``new`` tokens for ``batch`` rows."""
     from kerazoo.decoding import loop as decoding
     from kerazoo.models import build
     from kerazoo.decoding.sampling import SamplerSpec
 
-    model = build("gpt", dropout=0.0, **CONFIG)
+    model = build(arch, dropout=0.0, **(CONFIG if arch == "gpt" else _llama_config()))
 
     def run(batch, new):
         prompts = [[5] * PROMPT for _ in range(batch)]
@@ -100,16 +112,25 @@ def _weight_floor(model):
     return run
 
 
-def _keras_hub_decoder():
-    """keras_hub's GPT2CausalLM of the same dimensions, decoding token ids."""
+def _keras_hub_decoder(arch="gpt"):
+    """keras_hub's GPT2CausalLM (``gpt``) or LlamaCausalLM (``llama``) of the same dimensions."""
     import keras_hub
 
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=CONFIG["vocab_size"], num_layers=CONFIG["num_layers"], num_heads=CONFIG["num_heads"],
-        hidden_dim=CONFIG["hidden_dim"], intermediate_dim=4 * CONFIG["hidden_dim"],
-        max_sequence_length=CONFIG["max_length"], dropout=0.0,
-    )
-    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    if arch == "gpt":
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=CONFIG["vocab_size"], num_layers=CONFIG["num_layers"], num_heads=CONFIG["num_heads"],
+            hidden_dim=CONFIG["hidden_dim"], intermediate_dim=4 * CONFIG["hidden_dim"],
+            max_sequence_length=CONFIG["max_length"], dropout=0.0,
+        )
+        lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    else:
+        config = _llama_config()
+        backbone = keras_hub.models.LlamaBackbone(
+            vocabulary_size=config["vocab_size"], num_layers=config["num_layers"],
+            num_query_heads=config["num_heads"], hidden_dim=config["hidden_dim"],
+            intermediate_dim=config["intermediate_dim"], num_key_value_heads=config["num_kv_heads"], dropout=0,
+        )
+        lm = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
 
     def run(batch, new):
         width = PROMPT + new
@@ -192,22 +213,30 @@ def _time(run, batch, new, repeats):
     return best
 
 
-def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS):
-    """Measures both decoders on the current backend.
+def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, models=MODELS):
+    """Measures the decoders on the current backend.
 
     Args:
         repeats: timed calls per setting (the best is kept).
         batches: batch sizes.
         new_tokens: new-token counts.
+        models: which of ``MODELS`` to time.
 
     Returns:
-        A list of result dicts, one per (batch, new tokens), then the lstm's
-        (see ``run_lstm``).
+        A list of result dicts, per model (``gpt``, ``llama``) one per
+        (batch, new tokens), then the lstm's (see ``run_lstm``).
     """
+    rows = [row for arch in ("gpt", "llama") if arch in models
+            for row in _transformer_rows(arch, repeats, batches, new_tokens)]
+    return rows + ([run_lstm(repeats)] if "lstm" in models else [])
+
+
+def _transformer_rows(arch, repeats, batches, new_tokens):
+    """kerazoo's ``arch`` against keras_hub's, per batch and new-token count (the floor: gpt only)."""
     import keras
 
-    ours, peer = _kerazoo_decoder(), _keras_hub_decoder()
-    floor = _weight_floor(ours.model)
+    ours, peer = _kerazoo_decoder(arch), _keras_hub_decoder(arch)
+    floor = _weight_floor(ours.model) if arch == "gpt" else None
     rows = []
     for batch in batches:
         for new in new_tokens:
@@ -215,14 +244,14 @@ def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS):
             t_peer = _time(peer, batch, new, repeats)
             t_floor = _time(floor, batch, new, repeats) if floor else None
             rows.append({
-                "backend": keras.backend.backend(), "model": "gpt", "batch": batch, "new_tokens": new,
+                "backend": keras.backend.backend(), "model": arch, "batch": batch, "new_tokens": new,
                 "kerazoo_tokens_per_s": batch * new / t_ours, "keras_hub_tokens_per_s": batch * new / t_peer,
                 "speedup": t_peer / t_ours, "kerazoo_ms_per_token": 1000 * t_ours / new,
                 "keras_hub_ms_per_token": 1000 * t_peer / new,
                 "floor_tokens_per_s": batch * new / t_floor if floor else None,
                 "floor_speedup": t_peer / t_floor if floor else None,
             })
-    return rows + [run_lstm(repeats)]
+    return rows
 
 
 def flatness(rows):
@@ -237,33 +266,36 @@ def _gpt_rows(rows):
     return [r for r in rows if r.get("model", "gpt") == "gpt"]
 
 
-def run_all(backends, repeats=2):
+def run_all(backends, repeats=2, models=MODELS):
     """Runs the suite in one subprocess per backend and gathers the results."""
     from kerazoo.lab import per_backend
 
-    return per_backend.run("kerazoo.lab.generate_suite", "run_current_backend", {"repeats": repeats}, backends, "generate")
+    return per_backend.run("kerazoo.lab.generate_suite", "run_current_backend",
+                           {"repeats": repeats, "models": list(models)}, backends, "generate")
 
 
 def markdown(rows):
     """The results as a Markdown table plus the flatness figures."""
     lines = [
-        "| backend | batch | new tokens | kerazoo tokens/s | keras_hub tokens/s | speed-up "
+        "| model | backend | batch | new tokens | kerazoo tokens/s | keras_hub tokens/s | speed-up "
         "| matmul floor tokens/s | floor ÷ keras_hub |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in _gpt_rows(rows):
+    for r in (r for r in rows if r.get("model", "gpt") != "lstm"):
         floor = r.get("floor_tokens_per_s")
+        peer = "GPT2CausalLM" if r.get("model", "gpt") == "gpt" else "LlamaCausalLM"
         lines.append(
-            f"| {r['backend']} | {r['batch']} | {r['new_tokens']} | {r['kerazoo_tokens_per_s']:,.0f} | "
-            f"{r['keras_hub_tokens_per_s']:,.0f} | {r['speedup']:.1f}x | "
+            f"| {r.get('model', 'gpt')} vs {peer} | {r['backend']} | {r['batch']} | {r['new_tokens']} | "
+            f"{r['kerazoo_tokens_per_s']:,.0f} | {r['keras_hub_tokens_per_s']:,.0f} | {r['speedup']:.1f}x | "
             + (f"{floor:,.0f} | {r['floor_speedup']:.1f}x |" if floor else "– | – |")
         )
     lines.append("")
-    lengths = sorted({r["new_tokens"] for r in _gpt_rows(rows)})
-    lines.append(f"Flat cost (kerazoo time per new token at {lengths[-1]} ÷ at {lengths[0]} new tokens):")
-    lines.append("")
-    for (backend, batch), ratio in sorted(flatness(rows).items()):
-        lines.append(f"- {backend}, batch {batch}: {ratio:.2f}")
+    if _gpt_rows(rows):
+        lengths = sorted({r["new_tokens"] for r in _gpt_rows(rows)})
+        lines.append(f"Flat cost (kerazoo gpt's time per new token at {lengths[-1]} ÷ at {lengths[0]} new tokens):")
+        lines.append("")
+        for (backend, batch), ratio in sorted(flatness(rows).items()):
+            lines.append(f"- {backend}, batch {batch}: {ratio:.2f}")
     lstm = [r for r in rows if r.get("model") == "lstm"]
     if lstm:
         lines += [

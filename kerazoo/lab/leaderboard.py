@@ -21,6 +21,9 @@ ARCH_SETTINGS = {
     "gru": _RECURRENT,
     "lstm": _RECURRENT,
     "gpt": {"model": dict(num_layers=4, num_heads=4, hidden_dim=128, max_length=128, dropout=0.0), "learning_rate": 2e-3},
+    # gpt's size and schedule, with 2 key/value heads (no shipped pydocs recipe).
+    "llama": {"model": dict(num_layers=4, num_heads=4, num_kv_heads=2, hidden_dim=128, max_length=128, dropout=0.0),
+              "learning_rate": 2e-3},
 }
 SEQ_LEN = 128
 BATCH_SIZE = 16

@@ -4,6 +4,7 @@ from kerazoo.models.bert import BERT, BERTConfig
 from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
 from kerazoo.models.classifier import Classifier
 from kerazoo.models.gpt.model import GPT, GPTConfig
+from kerazoo.models.llama.model import Llama, LlamaConfig
 from kerazoo.models.registry import ARCHS, build, get_arch, list_archs, make_hparams
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
 from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -17,6 +18,8 @@ __all__ = [
     "Classifier",
     "GPT",
     "GPTConfig",
+    "Llama",
+    "LlamaConfig",
     "RecurrentConfig",
     "RecurrentLM",
     "Seq2Seq",

@@ -6,6 +6,7 @@ from kerazoo.models.bert import BERT, BERTConfig
 from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
 from kerazoo.models.gpt.model import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
+from kerazoo.models.llama.model import Llama, LlamaConfig
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
 from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
@@ -55,6 +56,10 @@ def _gpt_builder(vocab_size, config, tokenizer):
     return GPT(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
 
+def _llama_builder(vocab_size, config, tokenizer):
+    return Llama(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
 def _seq2seq_builder(vocab_size, config, tokenizer):
     return Seq2Seq(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
@@ -68,6 +73,8 @@ ARCHS = {
                  encoder=True),
     "gpt": Arch("gpt", "functional: token+position embedding -> pre-norm Transformer decoder x N -> tied head", GPTConfig, _gpt_builder,
                 model_cls=GPT),
+    "llama": Arch("llama", "functional: token embedding -> RMSNorm, RoPE grouped-query attention, SwiGLU MLP x N -> head",
+                  LlamaConfig, _llama_builder, model_cls=Llama),
     "bert": Arch("bert", "functional: token+position+segment embedding -> post-norm Transformer encoder x N -> masked-LM head",
                  BERTConfig, _bert_builder, causal=False, task="masked_lm", encoder=True, model_cls=BERT),
     "bilstm": Arch("bilstm", "functional: Embedding -> Bidirectional(LSTM) x N -> per-token head (pooled by classifiers)",
@@ -113,7 +120,7 @@ def build(arch, vocab_size=None, tokenizer=None, **hparams):
     """Builds a model of the zoo.
 
     Args:
-        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``bert``, ``bilstm``, ``seq2seq``).
+        arch: one of ``ARCHS`` (``rnn``, ``gru``, ``lstm``, ``gpt``, ``llama``, ``bert``, ``bilstm``, ``seq2seq``).
         vocab_size: number of token ids. Taken from ``tokenizer`` if omitted.
         tokenizer: a kerazoo tokenizer layer; the model keeps it and saves it
             inside its ``.keras`` file.

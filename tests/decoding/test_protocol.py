@@ -52,6 +52,8 @@ def test_a_model_declaring_the_protocol_decodes():
 def test_the_zoo_declares_the_protocol():
     gpt = build("gpt", vocab_size=20, max_length=16, num_layers=1, num_heads=2, hidden_dim=8)
     assert isinstance(gpt, ChunkedLM) and gpt.prefills_prompt
+    llama = build("llama", vocab_size=20, max_length=16, num_layers=1, num_heads=2, num_kv_heads=1, hidden_dim=8)
+    assert isinstance(llama, ChunkedLM) and llama.prefills_prompt
     for cell in ("rnn", "gru", "lstm"):
         model = build(cell, vocab_size=20, embed_dim=4, hidden_dim=8, num_layers=1)
         assert isinstance(model, CachedLM) and not isinstance(model, ChunkedLM) and not model.prefills_prompt

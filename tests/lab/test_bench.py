@@ -119,14 +119,18 @@ def test_generate_suite_rows_with_the_matmul_floor(monkeypatch):
         assert math.isclose(r["speedup"], r["kerazoo_tokens_per_s"] / r["keras_hub_tokens_per_s"])
         if r["floor_tokens_per_s"] is not None:
             assert math.isclose(r["floor_speedup"], r["floor_tokens_per_s"] / r["keras_hub_tokens_per_s"])
+    llama = [r for r in rows if r["model"] == "llama"]  # against keras_hub's LlamaCausalLM
+    assert len(llama) == 4 and all(r["speedup"] > 0 and r["floor_tokens_per_s"] is None for r in llama)
     table = generate_suite.markdown(rows)
-    assert "| matmul floor tokens/s | floor ÷ keras_hub |" in table and table.count("\n| ") >= 5
+    assert "| matmul floor tokens/s | floor ÷ keras_hub |" in table and table.count("\n| ") >= 9
+    assert "| llama vs LlamaCausalLM |" in table
 
 
 @pytest.mark.parametrize("argv, message", [
     (["bench", "train", "--backend", "tf"], "unknown backend 'tf'"),
     (["bench", "train", "--steps", "0"], "--steps must be at least 1"),
     (["bench", "all", "--repeats", "0"], "--repeats must be at least 1"),
+    (["bench", "generate", "--models", "bert"], "unknown --models 'bert'"),
 ])
 def test_bad_bench_arguments_are_user_errors(argv, message, capsys):
     assert cli.main(argv) == cli.USER_ERROR

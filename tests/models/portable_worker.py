@@ -27,6 +27,7 @@ TEXT = ("The quick brown fox jumps over the lazy dog. To be, or not to be, that 
 # a compile per process, and this test starts six processes.
 HPARAMS = {
     "gpt": dict(max_length=32, num_layers=1, num_heads=2, hidden_dim=16),
+    "llama": dict(max_length=32, num_layers=1, num_heads=2, num_kv_heads=1, hidden_dim=16),
     "lstm": dict(embed_dim=8, hidden_dim=16, num_layers=1),
 }
 INPUTS = np.array([[3] + [ord(c) + 5 for c in "To be, or not to be"]] * 2, np.int32)  # byte ids: byte + 5

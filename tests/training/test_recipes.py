@@ -18,7 +18,7 @@ def _write(tmp_path, text, name="r.toml"):
 @pytest.mark.parametrize("path", sorted(glob.glob("recipes/*.toml")))
 def test_shipped_recipes_are_valid(path):
     recipe = load_recipe(path)
-    assert recipe.data.source and recipe.arch in {"rnn", "gru", "lstm", "gpt", "bert", "bilstm", "seq2seq"}
+    assert recipe.data.source and recipe.arch in {"rnn", "gru", "lstm", "gpt", "llama", "bert", "bilstm", "seq2seq"}
 
 
 def test_shipped_pydocs_recipes_share_tokenizer_settings():
@@ -42,6 +42,14 @@ def test_shakespeare_recipes_match_nanogpt(path, nanogpt):
     assert t.windows == "random"  # nanoGPT's get_batch draws every window at a random offset
     assert (t.learning_rate, t.learning_rate * t.min_lr_ratio, t.warmup_steps, t.weight_decay, t.clipnorm) == pytest.approx(
         (1e-3, 1e-4, 100, 0.1, 1.0))
+
+
+def test_the_llama_shakespeare_recipe_has_the_gpt_recipes_budget_and_data():
+    gpt, llama = load_recipe("recipes/shakespeare_char.toml"), load_recipe("recipes/shakespeare_char_llama.toml")
+    assert llama.arch == "llama" and llama.hparams["num_heads"] % llama.hparams["num_kv_heads"] == 0
+    assert (llama.data, llama.tokenizer) == (gpt.data, gpt.tokenizer)
+    budget = [(r.train.steps, r.train.batch_size, r.train.seq_len, r.train.windows) for r in (gpt, llama)]
+    assert budget[0] == budget[1] and budget[1][0] * budget[1][1] * budget[1][2] == 1_536_000
 
 
 def test_defaults_fill_in_and_name_comes_from_file(tmp_path):

@@ -14,6 +14,7 @@ import os
 from kerazoo.training import checkpointing
 from kerazoo.interop.hf import bert as bert_import
 from kerazoo.interop.hf import gpt2 as gpt2_import
+from kerazoo.interop.hf import llama as llama_import
 
 
 def _import_gpt2(folder, config, log):
@@ -22,7 +23,8 @@ def _import_gpt2(folder, config, log):
 
 
 # model_type of config.json -> importer(folder, config, log) -> (keras model, info dict)
-IMPORTERS = {"bert": bert_import.import_bert, "gpt2": _import_gpt2}
+IMPORTERS = {"bert": bert_import.import_bert, "gpt2": _import_gpt2,
+             **{model_type: llama_import.import_llama for model_type in llama_import.ARCHITECTURES}}
 
 
 def read_config(folder):

@@ -40,61 +40,16 @@ cross=...)`` adds their cross-attention) and the attention maps
 
 import math
 
-import keras
 from keras import ops
+
+# Re-exported: the attention over a key/value view is shared with llama
+# (kerazoo.models.kv_attention); callers keep reading it here.
+from kerazoo.models.kv_attention import attend, attend_view, causal, matmul, matmul_t, probabilities, write  # noqa: F401
 
 
 def weight(variable):
     """A variable's current value (the traced one inside a StatelessScope)."""
     return None if variable is None else variable.value
-
-
-def matmul_t(a, b):
-    """``a @ b^T`` over the last two axes: ``(..., m, k) x (..., n, k) -> (..., m, n)``.
-
-    Keras' TensorFlow ``einsum`` and ``matmul`` transpose ``b`` explicitly,
-    which XLA (CPU) compiles to a physical copy of ``b`` on every decoding
-    step: the whole 1000 x 256 output embedding, and every cached key.
-    JAX's ``jnp.matmul`` of a swapped operand is a copy too (inside a loop,
-    once per iteration, a cost that grows with the context). ``matmul`` reads ``b``
-    as stored on both.
-    """
-    return matmul(a, b, transpose_b=True)
-
-
-def matmul(a, b, transpose_a=False, transpose_b=False):
-    """``a @ b`` over the last two axes, either side transposed as stored, not copied.
-
-    The transposes go to each backend's product: TensorFlow's
-    ``transpose_a`` / ``transpose_b``, JAX's ``lax.dot_general`` dimensions;
-    PyTorch multiplies strided views without a copy anyway. A 2-D ``b``
-    (a weight) broadcasts over ``a``'s leading axes when ``a`` is not
-    transposed. Mixed dtypes (bfloat16 activations, float32 weights)
-    promote as ``keras.ops`` do.
-
-    Returns:
-        ``(..., m, n)``.
-    """
-    backend = keras.backend.backend()
-    if backend not in ("tensorflow", "jax"):
-        a = ops.swapaxes(a, -1, -2) if transpose_a else a
-        return ops.matmul(a, ops.swapaxes(b, -1, -2) if transpose_b else b)
-    dtype = keras.backend.result_type(a.dtype, b.dtype)
-    a, b = ops.cast(a, dtype), ops.cast(b, dtype)
-    weight_b = len(b.shape) == 2 and len(a.shape) > 2 and not transpose_a
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        if weight_b:
-            flat = tf.linalg.matmul(tf.reshape(a, (-1, a.shape[-1])), b, transpose_b=transpose_b)
-            return tf.reshape(flat, tf.concat([tf.shape(a)[:-1], tf.shape(flat)[1:]], 0))
-        return tf.linalg.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
-    import jax
-
-    contract = ((a.ndim - 2 if transpose_a else a.ndim - 1,), (b.ndim - 1 if transpose_b else b.ndim - 2,))
-    batch = () if weight_b else tuple(range(a.ndim - 2))
-    # The free axes come out batch, a's, b's: (..., m, n) whichever side is transposed.
-    return jax.lax.dot_general(a, b, (contract, (batch, batch)))
 
 
 def dense(x, layer):
@@ -210,55 +165,6 @@ def projections(block, x, dtype, qkv=None):
     return query, ops.cast(key, dtype), ops.cast(value, dtype)
 
 
-def probabilities(query, parts):
-    """One softmax of ``query``'s scores over several key sources.
-
-    Args:
-        query: ``(batch, heads, t, head_dim)``, already scaled.
-        parts: ``(keys, values, visible)`` triples; keys ``(batch, heads,
-            s, head_dim)`` (values are not read here), ``visible`` a bool
-            mask that broadcasts to ``(batch, heads, t, s)``, e.g. ``(t, s)``.
-
-    Returns:
-        ``(batch, heads, t, s_total)`` probabilities over the parts' keys in
-        order. A large negative score, not -inf, masks a key: every row sees
-        at least one key, and -inf would turn ``0 * -inf`` into NaN in float16.
-    """
-    scores = [
-        ops.where(visible, matmul_t(query, keys), ops.cast(-1e9, query.dtype))
-        for keys, _, visible in parts
-    ]
-    return ops.softmax(scores[0] if len(scores) == 1 else ops.concatenate(scores, axis=-1), axis=-1)
-
-
-def attend(query, parts):
-    """Attention of ``query`` over several key/value sources, through one softmax.
-
-    Args:
-        query: ``(batch, heads, t, head_dim)``, already scaled.
-        parts: ``(keys, values, visible)`` triples, as for ``probabilities``.
-
-    Returns:
-        ``(batch, heads, t, head_dim)``.
-    """
-    probs = probabilities(query, parts)
-    if len(parts) == 1:
-        return ops.matmul(probs, parts[0][1])
-    out, offset = None, 0
-    for keys, values, _ in parts:
-        # ops.shape: static under XLA, a tensor in an exported graph, whose
-        # cache width is dynamic.
-        width = ops.shape(keys)[2]
-        part = ops.matmul(probs[..., offset:offset + width], values)
-        out, offset = part if out is None else out + part, offset + width
-    return out
-
-
-def causal(steps):
-    """Position ``i`` of ``steps`` new positions sees new positions ``<= i``: bool ``(steps, steps)``."""
-    return ops.arange(steps)[None, :] <= ops.arange(steps)[:, None]
-
-
 def self_attention(block, x, cache, index, chunk=None, start=None, qkv=None):
     """Causal self-attention of ``x`` (positions ``index ...``) over a key/value view.
 
@@ -280,25 +186,8 @@ def self_attention(block, x, cache, index, chunk=None, start=None, qkv=None):
         ``(out, chunk)``: the attention output ``(batch, t, dim)`` before the
         residual, and the chunk with the new positions written.
     """
-    key_cache, value_cache = cache
-    query, key, value = projections(block, x, key_cache.dtype, qkv)
-    steps = x.shape[1]
-    if chunk is None:
-        start, chunk, visible = index, (key, value), causal(steps)
-    else:
-        slot = index - start
-        chunk = tuple(ops.slice_update(c, [0, 0, slot, 0], new) for c, new in zip(chunk, (key, value)))
-        # New position slot + i sees chunk slots <= slot + i.
-        visible = ops.arange(ops.shape(chunk[0])[2])[None, :] <= slot + ops.arange(steps)[:, None]
-    parts = [(chunk[0], chunk[1], visible)]
-    # A view that starts at 0 (a Python int: the prefill) has nothing cached
-    # to attend to. Masking the empty cache out instead made XLA
-    # constant-fold a softmax over the whole (batch, heads, prompt, cache)
-    # block of masked scores, which lengthened compilation of every prompt
-    # bucket.
-    if not (isinstance(start, int) and start == 0):
-        parts.insert(0, (key_cache, value_cache, ops.arange(ops.shape(key_cache)[2])[None, :] < start))
-    out = attend(query, parts)
+    query, key, value = projections(block, x, cache[0].dtype, qkv)
+    out, chunk = attend_view(query, key, value, cache, index, chunk, start)
     return einsum_dense(out, block._self_attention_layer._output_dense, "bhtk,hkd->btd"), chunk
 
 
@@ -360,17 +249,3 @@ def block_step(block, x, cache, index, chunk=None, start=None, qkv=None, cross=N
     if cross is not None:
         x = x + cross_attention(block, layer_norm(x, block._cross_attention_layer_norm), *cross)
     return feedforward(block, x), chunk
-
-
-def write(cache, chunk, start):
-    """Writes ``chunk``'s tensors into ``cache``'s at position ``start``.
-
-    Args:
-        cache: tensors ``(batch, heads, length, head_dim)``.
-        chunk: as many tensors ``(batch, heads, size, head_dim)``.
-        start: int or scalar tensor, ``start + size <= length``.
-
-    Returns:
-        A tuple of the updated cache tensors.
-    """
-    return tuple(ops.slice_update(c, [0, 0, start, 0], k) for c, k in zip(cache, chunk))
