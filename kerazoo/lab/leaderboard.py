@@ -1,7 +1,8 @@
 """The zoo leaderboard: every causal arch on one corpus, one tokenizer, one token budget.
 
 ``kerazoo leaderboard --source builtin:pydocs`` trains ``rnn``, ``gru``,
-``lstm`` and ``gpt`` with the shipped ``pydocs_<arch>`` model settings, one
+``lstm`` and ``gpt`` with the shipped ``pydocs_<arch>`` model settings, and
+counts the ``ngram`` baseline (Kneser-Ney, the floor to beat), with one
 shared tokenizer (trained once, on the first run) and the same number of
 training tokens each, then ranks them by validation bits per byte: the one
 figure that compares models across tokenizers and corpora.
@@ -21,7 +22,11 @@ ARCH_SETTINGS = {
     "gru": _RECURRENT,
     "lstm": _RECURRENT,
     "gpt": {"model": dict(num_layers=4, num_heads=4, hidden_dim=128, max_length=128, dropout=0.0), "learning_rate": 2e-3},
+    # The floor: Kneser-Ney counts of the same training tokens (its learning rate is unused).
+    "ngram": {"model": dict(order=3), "learning_rate": 1e-3},
 }
+# Archs that are baselines to beat rather than models to pick; marked in the table.
+FLOORS = ("ngram",)
 SEQ_LEN = 128
 BATCH_SIZE = 16
 DEFAULT_TOKENS = 300 * BATCH_SIZE * SEQ_LEN  # the shipped recipes' 300 steps
@@ -168,7 +173,7 @@ def markdown(rows, source=""):
     ]
     for i, r in enumerate(rows, 1):
         lines.append(
-            f"| {i} | {r['arch']} | {r['params']:,} | {r['val_bits_per_byte']:.4f} | {r['val_loss']:.4f} | "
+            f"| {i} | {r['arch'] + (' (floor)' if r['arch'] in FLOORS else '')} | {r['params']:,} | {r['val_bits_per_byte']:.4f} | {r['val_loss']:.4f} | "
             f"{r['train_seconds']:.0f} | {r['tokens_per_sec']:,.0f} |"
         )
     return "\n".join(lines) + "\n"

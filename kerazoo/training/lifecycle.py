@@ -244,13 +244,15 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
 
     started = time.perf_counter()
-    history, clock, counter = _fit(model, t, work_dir, data, parallel, verbose, callbacks)
+    history, clock, counter = task.train(
+        model, data, log, lambda: _fit(model, t, work_dir, data, parallel, verbose, callbacks))
     if parallel.replicas > 1:
         model = task.single_device_copy(model, recipe, data)
     evaluation = task.evaluate(model, recipe, data, log)
 
     unit, per_step = task.unit(recipe)
     steps_done = len(history) * t.eval_every
+    seen = getattr(counter, "seen", None)  # set by tasks that count rather than fit (ngram)
     metrics = {
         "arch": recipe.arch,
         "task": task.kind,
@@ -260,9 +262,10 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
         **evaluation.metrics,
         "train_loss": history[-1]["loss"] if history else None,
         "steps": steps_done,
-        f"{unit}_seen": steps_done * per_step,
+        f"{unit}_seen": steps_done * per_step if seen is None else seen,
         # This process's steps only: a resumed run's earlier steps were timed by another clock.
-        f"{unit}_per_sec": counter.steps * per_step / clock.train_seconds if clock.train_seconds else None,
+        f"{unit}_per_sec": ((counter.steps * per_step if seen is None else seen) / clock.train_seconds
+                            if clock.train_seconds else None),
         "train_seconds": clock.train_seconds,
         "wall_seconds": time.perf_counter() - started,
         "backend": keras.backend.backend(),
