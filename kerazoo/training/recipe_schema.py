@@ -80,6 +80,9 @@ class TrainSection:
     sample_temperature: float = 0.8  # its temperature (0: greedy)
     precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
     jit_compile: typing.Union[bool, str] = "auto"  # XLA train step: true | false | "auto" (see optim.jit_compile_for)
+    lora_rank: int = 0  # LoRA adapters of this rank on train.lora_targets, the rest frozen (0: train every weight)
+    lora_alpha: float = 0.0  # LoRA scale numerator: updates are (lora_alpha / lora_rank) A B (0: lora_rank)
+    lora_targets: str = "query,value"  # LoRA: comma-separated name patterns of the Dense/EinsumDense layers to adapt
 
 
 # The Keras dtype policies a recipe may train under.

@@ -109,6 +109,11 @@ def _check_values(recipe, where):
     for key in ("eval_batches", "warmup_steps", "early_stopping_patience", "seed"):
         if getattr(t, key) < 0:
             _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    for key in ("lora_rank", "lora_alpha"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    if t.lora_rank and not t.lora_targets.strip(" ,"):
+        _fail(where, "train.lora_targets", "must name at least one layer pattern when train.lora_rank is set")
     for key in ("weight_decay", "clipnorm", "sample_temperature"):
         if getattr(t, key) < 0:
             _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
@@ -152,8 +157,8 @@ def _check_task(recipe, where):
         _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
     if recipe.train.windows == "random" and recipe.task_kind != "causal_lm":
         _fail(where, "train.windows", f"'random' is for causal_lm training; task '{recipe.task_kind}' cuts its own examples")
-    if recipe.init_from and recipe.task_kind == "causal_lm":
-        _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
+    if recipe.init_from and recipe.task_kind in ("masked_lm", "ngram"):
+        _fail(where, "model.init_from", f"is for fine-tuning tasks (causal_lm, sft, classify); not for {recipe.task_kind}")
     if recipe.task_kind == "classify" and not recipe.data.label_column:
         _fail(where, "data.label_column", "must not be empty for a classify task")
     if recipe.task_kind == "seq2seq":
