@@ -1,7 +1,7 @@
 """The ``kerazoo`` sub-commands, one function per command, grouped by pipeline stage.
 
     train      train, compare, report
-    decode     generate, translate, classify
+    decode     generate, translate, classify; chat (its own module)
     serve      export, predict, soak
     lab        bench, curves, leaderboard, models, import-hf
 
@@ -9,7 +9,7 @@
 so ``kerazoo --help`` loads no framework; each command imports what it needs.
 """
 
-from kerazoo.commands import decode, lab, serve, train
+from kerazoo.commands import chat, decode, lab, serve, train
 
 COMMANDS = {
     "train": train.cmd_train,
@@ -18,6 +18,7 @@ COMMANDS = {
     "generate": decode.cmd_generate,
     "translate": decode.cmd_translate,
     "classify": decode.cmd_classify,
+    "chat": chat.cmd_chat,
     "export": serve.cmd_export,
     "predict": serve.cmd_predict,
     "soak": serve.cmd_soak,

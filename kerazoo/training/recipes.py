@@ -161,6 +161,15 @@ def _check_task(recipe, where):
         _fail(where, "model.init_from", f"is for fine-tuning tasks (causal_lm, sft, classify); not for {recipe.task_kind}")
     if recipe.task_kind == "classify" and not recipe.data.label_column:
         _fail(where, "data.label_column", "must not be empty for a classify task")
+    if recipe.task_kind == "sft":
+        if "{}" not in s.prompt_format:
+            _fail(where, "task.prompt_format", f"must contain {{}} where the prompt goes, got {s.prompt_format!r}")
+        if recipe.data.source_column == recipe.data.target_column:
+            _fail(where, "data.target_column", "(the response) must differ from data.source_column (the prompt)")
+        context = recipe.model.get("max_length")
+        if context is not None and recipe.train.sample_tokens >= context - 1:
+            _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}, the reply length) must be smaller "
+                                                f"than model.max_length - 1 ({context - 1})")
     if recipe.task_kind == "seq2seq":
         d = recipe.data
         if not d.source_column or not d.target_column:

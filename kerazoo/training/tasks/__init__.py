@@ -10,8 +10,9 @@ from kerazoo.training.tasks.classify import Classify
 from kerazoo.training.tasks.masked_lm import MaskedLM
 from kerazoo.training.tasks.ngram import NGramTask
 from kerazoo.training.tasks.seq2seq import Seq2SeqTask
+from kerazoo.training.tasks.sft import SFT
 
-TASKS = {task.kind: task for task in (CausalLM(), MaskedLM(), Classify(), Seq2SeqTask(), NGramTask())}
+TASKS = {task.kind: task for task in (CausalLM(), MaskedLM(), Classify(), Seq2SeqTask(), NGramTask(), SFT())}
 
 
 def get_task(kind):
