@@ -56,8 +56,8 @@ class ChatTokenizer(ZooTokenizer, keras_hub.tokenizers.Tokenizer):
             raise ValueError("the tokenizer already has the chat tokens")
         if not isinstance(base, ZooTokenizer):
             raise ValueError(f"ChatTokenizer wraps a kerazoo tokenizer, not a {type(base).__name__}")
-        # Not tracked as a sub-layer: Keras would save its assets twice; ours delegate.
-        object.__setattr__(self, "_base", base)
+        # Tracked (a sub-layer): an export's graph captures its lookup tables through it.
+        self._base = base
         self.kind = base.kind
         self.lowercase = getattr(base, "lowercase", False)
         self.sequence_length = None
