@@ -126,6 +126,8 @@ def merged(model):
     values = [merged_kernel.get(id(v), None) if id(v) in merged_kernel else keras.ops.convert_to_numpy(v)
               for v in model.weights if id(v) not in skip]
     plain = type(model).from_config(model.get_config())
+    if getattr(model, "tokenizer", None) is not None:
+        plain.tokenizer = model.tokenizer  # from_config rebuilt it without its vocabulary files
     if len(plain.weights) != len(values):
         raise RuntimeError(f"merging LoRA: the rebuilt model has {len(plain.weights)} weights, not {len(values)}")
     for variable, value in zip(plain.weights, values):

@@ -67,9 +67,9 @@ def test_lora_on_an_lstm_run_exits_2_and_writes_nothing(tiny_recipe, tmp_path, c
 def test_a_lora_run_from_init_from_changes_only_the_adapted_kernels(tiny_recipe, tmp_path):
     runs = str(tmp_path / "runs")
     quiet = dict(verbose=0, log=lambda *_: None)
-    base = kz.run_recipe(kz.load_recipe(tiny_recipe("gpt")), runs, **quiet)
+    base = kz.run_recipe(kz.load_recipe(tiny_recipe("gpt", "char")), runs, **quiet)  # a tokenizer with files
     recipe = tmp_path / "tune.toml"
-    text = open(tiny_recipe("gpt")).read().replace('name = "tiny_gpt"', 'name = "tuned"')
+    text = open(tiny_recipe("gpt", "char")).read().replace('name = "tiny_gpt"', 'name = "tuned"')
     head, rest = text.split("[model]", 1)
     rest = rest.split("[train]", 1)[1]
     recipe.write_text(f'{head}[model]\narch = "gpt"\ninit_from = "{base.path}"\n[train]{rest}'
@@ -83,3 +83,4 @@ def test_a_lora_run_from_init_from_changes_only_the_adapted_kernels(tiny_recipe,
     assert old.keys() == new.keys()  # merged: no adapter variables saved
     changed = {p for p in old if not np.array_equal(old[p], new[p])}
     assert changed and all(p.endswith(("query/kernel", "value/kernel")) for p in changed), changed
+    assert kz.generate(tuned.path, "The ", max_new_tokens=3) is not None  # the merged run keeps its vocabulary

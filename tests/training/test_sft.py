@@ -106,7 +106,8 @@ def test_sft_run_scores_held_out_replies(tmp_path):
 
 def test_sft_from_a_pretrained_run_grows_the_vocabulary_and_takes_lora(tmp_path, tiny_recipe):
     quiet = dict(verbose=0, log=lambda *_: None)
-    base = kz.run_recipe(kz.load_recipe(tiny_recipe("gpt")), str(tmp_path / "runs"), **quiet)
+    # A char tokenizer: its vocabulary is a file, which a rebuilt model must not lose.
+    base = kz.run_recipe(kz.load_recipe(tiny_recipe("gpt", "char")), str(tmp_path / "runs"), **quiet)
     path = _sft_recipe(tmp_path, ROWS, "lora_rank = 2\n")
     text = open(path).read().split("[model]")
     tail = text[1].split("[train]")[1]
@@ -118,6 +119,7 @@ def test_sft_from_a_pretrained_run_grows_the_vocabulary_and_takes_lora(tmp_path,
     new = keras.ops.convert_to_numpy(tuned.token_embedding.embeddings)
     np.testing.assert_array_equal(new[: len(old)], old)  # frozen under LoRA, kept by the growth
     assert result.metrics["lora_layers"] == 2
+    assert np.asarray(tuned.tokenizer.tokenize("The")).tolist() == np.asarray(pre.tokenizer.tokenize("The")).tolist()
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -65,6 +65,7 @@ def grow_vocabulary(model, tokenizer):
     config = model.get_config()
     config.update(vocab_size=new_v, tokenizer=keras.saving.serialize_keras_object(tokenizer))
     grown = type(model).from_config(config)
+    grown.tokenizer = tokenizer  # from_config rebuilt it without its vocabulary files
     for old, new in zip(model.weights, grown.weights):
         value = keras.ops.convert_to_numpy(old)
         if tuple(old.shape) != tuple(new.shape):
