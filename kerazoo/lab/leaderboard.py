@@ -8,6 +8,7 @@ training tokens each, then ranks them by validation bits per byte: the one
 figure that compares models across tokenizers and corpora.
 """
 
+import dataclasses
 import os
 
 from kerazoo.training import recipes as recipes_lib
@@ -95,6 +96,10 @@ def recipe_for(arch, source, tokenizer_kind, vocab_size, token_budget, overrides
             "sample_tokens": 16,
         },
     }
+    if arch in FLOORS:
+        # Neural settings (model.hidden_dim, ...) passed for every arch do not apply to a count baseline.
+        own = {f"model.{f.name}" for f in dataclasses.fields(ARCHS[arch].config_cls)}
+        overrides = [o for o in overrides if not o.startswith("model.") or o.split("=", 1)[0].strip() in own]
     raw = recipes_lib.apply_overrides(raw, list(overrides))
     train = raw["train"]
     if "steps" in train:

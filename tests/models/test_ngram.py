@@ -84,6 +84,10 @@ def test_run_reports_bits_per_byte_and_generates(tmp_path, text_file):
 
 def test_the_leaderboard_ranks_the_ngram_as_the_floor():
     assert "ngram" in leaderboard.causal_archs()
+    # --set values for the neural archs leave the n-gram's recipe alone; its own apply.
+    recipe = leaderboard.recipe_for("ngram", "builtin:pydocs", "byte", None, 10**5,
+                                    ["model.hidden_dim=16", "model.order=2", "train.seq_len=32"])
+    assert recipe.model == {"arch": "ngram", "order": 2} and recipe.train.seq_len == 32
     rows = [{"arch": a, "params": 10, "val_bits_per_byte": b, "val_loss": 1.0, "train_seconds": 1.0,
              "tokens_per_sec": 5.0, "tokenizer": "byte", "tokens_seen": 5, "backend": "jax"}
             for a, b in (("gpt", 2.0), ("ngram", 3.0))]
