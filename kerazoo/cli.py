@@ -14,6 +14,7 @@
     kerazoo curves RECIPE.toml [--backends tensorflow,jax,torch] [--out plot.png]
     kerazoo import-hf CHECKPOINT_DIR --name NAME [--runs-dir runs]
     kerazoo classify RUN_DIR --text TEXT [--text TEXT ...]
+    kerazoo chat RUN_DIR [--temperature T] [--max-new-tokens N]
     kerazoo models
 
 Each command lives in ``kerazoo.commands``; this module parses the command
@@ -89,6 +90,14 @@ def _parser():
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable); output ends before it")
     p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
     p.add_argument("--no-stream", action="store_true", help="print the whole continuation at the end")
+
+    p = sub.add_parser("chat", help="talk with an instruction-tuned (sft) model: one line a turn, replies streamed")
+    p.add_argument("run", help="an sft run folder or .keras file")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="reply length at most (default: 64, at most half the context)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); more: sampling")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--prompt-format", default="{}", help='wrap each message, e.g. "Translate to French: {}"')
+    p.add_argument("--no-history", action="store_true", help="answer each line on its own, without the earlier turns")
 
     p = sub.add_parser("export", help="write a TF Serving SavedModel (text in, text out) to saved_models/NAME/VERSION")
     p.add_argument("run", help="a run folder or a .keras file")

@@ -29,6 +29,7 @@ TINY = {
     "bilstm": dict(embed_dim=8, hidden_dim=8),
     "seq2seq": dict(max_source_length=16, max_length=16, num_encoder_layers=1, num_decoder_layers=1,
                     num_heads=2, hidden_dim=16),
+    "ngram": dict(order=2),
 }
 # What Keras writes for code rather than data: a Lambda layer, a lambda or a
 # plain Python function (marshalled bytecode), and whatever is not a known class.

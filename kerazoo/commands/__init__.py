@@ -2,7 +2,7 @@
 
     train      train, compare, report
     prepare    prepare (the token store)
-    decode     generate, translate, classify
+    decode     generate, translate, classify; chat (its own module)
     serve      export, predict, soak
     lab        bench, curves, leaderboard, models, import-hf
 
@@ -10,7 +10,7 @@
 so ``kerazoo --help`` loads no framework; each command imports what it needs.
 """
 
-from kerazoo.commands import decode, lab, prepare, serve, train
+from kerazoo.commands import chat, decode, lab, prepare, serve, train
 
 COMMANDS = {
     "train": train.cmd_train,
@@ -20,6 +20,7 @@ COMMANDS = {
     "generate": decode.cmd_generate,
     "translate": decode.cmd_translate,
     "classify": decode.cmd_classify,
+    "chat": chat.cmd_chat,
     "export": serve.cmd_export,
     "predict": serve.cmd_predict,
     "soak": serve.cmd_soak,

@@ -20,14 +20,15 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from kerazoo.data import readers, windows
+from kerazoo.data import docstrings, readers, windows
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
 # The built-in pair corpus: word windows of CPython's documentation and the
 # same words in reverse order (see ``_pydocs_reverse``).
-BUILTIN_PAIRS = ("pydocs-reverse",)
+# builtin:docstrings: the standard library's docstrings, body -> summary line (``docstrings``).
+BUILTIN_PAIRS = ("pydocs-reverse", "docstrings")
 _REVERSE_PAIRS = 4000
 _REVERSE_WORDS = (3, 6)
 _REVERSE_VOCABULARY = 200
@@ -109,7 +110,7 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
         if name not in BUILTIN_PAIRS:
             raise ValueError(f"unknown built-in pair corpus '{source}'; available: "
                              + ", ".join(readers.BUILTIN_PREFIX + n for n in BUILTIN_PAIRS))
-        pairs = _pydocs_reverse()
+        pairs = _pydocs_reverse() if name == "pydocs-reverse" else docstrings.docstring_pairs()
     else:
         paths = readers.expand_source(source)
         pairs = []

@@ -193,7 +193,9 @@ def generate(
     # ranks float32 log-probabilities, whose resolution near log(1 / vocab)
     # (~5e-7) cannot order tokens whose logits differ by less, which argmax
     # on the logits does (an untrained torch-seeded LSTM hit such a tie).
-    if spec.kind == "beam" and spec.num_beams > 1:
+    if getattr(model, "counted", False):  # the n-gram samples on the host from its tables (models/ngram.py)
+        new_ids = [model.sample_spec(r, max_new_tokens, spec, seed + i) for i, r in enumerate(ids)]
+    elif spec.kind == "beam" and spec.num_beams > 1:
         from kerazoo.decoding.beam import beam_search
 
         new_ids = beam_search(model, ids, max_new_tokens, spec.num_beams)
@@ -239,6 +241,12 @@ def stream(
     )
     if spec.kind == "beam":
         raise ValueError("beam search cannot stream: the best beam is known only at the end")
+    if getattr(model, "counted", False):  # the n-gram: sampled whole on the host, one piece
+        new = model.sample_spec(ids[0], max_new_tokens, spec, seed)
+        text = cut_at_stop(decode_text(tokenizer, new), stop)[0] if new else ""
+        if text:
+            yield text
+        return
     state = decoding.DecodeState(model, ids, max_new_tokens, spec, seed)
     shown = ""
     while not state.finished:

@@ -1,12 +1,14 @@
 """The zoo leaderboard: every causal arch on one corpus, one tokenizer, one token budget.
 
 ``kerazoo leaderboard --source builtin:pydocs`` trains ``rnn``, ``gru``,
-``lstm`` and ``gpt`` with the shipped ``pydocs_<arch>`` model settings, one
+``lstm`` and ``gpt`` with the shipped ``pydocs_<arch>`` model settings, and
+counts the ``ngram`` baseline (Kneser-Ney, the floor to beat), with one
 shared tokenizer (trained once, on the first run) and the same number of
 training tokens each, then ranks them by validation bits per byte: the one
 figure that compares models across tokenizers and corpora.
 """
 
+import dataclasses
 import os
 
 from kerazoo.training import recipes as recipes_lib
@@ -24,7 +26,11 @@ ARCH_SETTINGS = {
     # gpt's size and schedule, with 2 key/value heads (no shipped pydocs recipe).
     "llama": {"model": dict(num_layers=4, num_heads=4, num_kv_heads=2, hidden_dim=128, max_length=128, dropout=0.0),
               "learning_rate": 2e-3},
+    # The floor: Kneser-Ney counts of the same training tokens (its learning rate is unused).
+    "ngram": {"model": dict(order=3), "learning_rate": 1e-3},
 }
+# Archs that are baselines to beat rather than models to pick; marked in the table.
+FLOORS = ("ngram",)
 SEQ_LEN = 128
 BATCH_SIZE = 16
 DEFAULT_TOKENS = 300 * BATCH_SIZE * SEQ_LEN  # the shipped recipes' 300 steps
@@ -93,6 +99,10 @@ def recipe_for(arch, source, tokenizer_kind, vocab_size, token_budget, overrides
             "sample_tokens": 16,
         },
     }
+    if arch in FLOORS:
+        # Neural settings (model.hidden_dim, ...) passed for every arch do not apply to a count baseline.
+        own = {f"model.{f.name}" for f in dataclasses.fields(ARCHS[arch].config_cls)}
+        overrides = [o for o in overrides if not o.startswith("model.") or o.split("=", 1)[0].strip() in own]
     raw = recipes_lib.apply_overrides(raw, list(overrides))
     train = raw["train"]
     if "steps" in train:
@@ -171,7 +181,7 @@ def markdown(rows, source=""):
     ]
     for i, r in enumerate(rows, 1):
         lines.append(
-            f"| {i} | {r['arch']} | {r['params']:,} | {r['val_bits_per_byte']:.4f} | {r['val_loss']:.4f} | "
+            f"| {i} | {r['arch'] + (' (floor)' if r['arch'] in FLOORS else '')} | {r['params']:,} | {r['val_bits_per_byte']:.4f} | {r['val_loss']:.4f} | "
             f"{r['train_seconds']:.0f} | {r['tokens_per_sec']:,.0f} |"
         )
     return "\n".join(lines) + "\n"

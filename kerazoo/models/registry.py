@@ -7,6 +7,7 @@ from kerazoo.models.bilstm import BiLSTM, BiLSTMConfig
 from kerazoo.models.gpt.model import GPT, GPTConfig
 from kerazoo.models.hparams import describe, make_config
 from kerazoo.models.llama.model import Llama, LlamaConfig
+from kerazoo.models.ngram import NGramConfig, NGramLM
 from kerazoo.models.rnn import RecurrentConfig, RecurrentLM
 from kerazoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
@@ -60,6 +61,10 @@ def _llama_builder(vocab_size, config, tokenizer):
     return Llama(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
 
+def _ngram_builder(vocab_size, config, tokenizer):
+    return NGramLM(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
+
+
 def _seq2seq_builder(vocab_size, config, tokenizer):
     return Seq2Seq(vocab_size=vocab_size, tokenizer=tokenizer, **dataclasses.asdict(config))
 
@@ -83,6 +88,8 @@ ARCHS = {
         "seq2seq", "functional: Transformer encoder x N -> decoder x N with cross-attention -> tied head",
         Seq2SeqConfig, _seq2seq_builder, causal=False, task="seq2seq", model_cls=Seq2Seq,
     ),
+    "ngram": Arch("ngram", "interpolated Kneser-Ney n-gram counts (lookup tables, no gradient): the leaderboard's floor",
+                  NGramConfig, _ngram_builder, task="ngram", model_cls=NGramLM),
 }
 
 

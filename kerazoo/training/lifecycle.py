@@ -40,6 +40,7 @@ from kerazoo import text as tokenizers_lib
 from kerazoo.training import callbacks as zoo_callbacks
 from kerazoo.training import checkpointing
 from kerazoo.training import locks
+from kerazoo.training import lora
 from kerazoo.training import precision
 from kerazoo.training import runs
 from kerazoo.training.optim import build_optimizer
@@ -78,6 +79,15 @@ def read_history(path):
         return []
     with open(path, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MiB (data, model, optimizer and all)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def check_workdir(work_dir, resume):
@@ -255,6 +265,8 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     data = task.prepare(recipe, tokenizer, log)
     with precision.dtype_policy(t.precision), parallel.scope():
         model = task.build_model(recipe, data)
+        tuned = lora.apply(model, t)  # before the folder is claimed: a model with nothing to adapt is bad input
+    trainable = lora.trainable_params(model)
     log(f"model: {task.describe(recipe, model)}"
         + (f"; {t.precision}" if t.precision != "float32" else "")
         + (f"; {parallel.describe}" if parallel.describe else ""))
@@ -279,27 +291,34 @@ def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model,
     runs.write_text(os.path.join(work_dir, "recipe.toml"), dump_recipe(recipe))
 
     started = time.perf_counter()
-    history, clock, counter = _fit(model, t, work_dir, data, parallel, verbose, callbacks)
-    if parallel.replicas > 1:
+    history, clock, counter = task.train(
+        model, data, log, lambda: _fit(model, t, work_dir, data, parallel, verbose, callbacks))
+    model = lora.merged(model)  # what is evaluated, saved and exported: no adapters, merged kernels
+    if parallel.replicas > 1 and not tuned:  # a merged copy is already a one-device model
         model = task.single_device_copy(model, recipe, data)
     evaluation = task.evaluate(model, recipe, data, log)
 
     unit, per_step = task.unit(recipe)
     steps_done = len(history) * t.eval_every
+    seen = getattr(counter, "seen", None)  # set by tasks that count rather than fit (ngram)
     metrics = {
         "arch": recipe.arch,
         "task": task.kind,
         "params": int(model.count_params()),
+        "trainable_params": trainable,
+        **tuned,
         "tokenizer": data.tokenizer.kind,
         "vocab_size": int(data.tokenizer.vocabulary_size()),
         **evaluation.metrics,
         "train_loss": history[-1]["loss"] if history else None,
         "steps": steps_done,
-        f"{unit}_seen": steps_done * per_step,
+        f"{unit}_seen": steps_done * per_step if seen is None else seen,
         # This process's steps only: a resumed run's earlier steps were timed by another clock.
-        f"{unit}_per_sec": counter.steps * per_step / clock.train_seconds if clock.train_seconds else None,
+        f"{unit}_per_sec": ((counter.steps * per_step if seen is None else seen) / clock.train_seconds
+                            if clock.train_seconds else None),
         "train_seconds": clock.train_seconds,
         "wall_seconds": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
         "backend": keras.backend.backend(),
         "precision": t.precision,
         "devices": parallel.replicas,

@@ -86,6 +86,9 @@ class TrainSection:
     sample_temperature: float = 0.8  # its temperature (0: greedy)
     precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (a Keras dtype policy)
     jit_compile: typing.Union[bool, str] = "auto"  # XLA train step: true | false | "auto" (see optim.jit_compile_for)
+    lora_rank: int = 0  # LoRA adapters of this rank on train.lora_targets, the rest frozen (0: train every weight)
+    lora_alpha: float = 0.0  # LoRA scale numerator: updates are (lora_alpha / lora_rank) A B (0: lora_rank)
+    lora_targets: str = "query,value"  # LoRA: comma-separated name patterns of the Dense/EinsumDense layers to adapt
 
 
 # The Keras dtype policies a recipe may train under.
@@ -109,23 +112,26 @@ STRATEGIES = ("none", "data_parallel")
 
 # What a recipe can train a model for. An empty [task] kind means the arch's
 # default (registry ``Arch.task``): next-token archs causal_lm, bert masked_lm,
-# bilstm classify, seq2seq seq2seq.
-TASKS = ("causal_lm", "masked_lm", "classify", "seq2seq")
+# bilstm classify, seq2seq seq2seq, ngram ngram (counted, not fitted).
+TASKS = ("causal_lm", "masked_lm", "classify", "seq2seq", "ngram", "sft")
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskSection:
     """The training task and its settings."""
 
-    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq; empty: the arch's default
+    kind: str = ""  # causal_lm | masked_lm | classify | seq2seq | ngram | sft; empty: the arch's default
     pooling: str = ""  # classify: cls | mean | last; empty: cls for bert, mean otherwise
     classifier_dropout: float = 0.1  # classify: dropout before the output layer
     mask_rate: float = 0.15  # masked_lm: share of tokens selected (of those: 80% <mask>, 10% random, 10% kept)
+    prompt_format: str = "{}"  # sft: the instruction around each prompt, {} standing for it ("Translate to French: {}")
 
 
 def tasks_of(arch):
     """The tasks an arch can be trained for, its default first."""
     out = [arch.task]
+    if arch.causal and arch.task == "causal_lm":
+        out.append("sft")  # instruction tuning of any next-token arch
     if arch.encoder and not arch.causal:
         out.append("masked_lm")
     if arch.encoder:

@@ -136,6 +136,11 @@ def _check_values(recipe, where):
     for key in ("eval_batches", "eval_tokens", "warmup_steps", "early_stopping_patience", "seed"):
         if getattr(t, key) < 0:
             _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    for key in ("lora_rank", "lora_alpha"):
+        if getattr(t, key) < 0:
+            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+    if t.lora_rank and not t.lora_targets.strip(" ,"):
+        _fail(where, "train.lora_targets", "must name at least one layer pattern when train.lora_rank is set")
     for key in ("weight_decay", "clipnorm", "sample_temperature"):
         if getattr(t, key) < 0:
             _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
@@ -179,10 +184,19 @@ def _check_task(recipe, where):
         _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
     if recipe.train.windows == "random" and recipe.task_kind != "causal_lm":
         _fail(where, "train.windows", f"'random' is for causal_lm training; task '{recipe.task_kind}' cuts its own examples")
-    if recipe.init_from and recipe.task_kind == "causal_lm":
-        _fail(where, "model.init_from", "is for fine-tuning tasks (classify); not for causal_lm")
+    if recipe.init_from and recipe.task_kind in ("masked_lm", "ngram"):
+        _fail(where, "model.init_from", f"is for fine-tuning tasks (causal_lm, sft, classify); not for {recipe.task_kind}")
     if recipe.task_kind == "classify" and not recipe.data.label_column:
         _fail(where, "data.label_column", "must not be empty for a classify task")
+    if recipe.task_kind == "sft":
+        if "{}" not in s.prompt_format:
+            _fail(where, "task.prompt_format", f"must contain {{}} where the prompt goes, got {s.prompt_format!r}")
+        if recipe.data.source_column == recipe.data.target_column:
+            _fail(where, "data.target_column", "(the response) must differ from data.source_column (the prompt)")
+        context = recipe.model.get("max_length")
+        if context is not None and recipe.train.sample_tokens >= context - 1:
+            _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}, the reply length) must be smaller "
+                                                f"than model.max_length - 1 ({context - 1})")
     if recipe.task_kind == "seq2seq":
         d = recipe.data
         if not d.source_column or not d.target_column:

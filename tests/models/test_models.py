@@ -135,7 +135,7 @@ def test_vocab_size_required():
 
 def test_registry_lists_every_arch_with_defaults():
     listed = {name: rows for name, _, rows in models.list_archs()}
-    assert set(listed) == {"rnn", "gru", "lstm", "gpt", "llama", "bert", "bilstm", "seq2seq"}
+    assert set(listed) == {"rnn", "gru", "lstm", "gpt", "llama", "bert", "bilstm", "seq2seq", "ngram"}
     gpt = {row[0]: row[2] for row in listed["gpt"]}
     assert gpt["num_layers"] == 4 and gpt["tie_embeddings"] is True
     assert all(row[3] for rows in listed.values() for row in rows), "every hyper-parameter has help text"

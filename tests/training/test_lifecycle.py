@@ -121,7 +121,7 @@ class _Epochs(keras.callbacks.Callback):
 
 
 def test_every_task_kind_is_a_plug_in_of_the_lifecycle():
-    assert set(TASKS) == {"causal_lm", "masked_lm", "classify", "seq2seq"}
+    assert set(TASKS) == {"causal_lm", "masked_lm", "classify", "seq2seq", "ngram", "sft"}
     for kind, task in TASKS.items():
         assert isinstance(task, Task) and task.kind == kind and get_task(kind) is task
     with pytest.raises(ValueError, match="no runner"):

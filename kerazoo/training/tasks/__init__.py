@@ -8,9 +8,11 @@ prints its result; ``kerazoo.training.lifecycle.run_task`` does the rest.
 from kerazoo.training.tasks.causal_lm import CausalLM
 from kerazoo.training.tasks.classify import Classify
 from kerazoo.training.tasks.masked_lm import MaskedLM
+from kerazoo.training.tasks.ngram import NGramTask
 from kerazoo.training.tasks.seq2seq import Seq2SeqTask
+from kerazoo.training.tasks.sft import SFT
 
-TASKS = {task.kind: task for task in (CausalLM(), MaskedLM(), Classify(), Seq2SeqTask())}
+TASKS = {task.kind: task for task in (CausalLM(), MaskedLM(), Classify(), Seq2SeqTask(), NGramTask(), SFT())}
 
 
 def get_task(kind):

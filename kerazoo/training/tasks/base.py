@@ -94,6 +94,24 @@ class Task:
         return (f"{recipe.arch}, {model.count_params():,} parameters; "
                 f"{t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
 
+    def train(self, model, data, log, fit):
+        """Trains the model: by default ``fit()``, the lifecycle's ``model.fit`` with its callbacks.
+
+        A model that is counted rather than fitted (the n-gram) overrides this.
+
+        Args:
+            model: the built model.
+            data: this task's ``TaskData``.
+            log: where progress lines go.
+            fit: runs the standard ``model.fit``.
+
+        Returns:
+            ``(history, clock, counter)``: the per-check history, an object
+            with ``train_seconds`` and one with ``steps`` (optionally ``seen``,
+            the units trained on when they are not ``steps`` batches).
+        """
+        return fit()
+
     def single_device_copy(self, model, recipe, data):
         """The trained model outside the data-parallel engine.
 

@@ -55,6 +55,8 @@ def prepare(recipe, tokenizer=None, log=print):
     train_docs, val_docs = data_lib.split_corpus(docs, d.val_fraction, d.seed, d.split)
     log(f"data: {d.source}: {len(docs)} documents, "
         f"{metrics_lib.text_bytes(train_docs):,} train / {metrics_lib.text_bytes(val_docs):,} validation bytes")
+    if tokenizer is None and recipe.init_from:  # fine-tuning reads with the pre-trained run's tokenizer
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(recipe.init_from))
     if tokenizer is None and k.path:
         tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
     if tokenizer is None:
@@ -67,6 +69,30 @@ def prepare(recipe, tokenizer=None, log=print):
     log(f"tokens: {len(train_ids):,} train / {len(val_ids):,} validation "
         f"({metrics_lib.text_bytes(train_docs) / max(len(train_ids), 1):.2f} bytes per token)")
     return Prepared(tokenizer, train_docs, val_docs, train_ids, val_ids)
+
+
+def initial_model(recipe, tokenizer):
+    """The model a causal-LM run starts from: built fresh, or ``[model] init_from``'s trained one.
+
+    Args:
+        recipe: the validated recipe.
+        tokenizer: the run's tokenizer (with init_from, the pre-trained run's).
+
+    Returns:
+        An uncompiled model.
+    """
+    if not recipe.init_from:
+        return build(recipe.arch, tokenizer=tokenizer, **recipe.hparams)
+    from kerazoo.training.recipes import check_init_from
+    from kerazoo.training.runs import load_run
+
+    check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
+    model = load_run(recipe.init_from)
+    if int(model.tokenizer.vocabulary_size()) != int(tokenizer.vocabulary_size()):
+        raise ValueError(f"the tokenizer ({tokenizer.vocabulary_size()} tokens) does not match the model of "
+                         f"'model.init_from' {recipe.init_from} ({model.tokenizer.vocabulary_size()}); "
+                         "leave tokenizer.path out (init_from brings its own)")
+    return model
 
 
 def compile_model(model, t):
@@ -188,9 +214,11 @@ class CausalLM(Task):
         return TaskData(prepared.tokenizer, train_ds, val_ds, val_steps, {"store": prepared, "val": val})
 
     def build_model(self, recipe, data):
-        return compile_model(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
+        return compile_model(initial_model(recipe, data.tokenizer), recipe.train)
 
     def single_device_copy(self, model, recipe, data):
+        if recipe.init_from:
+            return super().single_device_copy(model, recipe, data)
         # Rebuilt from the recipe in its dtype policy, as it was built for training.
         with precision.dtype_policy(recipe.train.precision):
             plain = build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams)
