@@ -39,6 +39,7 @@ import keras
 from kerazoo import text as tokenizers_lib
 from kerazoo.training import callbacks as zoo_callbacks
 from kerazoo.training import checkpointing
+from kerazoo.training.closeout import COMMIT_FILE, close_out, committed
 from kerazoo.training import locks
 from kerazoo.training import lora
 from kerazoo.training import precision
@@ -46,9 +47,6 @@ from kerazoo.training import runs
 from kerazoo.training.optim import build_optimizer
 from kerazoo.training.recipes import dump_recipe
 
-# Written last of a run's files: a partial folder holding it has finished
-# training and evaluation, and only the idempotent close-out steps remain.
-COMMIT_FILE = "metrics.json"
 
 
 @dataclasses.dataclass
@@ -274,10 +272,12 @@ def run_task(task, recipe, parallel, runs_dir, resume=False, tokenizer=None, ver
     # The lock file is the first thing written, once the input has proved good.
     os.makedirs(runs_dir, exist_ok=True)
     with locks.holding(lock, what):
-        return _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log)
+        return _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log,
+                           tuned, trainable)
 
 
-def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log):
+def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model, verbose, callbacks, log,
+                tuned, trainable):
     """``run_task`` from the claim on, under the run's lock."""
     t = recipe.train
     saved_tokenizer = os.path.join(work_dir, "tokenizer")
@@ -332,48 +332,6 @@ def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model,
     checkpointing.fault_point("closeout.committed")
     path = close_out(work_dir, runs_dir, recipe.name)
     return RunResult(path, metrics, evaluation.sample)
-
-
-def close_out(work_dir, runs_dir, name):
-    """The steps after the close-out commit: each one atomic, and the whole safe to repeat.
-
-    ``backup/`` is renamed aside first (a kill during a plain ``rmtree``
-    leaves a backup whose metadata names deleted files), then deleted file
-    by file; debris of killed writers is swept; the folder is renamed.
-
-    Args:
-        work_dir: the partial folder, its ``metrics.json`` written.
-        runs_dir: the runs folder.
-        name: the run name.
-
-    Returns:
-        The final folder path.
-    """
-    backup, trash = os.path.join(work_dir, "backup"), runs.trash_dir(work_dir)
-    if os.path.isdir(backup):
-        runs.remove_tree(trash)  # a trash from an earlier close-out killed midway
-        os.rename(backup, trash)
-        checkpointing.fault_point("closeout.backup_trashed")
-    runs.remove_tree(trash, after_each=lambda: checkpointing.fault_point("closeout.deleting"))
-    runs.sweep_temporaries(work_dir)
-    checkpointing.fault_point("closeout.renaming")
-    return runs.finish(work_dir, runs_dir, name)
-
-
-def committed(work_dir):
-    """Whether a partial folder's close-out was committed.
-
-    ``history.json`` too: kerazoo before this order wrote ``metrics.json``
-    before ``history.json`` and the artifacts, so a folder of that version
-    killed between them is resumed the long way (evaluated again).
-
-    Args:
-        work_dir: the partial folder.
-
-    Returns:
-        True when only the steps of ``close_out`` remain.
-    """
-    return all(os.path.isfile(os.path.join(work_dir, f)) for f in (COMMIT_FILE, "history.json"))
 
 
 def _resume_committed(work_dir, runs_dir, name, log):

@@ -25,6 +25,7 @@ import typing
 from kerazoo import data as data_lib
 from kerazoo import text as tokenizers_lib
 from kerazoo.models import get_arch, make_hparams
+from kerazoo.training.recipe_checks import check_distribute, check_init_from, check_task, fail  # noqa: F401
 from kerazoo.training.recipe_schema import (  # noqa: F401  (re-exported: the public recipe API)
     DEFAULT_VOCAB_SIZE,
     NAME_MAX,
@@ -85,10 +86,6 @@ def _parse_section(cls, raw, where, section):
     return cls(**values)
 
 
-def _fail(where, key, message):
-    raise RecipeError(f"{where}: '{key}' {message}")
-
-
 # Integers a recipe may hold: an int32 (graphs and counters count in it), and
 # for a tensor's dimension (context, widths, vocabulary, batch) at most 2**20,
 # far beyond any model kerazoo trains on one machine; larger ones would only
@@ -102,12 +99,12 @@ def _check_integer_ranges(recipe, where):
     for section in SECTIONS:
         for key, value in dataclasses.asdict(getattr(recipe, section)).items():
             if isinstance(value, int) and not isinstance(value, bool) and not -INT32_MAX - 1 <= value <= INT32_MAX:
-                _fail(where, f"{section}.{key}", f"({value:,}) is out of range: at most {INT32_MAX:,}")
+                fail(where, f"{section}.{key}", f"({value:,}) is out of range: at most {INT32_MAX:,}")
     for key in ("seq_len", "batch_size", "sample_tokens"):
         if getattr(recipe.train, key) > MAX_SIZE:
-            _fail(where, f"train.{key}", f"({getattr(recipe.train, key):,}) is too large: sizes are at most {MAX_SIZE:,}")
+            fail(where, f"train.{key}", f"({getattr(recipe.train, key):,}) is too large: sizes are at most {MAX_SIZE:,}")
     if (recipe.tokenizer.vocab_size or 0) > MAX_SIZE:
-        _fail(where, "tokenizer.vocab_size", f"({recipe.tokenizer.vocab_size:,}) is too large: at most {MAX_SIZE:,}")
+        fail(where, "tokenizer.vocab_size", f"({recipe.tokenizer.vocab_size:,}) is too large: at most {MAX_SIZE:,}")
 
 
 def _check_values(recipe, where):
@@ -115,129 +112,51 @@ def _check_values(recipe, where):
     _check_integer_ranges(recipe, where)
     d, t, k = recipe.data, recipe.train, recipe.tokenizer
     if not d.source:
-        _fail(where, "data.source", "must not be empty")
+        fail(where, "data.source", "must not be empty")
     if not 0.0 < d.val_fraction < 1.0:
-        _fail(where, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+        fail(where, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     if d.split not in data_lib.SPLIT_MODES:
-        _fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
+        fail(where, "data.split", f"must be one of {', '.join(data_lib.SPLIT_MODES)}, got '{d.split}'")
     if d.boundary not in data_lib.BOUNDARIES:
-        _fail(where, "data.boundary", f"must be one of {', '.join(data_lib.BOUNDARIES)}, got '{d.boundary}'")
+        fail(where, "data.boundary", f"must be one of {', '.join(data_lib.BOUNDARIES)}, got '{d.boundary}'")
     if k.sample_bytes < 0:
-        _fail(where, "tokenizer.sample_bytes", f"must not be negative, got {k.sample_bytes}")
+        fail(where, "tokenizer.sample_bytes", f"must not be negative, got {k.sample_bytes}")
     if k.kind not in tokenizers_lib.KINDS:
-        _fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
+        fail(where, "tokenizer.kind", f"must be one of {', '.join(tokenizers_lib.KINDS)}, got '{k.kind}'")
     if k.kind == "byte" and k.vocab_size not in (None, tokenizers_lib.BYTE_VOCAB_SIZE):
-        _fail(where, "tokenizer.vocab_size", f"is fixed at {tokenizers_lib.BYTE_VOCAB_SIZE} for the byte tokenizer; leave it out")
+        fail(where, "tokenizer.vocab_size", f"is fixed at {tokenizers_lib.BYTE_VOCAB_SIZE} for the byte tokenizer; leave it out")
     if k.vocab_size is not None and k.vocab_size <= 5:
-        _fail(where, "tokenizer.vocab_size", f"must be larger than the 5 special tokens, got {k.vocab_size}")
+        fail(where, "tokenizer.vocab_size", f"must be larger than the 5 special tokens, got {k.vocab_size}")
     for key in ("seq_len", "batch_size", "steps", "eval_every", "sample_tokens"):
         if getattr(t, key) <= 0:
-            _fail(where, f"train.{key}", f"must be positive, got {getattr(t, key)}")
+            fail(where, f"train.{key}", f"must be positive, got {getattr(t, key)}")
     for key in ("eval_batches", "eval_tokens", "warmup_steps", "early_stopping_patience", "seed"):
         if getattr(t, key) < 0:
-            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+            fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
     for key in ("lora_rank", "lora_alpha"):
         if getattr(t, key) < 0:
-            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+            fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
     if t.lora_rank and not t.lora_targets.strip(" ,"):
-        _fail(where, "train.lora_targets", "must name at least one layer pattern when train.lora_rank is set")
+        fail(where, "train.lora_targets", "must name at least one layer pattern when train.lora_rank is set")
     for key in ("weight_decay", "clipnorm", "sample_temperature"):
         if getattr(t, key) < 0:
-            _fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
+            fail(where, f"train.{key}", f"must not be negative, got {getattr(t, key)}")
     if t.learning_rate <= 0:
-        _fail(where, "train.learning_rate", f"must be positive, got {t.learning_rate}")
+        fail(where, "train.learning_rate", f"must be positive, got {t.learning_rate}")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
-        _fail(where, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
+        fail(where, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
     if t.steps % t.eval_every:
-        _fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
+        fail(where, "train.steps", f"({t.steps}) must be a multiple of train.eval_every ({t.eval_every})")
     if t.warmup_steps >= t.steps:
-        _fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
+        fail(where, "train.warmup_steps", f"({t.warmup_steps}) must be smaller than train.steps ({t.steps})")
     if t.windows not in data_lib.WINDOW_MODES:
-        _fail(where, "train.windows", f"must be one of {', '.join(data_lib.WINDOW_MODES)}, got '{t.windows}'")
+        fail(where, "train.windows", f"must be one of {', '.join(data_lib.WINDOW_MODES)}, got '{t.windows}'")
     if t.precision not in PRECISIONS:
-        _fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
+        fail(where, "train.precision", f"must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
     if isinstance(t.jit_compile, str) and t.jit_compile != "auto":
-        _fail(where, "train.jit_compile", f"must be true, false or \"auto\", got '{t.jit_compile}'")
-    _check_distribute(recipe.distribute, where)
-    _check_task(recipe, where)
-
-
-def _check_task(recipe, where):
-    """Rejects a task the arch cannot train for, and bad task settings."""
-    from kerazoo.models.classifier import POOLINGS
-
-    s = recipe.task
-    if s.kind and s.kind not in TASKS:
-        _fail(where, "task.kind", f"must be one of {', '.join(TASKS)}, got '{s.kind}'")
-    arch = get_arch(recipe.arch)
-    allowed = tasks_of(arch)
-    if recipe.task_kind not in allowed:
-        _fail(where, "task.kind", f"'{recipe.task_kind}' is not a task of arch '{arch.name}'; "
-                                  f"it trains for {', '.join(allowed)}")
-    if s.pooling and s.pooling not in POOLINGS:
-        _fail(where, "task.pooling", f"must be one of {', '.join(POOLINGS)}, got '{s.pooling}'")
-    if s.pooling == "cls" and recipe.arch != "bert":
-        _fail(where, "task.pooling", f"'cls' needs a bert encoder; use 'mean' or 'last' for '{recipe.arch}'")
-    if not 0.0 <= s.classifier_dropout < 1.0:
-        _fail(where, "task.classifier_dropout", f"must be in [0, 1), got {s.classifier_dropout}")
-    if not 0.0 < s.mask_rate < 1.0:
-        _fail(where, "task.mask_rate", f"must be in (0, 1), got {s.mask_rate}")
-    if recipe.train.windows == "random" and recipe.task_kind != "causal_lm":
-        _fail(where, "train.windows", f"'random' is for causal_lm training; task '{recipe.task_kind}' cuts its own examples")
-    if recipe.init_from and recipe.task_kind in ("masked_lm", "ngram"):
-        _fail(where, "model.init_from", f"is for fine-tuning tasks (causal_lm, sft, classify); not for {recipe.task_kind}")
-    if recipe.task_kind == "classify" and not recipe.data.label_column:
-        _fail(where, "data.label_column", "must not be empty for a classify task")
-    if recipe.task_kind == "sft":
-        if "{}" not in s.prompt_format:
-            _fail(where, "task.prompt_format", f"must contain {{}} where the prompt goes, got {s.prompt_format!r}")
-        if recipe.data.source_column == recipe.data.target_column:
-            _fail(where, "data.target_column", "(the response) must differ from data.source_column (the prompt)")
-        context = recipe.model.get("max_length")
-        if context is not None and recipe.train.sample_tokens >= context - 1:
-            _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}, the reply length) must be smaller "
-                                                f"than model.max_length - 1 ({context - 1})")
-    if recipe.task_kind == "seq2seq":
-        d = recipe.data
-        if not d.source_column or not d.target_column:
-            _fail(where, "data.source_column", "and data.target_column must name the source and target columns")
-        if d.source_column == d.target_column:
-            _fail(where, "data.target_column", f"must differ from data.source_column ('{d.source_column}')")
-
-
-def _check_distribute(s, where):
-    """Rejects impossible [distribute] values; device counts are checked at run time."""
-    if s.strategy not in STRATEGIES:
-        _fail(where, "distribute.strategy", f"must be one of {', '.join(STRATEGIES)}, got '{s.strategy}'")
-    if s.devices < 0:
-        _fail(where, "distribute.devices", f"must not be negative, got {s.devices}")
-    if s.devices and s.strategy == "none":
-        _fail(where, "distribute.devices", f"({s.devices}) needs distribute.strategy = \"data_parallel\"")
-
-
-def check_init_from(path, arch, where="<recipe>"):
-    """Checks that ``model.init_from`` names a finished run of ``arch``.
-
-    Args:
-        path: the run folder.
-        arch: the recipe's ``model.arch``.
-        where: the recipe file, for messages.
-
-    Raises:
-        RecipeError: the folder or its model is missing, or it is another arch.
-    """
-    import json
-
-    if not os.path.isdir(path):
-        raise RecipeError(f"{where}: 'model.init_from' run folder {path} does not exist")
-    meta = os.path.join(path, "metrics.json")
-    if not os.path.isfile(os.path.join(path, "model.keras")) or not os.path.isfile(meta):
-        raise RecipeError(f"{where}: 'model.init_from' {path} is not a finished run folder "
-                          "(no model.keras / metrics.json)")
-    with open(meta, encoding="utf-8") as f:
-        found = json.load(f).get("arch")
-    if found != arch:
-        raise RecipeError(f"{where}: 'model.arch' is '{arch}' but the run at {path} is a '{found}'")
+        fail(where, "train.jit_compile", f"must be true, false or \"auto\", got '{t.jit_compile}'")
+    check_distribute(recipe.distribute, where)
+    check_task(recipe, where)
 
 
 def _parse_model(raw, where):
@@ -251,15 +170,15 @@ def _parse_model(raw, where):
     if "init_from" in raw:
         init_from = raw["init_from"]
         if not isinstance(init_from, str) or not init_from:
-            _fail(where, "model.init_from", f"must be a non-empty string (a run folder), got {init_from!r}")
+            fail(where, "model.init_from", f"must be a non-empty string (a run folder), got {init_from!r}")
         extra = sorted(k for k in raw if k not in ("arch", "init_from"))
         if extra:
-            _fail(where, f"model.{extra[0]}", "cannot be set with model.init_from: the hyper-parameters "
+            fail(where, f"model.{extra[0]}", "cannot be set with model.init_from: the hyper-parameters "
                                               "are the pre-trained run's")
         if "arch" not in raw:
             raise RecipeError(f"{where}: missing key 'model.arch' (the arch of the run model.init_from names)")
         if not isinstance(raw["arch"], str):
-            _fail(where, "model.arch", "must be a string")
+            fail(where, "model.arch", "must be a string")
         try:
             get_arch(raw["arch"])
         except ValueError as e:
@@ -272,7 +191,7 @@ def _parse_model(raw, where):
     if "arch" not in raw:
         raise RecipeError(f"{where}: missing key 'model.arch'")
     try:
-        get_arch(raw["arch"]) if isinstance(raw["arch"], str) else _fail(where, "model.arch", "must be a string")
+        get_arch(raw["arch"]) if isinstance(raw["arch"], str) else fail(where, "model.arch", "must be a string")
         config = make_hparams(raw["arch"], **{k: v for k, v in raw.items() if k != "arch"})
     except RecipeError:
         raise
@@ -281,7 +200,7 @@ def _parse_model(raw, where):
     hparams = dataclasses.asdict(config)
     for key, value in hparams.items():
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
-            _fail(where, f"model.{key}", f"({value:,}) is too large: sizes are at most {MAX_SIZE:,}")
+            fail(where, f"model.{key}", f"({value:,}) is too large: sizes are at most {MAX_SIZE:,}")
     return {"arch": raw["arch"], **hparams}
 
 
@@ -356,12 +275,12 @@ def parse_recipe(raw, where="<recipe>"):
     if recipe.task_kind != "causal_lm":
         # seq2seq batches are whole pairs, padded to their longest: no seq_len windows.
         if context is not None and recipe.train.seq_len > context and recipe.task_kind != "seq2seq":
-            _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+            fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
         return recipe
     if context is not None and recipe.train.seq_len > context:
-        _fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
+        fail(where, "train.seq_len", f"({recipe.train.seq_len}) exceeds the model's context model.max_length ({context})")
     if context is not None and recipe.train.sample_tokens >= context:
-        _fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}) must be smaller than model.max_length ({context})")
+        fail(where, "train.sample_tokens", f"({recipe.train.sample_tokens}) must be smaller than model.max_length ({context})")
     return recipe
 
 

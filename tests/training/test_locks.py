@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kerazoo.training import lifecycle, locks, runs
+from kerazoo.training import closeout, lifecycle, locks, runs
 
 LOCKS_FILE = locks.__file__
 HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
@@ -131,7 +131,7 @@ def test_close_out_can_be_repeated_after_a_kill_at_any_step(tmp_path):
     # A kill halfway through deleting the trash: the backup is already renamed, one file is gone.
     os.rename(work / "backup", work / ".backup.trash")
     os.unlink(work / ".backup.trash" / "state-000002.rng.npz")
-    final = lifecycle.close_out(str(work), str(runs_dir), "demo")
+    final = closeout.close_out(str(work), str(runs_dir), "demo")
     assert final == str(runs_dir / "demo") and not work.exists()
     assert sorted(os.listdir(final)) == ["checkpoints", "metrics.json"]
     assert os.listdir(os.path.join(final, "checkpoints")) == []
@@ -187,6 +187,6 @@ def test_a_close_out_is_committed_by_metrics_and_history(tmp_path):
     work = tmp_path / ".demo.partial"
     work.mkdir()
     (work / "metrics.json").write_text("{}")
-    assert not lifecycle.committed(str(work)), "an older kerazoo wrote metrics.json before history.json"
+    assert not closeout.committed(str(work)), "an older kerazoo wrote metrics.json before history.json"
     (work / "history.json").write_text("[]")
-    assert lifecycle.committed(str(work))
+    assert closeout.committed(str(work))
