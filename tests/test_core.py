@@ -104,7 +104,8 @@ def _batch(arch, ids):
     return ids[:, :-1], ids[:, 1:]
 
 
-@pytest.mark.parametrize("arch", list(REGISTRY))
+# Every arch that trains by gradient (the ngram counts; it has no train step).
+@pytest.mark.parametrize("arch", [name for name, a in REGISTRY.items() if a.task != "ngram"])
 def test_each_train_step_uses_only_its_own_gradient(arch):
     """Step two from weights w1 equals one fresh step from w1.
 

@@ -325,12 +325,12 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
     if parent_locked:
-        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
     with locked(os.path.join(base_dir, name), name):
-        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap)
+        return _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap, options)
 
 
-def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap):
+def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap, options):
     """``export`` under the name's lock: here on TensorFlow, else in a TensorFlow child."""
     if keras.backend.backend() != "tensorflow":
         if source is None:
