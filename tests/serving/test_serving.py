@@ -234,9 +234,9 @@ def test_warmup_records_replay(exported):
     # Inputs a record leaves out (stop, num_beams) take the SignatureDef's defaults, as in TF Serving.
     defaults = signature_defaults(path)
     for name, inputs in requests:
+        rows = len(next(iter(inputs.values())))
         inputs = {**defaults[name], **inputs}
         outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
-        rows = len(next(iter(inputs.values())))
         assert all(v.shape[0] == rows for v in outputs.values())
 
 
