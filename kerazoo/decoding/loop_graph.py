@@ -76,7 +76,8 @@ def fit_prompts(ids, new_tokens, context):
         return dense, lengths
     kept = tf.minimum(lengths, context - new_tokens)
     start = lengths - kept
-    kept_at = start[:, None] + tf.range(tf.reduce_max(kept))[None, :]
+    # At least 0: the max of an empty batch is the smallest int.
+    kept_at = start[:, None] + tf.range(tf.maximum(tf.reduce_max(kept), 0))[None, :]
     inside = kept_at < lengths[:, None]
     tokens = tf.gather(dense, tf.minimum(kept_at, tf.shape(dense)[1] - 1), batch_dims=1)
     return tf.where(inside, tokens, PAD_ID), kept
