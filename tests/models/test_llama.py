@@ -173,7 +173,8 @@ def test_export_has_gpt_signatures_and_matches_keras(tmp_path):
     rows = len(prompts)
     out = loaded.signatures["serving_default"](
         prompts=tf.constant(prompts), max_new_tokens=tf.fill([rows], new), temperature=tf.fill([rows], 0.0),
-        top_k=tf.fill([rows], 0), top_p=tf.fill([rows], 1.0), seed=tf.fill([rows], 0))
+        top_k=tf.fill([rows], 0), top_p=tf.fill([rows], 1.0), seed=tf.fill([rows], 0),
+        stop=tf.constant([[""]]), num_beams=tf.constant([1]))  # TF's Python loader fills no defaults
     assert [t.decode("utf-8") for t in out["texts"].numpy()] == kz.generate(model, prompts, max_new_tokens=new)
     scored = loaded.signatures["score"](texts=tf.constant(prompts))
     np.testing.assert_allclose(scored["log_likelihood"].numpy(), [e["log_likelihood"] for e in kz.score(model, prompts)],
