@@ -22,6 +22,7 @@ def test_bench_data_tiny(tmp_path, monkeypatch, capsys):
     row = rows[0]
     assert row["corpus_mb"] == pytest.approx(0.3, abs=0.01)
     assert row["prepare_mb_per_s"] > 0 and row["raw_mb_per_s"] > 0 and row["raw_tokens"] > 10_000
-    assert 50 < row["prepare_peak_rss_mb"] < 4000 and row["raw_peak_rss_mb"] > 5
+    # No upper bound here: inside a pytest worker the peak includes earlier tests; `bench data` reports it.
+    assert row["prepare_peak_rss_mb"] > 50 and row["raw_peak_rss_mb"] > 5
     assert "| corpus MB |" in (tmp_path / "data.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "data.md"]

@@ -169,7 +169,8 @@ def projections(block, x, dtype, rope, weights=None):
         kernel, _, bias = weights
         y = ops.matmul(x, kernel)
         y = y if bias is None else y + bias
-        y = ops.transpose(ops.reshape(y, (x.shape[0], x.shape[1], heads + 2 * kv_heads, block.head_dim)),
+        # ops.shape: the batch is dynamic in an exported graph.
+        y = ops.transpose(ops.reshape(y, (ops.shape(x)[0], x.shape[1], heads + 2 * kv_heads, block.head_dim)),
                           (0, 2, 1, 3))
         query, key, val = y[:, :heads], y[:, heads:heads + kv_heads], y[:, heads + kv_heads:]
     cos, sin = rope
