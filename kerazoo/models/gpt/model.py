@@ -21,6 +21,7 @@ from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.models.gpt import step as gpt_decode
 from kerazoo.models.gpt.block import CausalDecoder
 from kerazoo.models.hparams import field, require_dropout, require_positive
+from kerazoo.models import weights
 from kerazoo.models.functional import FunctionalZooModel
 
 
@@ -225,16 +226,15 @@ class GPT(ChunkedLM, FunctionalZooModel, keras.Model):
 
     def _embed_positions(self, token_ids, index):
         """Token plus position embeddings of ``token_ids`` at positions ``index ...``."""
-        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
-        x = ops.take(embeddings, token_ids, axis=0)
+        x = weights.embed(self.token_embedding, token_ids)
         positions = gpt_decode.weight(self.position_embedding.position_embeddings)
         return x + ops.slice(positions, [index, 0], [token_ids.shape[1], positions.shape[1]])[None]
 
     def _logits(self, x):
         """Final norm and output head: float32 logits of hidden states ``x``."""
         x = gpt_decode.layer_norm(x, self.final_norm)
-        embeddings = gpt_decode.weight(self.token_embedding.embeddings)
-        head = embeddings if self.tie_embeddings else ops.transpose(gpt_decode.weight(self.token_embedding.reverse_embeddings))
+        embeddings = weights.embeddings(self.token_embedding)
+        head = embeddings if self.tie_embeddings else ops.transpose(weights.reverse_embeddings(self.token_embedding))
         logits = gpt_decode.matmul_t(x, head)
         if self.logit_bias:
             logits = logits + ops.cast(gpt_decode.weight(self.head_bias.bias), logits.dtype)

@@ -42,6 +42,7 @@ import math
 
 from keras import ops
 
+from kerazoo.models import weights
 # Re-exported: the attention over a key/value view is shared with llama
 # (kerazoo.models.kv_attention); callers keep reading it here.
 from kerazoo.models.kv_attention import attend, attend_view, causal, matmul, matmul_t, probabilities, write  # noqa: F401
@@ -62,7 +63,7 @@ def dense(x, layer):
     Returns:
         ``(..., out)``.
     """
-    y = ops.matmul(x, weight(layer.kernel))
+    y = ops.matmul(x, weights.kernel(layer))
     return y if layer.bias is None else y + weight(layer.bias)
 
 
@@ -78,7 +79,7 @@ def einsum_dense(x, layer, equation):
     Returns:
         The product plus the layer's bias.
     """
-    y = ops.einsum(equation, x, weight(layer.kernel))
+    y = ops.einsum(equation, x, weights.kernel(layer))
     return y if layer.bias is None else y + weight(layer.bias)
 
 
@@ -129,9 +130,9 @@ def fused_qkv(block):
     """
     attn = block._self_attention_layer
     denses = (attn._query_dense, attn._key_dense, attn._value_dense)
-    head_dim = weight(denses[0].kernel).shape[-1]
+    head_dim = denses[0].kernel.shape[-1]
     scales = (1.0 / math.sqrt(head_dim), 1.0, 1.0)
-    kernels = [ops.reshape(weight(d.kernel), (weight(d.kernel).shape[0], -1)) * s for d, s in zip(denses, scales)]
+    kernels = [ops.reshape(weights.kernel(d), (d.kernel.shape[0], -1)) * s for d, s in zip(denses, scales)]
     biases = [ops.reshape(weight(d.bias), (-1,)) * s for d, s in zip(denses, scales)]
     return ops.concatenate(kernels, axis=1), ops.concatenate(biases, axis=0)
 

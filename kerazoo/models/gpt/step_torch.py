@@ -20,6 +20,8 @@ import keras
 import torch
 import torch.nn.functional as F
 
+from kerazoo.models import weights
+
 
 def _v(variable, dtype=None):
     """A Keras variable's torch tensor, cast to ``dtype`` when given.
@@ -32,6 +34,11 @@ def _v(variable, dtype=None):
         return None
     value = variable.value
     return value if dtype is None else value.to(dtype)
+
+
+def _t(tensor, dtype=None):
+    """A torch tensor (a weight read through ``kerazoo.models.weights``), cast to ``dtype`` when given."""
+    return tensor if dtype is None else tensor.to(dtype)
 
 
 def _activation(block):
@@ -103,19 +110,19 @@ class _Block:
     def __init__(self, block, dtype, rows):
         attn = block._self_attention_layer
         denses = (attn._query_dense, attn._key_dense, attn._value_dense)
-        dim, self.heads, self.head_dim = _v(denses[0].kernel).shape
+        dim, self.heads, self.head_dim = denses[0].kernel.shape
         # One (dim, 3 * heads * head_dim) matmul instead of three.
-        qkv_kernel = torch.cat([_v(d.kernel, dtype).reshape(dim, -1) for d in denses], dim=1)
+        qkv_kernel = torch.cat([_t(weights.kernel(d), dtype).reshape(dim, -1) for d in denses], dim=1)
         qkv_bias = None if denses[0].bias is None else torch.cat([_v(d.bias, dtype).reshape(-1) for d in denses])
         self.qkv = _Linear(qkv_kernel, qkv_bias, rows)
-        self.out = _Linear(_v(attn._output_dense.kernel, dtype).reshape(-1, dim), _v(attn._output_dense.bias, dtype), rows)
+        self.out = _Linear(_t(weights.kernel(attn._output_dense), dtype).reshape(-1, dim), _v(attn._output_dense.bias, dtype), rows)
         # Tensors read once here: a Keras variable's ``.value`` costs a few
         # microseconds of Python per access.
         self.norm1 = _norm(block._self_attention_layer_norm, dtype)
         self.norm2 = _norm(block._feedforward_layer_norm, dtype)
         ff1, ff2 = block._feedforward_intermediate_dense, block._feedforward_output_dense
-        self.ff1 = _Linear(_v(ff1.kernel, dtype), _v(ff1.bias, dtype), rows, _activation(block))
-        self.ff2 = _Linear(_v(ff2.kernel, dtype), _v(ff2.bias, dtype), rows)
+        self.ff1 = _Linear(_t(weights.kernel(ff1), dtype), _v(ff1.bias, dtype), rows, _activation(block))
+        self.ff2 = _Linear(_t(weights.kernel(ff2), dtype), _v(ff2.bias, dtype), rows)
 
     def __call__(self, x, key_cache, value_cache, index):
         """Runs the block on positions ``index ...``; writes their keys/values into the cache."""
@@ -158,11 +165,11 @@ class TorchStep:
     def __init__(self, model, rows=1):
         # The compute dtype: float32, or bfloat16/float16 under a mixed policy.
         dtype = getattr(torch, keras.backend.standardize_dtype(model.compute_dtype))
-        self.embeddings = _v(model.token_embedding.embeddings, dtype)
+        self.embeddings = _t(weights.embeddings(model.token_embedding), dtype)
         self.positions = _v(model.position_embedding.position_embeddings, dtype)
         self.blocks = [_Block(block, dtype, rows) for block in model.transformer_layers]
         self.final_norm = _norm(model.final_norm, dtype)
-        head = self.embeddings if model.tie_embeddings else _v(model.token_embedding.reverse_embeddings, dtype).T
+        head = self.embeddings if model.tie_embeddings else _t(weights.reverse_embeddings(model.token_embedding), dtype).T
         self.head = _Linear(head.T.contiguous(), None, rows)
         self.bias = _v(model.head_bias.bias) if getattr(model, "logit_bias", False) else None
 
@@ -189,8 +196,8 @@ class TorchStep:
 def call_with_cache(model, token_ids, cache, index):
     """``GPT.call_with_cache`` in torch: embeddings, blocks, final norm, head."""
     cache = tuple(torch.as_tensor(c) for c in cache)
-    embeddings = _v(model.token_embedding.embeddings)
-    token_ids = torch.as_tensor(token_ids, device=embeddings.device).long()
+    device = model.position_embedding.position_embeddings.value.device
+    token_ids = torch.as_tensor(token_ids, device=device).long()
     with torch.no_grad():
         # One call: packing weights for it would cost more than it saves.
         logits = TorchStep(model)(token_ids, cache, int(index))

@@ -24,6 +24,7 @@ from kerazoo.decoding.protocol import ChunkedLM
 from kerazoo.models.functional import FunctionalZooModel
 from kerazoo.models.gpt.model import LogitBias
 from kerazoo.models.hparams import field, require_dropout, require_positive
+from kerazoo.models import weights as layer_weights
 from kerazoo.models.kv_attention import matmul, matmul_t, write
 from kerazoo.models.llama import step as llama_step
 from kerazoo.models.llama.block import LlamaBlock
@@ -153,7 +154,7 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
 
     def _step(self, token_ids, cache, index, chunk=None, start=None, weights=None):
         """The step over a view: whole-cache (``chunk`` None) or chunked; ``(logits, new keys and values)``."""
-        x = ops.take(llama_step.value(self.token_embedding.embeddings), token_ids, axis=0)
+        x = layer_weights.embed(self.token_embedding, token_ids)
         rope = llama_step.rope_tables(index + ops.arange(ops.shape(token_ids)[1]), self.head_dim, self.rope_theta)
         written = []
         for i, block in enumerate(self.transformer_layers):
@@ -167,9 +168,9 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
         """Final norm and output head: float32 logits of hidden states ``x``."""
         x = llama_step.rms_norm(x, self.final_norm)
         if self.tie_embeddings:
-            logits = matmul_t(x, llama_step.value(self.token_embedding.embeddings))
+            logits = matmul_t(x, layer_weights.embeddings(self.token_embedding))
         else:
-            logits = matmul(x, llama_step.value(self.token_embedding.reverse_embeddings))
+            logits = matmul(x, layer_weights.reverse_embeddings(self.token_embedding))
         if self.logit_bias:
             logits = logits + ops.cast(llama_step.value(self.head_bias.bias), logits.dtype)
         return ops.cast(logits, "float32")

@@ -30,6 +30,7 @@ import keras
 from keras import ops
 
 from kerazoo.models.kv_attention import attend_view, matmul
+from kerazoo.models import weights as layer_weights
 
 
 def value(tensor):
@@ -106,11 +107,11 @@ def swiglu(block, x, weights=None):
         ``(batch, t, dim)``, before the residual.
     """
     if weights is None:
-        gate, up = (matmul(x, value(d.kernel)) for d in (block.gate_dense, block.up_dense))
+        gate, up = (matmul(x, layer_weights.kernel(d)) for d in (block.gate_dense, block.up_dense))
     else:
         both = matmul(x, weights[1])
         gate, up = both[..., :block.intermediate_dim], both[..., block.intermediate_dim:]
-    return matmul(ops.silu(gate) * up, value(block.down_dense.kernel))
+    return matmul(ops.silu(gate) * up, layer_weights.kernel(block.down_dense))
 
 
 def decode_weights(block):
@@ -131,11 +132,11 @@ def decode_weights(block):
     denses = (block.query_dense, block.key_dense, block.value_dense)
     scales = (1.0 / math.sqrt(block.head_dim), 1.0, 1.0)
     kernel = ops.concatenate(
-        [ops.reshape(value(d.kernel), (block.hidden_dim, -1)) * s for d, s in zip(denses, scales)], axis=1)
+        [ops.reshape(layer_weights.kernel(d), (block.hidden_dim, -1)) * s for d, s in zip(denses, scales)], axis=1)
     bias = None
     if block.qkv_bias:
         bias = ops.concatenate([ops.reshape(value(d.bias), (-1,)) * s for d, s in zip(denses, scales)], axis=0)
-    gate_up = ops.concatenate([value(block.gate_dense.kernel), value(block.up_dense.kernel)], axis=1)
+    gate_up = ops.concatenate([layer_weights.kernel(block.gate_dense), layer_weights.kernel(block.up_dense)], axis=1)
     return kernel, gate_up, bias
 
 
@@ -158,7 +159,7 @@ def projections(block, x, dtype, rope, weights=None):
     heads, kv_heads = block.num_heads, block.num_kv_heads
     if weights is None:
         query, key, val = (
-            ops.einsum("btd,dhk->bhtk", x, value(d.kernel)) for d in (block.query_dense, block.key_dense,
+            ops.einsum("btd,dhk->bhtk", x, layer_weights.kernel(d)) for d in (block.query_dense, block.key_dense,
                                                                       block.value_dense))
         if block.qkv_bias:
             query, key, val = (
@@ -211,5 +212,5 @@ def block_step(block, x, cache, index, rope, chunk=None, start=None, weights=Non
     out, chunk = attend_view(query, key, val, cache, index, chunk, start, groups)
     if groups > 1:
         out = ops.reshape(out, (-1, block.num_heads, ops.shape(out)[2] // groups, block.head_dim))
-    x = x + ops.einsum("bhtk,hkd->btd", out, value(block.output_dense.kernel))
+    x = x + ops.einsum("bhtk,hkd->btd", out, layer_weights.kernel(block.output_dense))
     return x + swiglu(block, rms_norm(x, block.mlp_norm), weights), chunk
