@@ -36,6 +36,7 @@ if not quiet.cli_help_only():
     from kerazoo.inference.translate import translate
     from kerazoo.interop import hf
     from kerazoo.models import build
+    from kerazoo.models.quantize import quantize
     from kerazoo.serving import export
     from kerazoo.text import load_tokenizer, save_tokenizer, train_tokenizer
     from kerazoo.training.recipes import load_recipe
@@ -65,6 +66,7 @@ __all__ = [
     "metrics",
     "models",
     "pairs",
+    "quantize",
     "run_recipe",
     "sampling",
     "save_tokenizer",

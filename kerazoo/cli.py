@@ -90,6 +90,8 @@ def _parser():
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable); output ends before it")
     p.add_argument("--seed", type=int, default=None, help="sampler seed, for reproducible samples")
     p.add_argument("--no-stream", action="store_true", help="print the whole continuation at the end")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="decode with int8 weights (gpt, llama; Keras' weight-only model.quantize)")
 
     p = sub.add_parser("chat", help="talk with an instruction-tuned (sft) model: one line a turn, replies streamed")
     p.add_argument("run", help="an sft run folder or .keras file")
@@ -106,6 +108,8 @@ def _parser():
     p.add_argument("--max-new-tokens", type=int, default=64, help="new tokens of the 'greedy' signature (default 64)")
     p.add_argument("--max-new-tokens-cap", type=int, default=None,
                    help="most new tokens a request may ask for (default: context - 1; 1024 for RNNs)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="export int8 weights (gpt, llama; Keras' weight-only model.quantize)")
     p.add_argument("--serving-default", choices=["portable", "xla"], default="portable",
                    help="which decoding signature is serving_default: portable (default; any TF Serving) or xla "
                         "(generate_xla; needs --xla_cpu_compilation_enabled / --xla_gpu_compilation_enabled)")

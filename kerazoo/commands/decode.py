@@ -60,6 +60,10 @@ def cmd_generate(args):
     if not callable(getattr(model, "init_cache", None)):
         raise ValueError(f"{args.run} holds a {type(model).__name__}, which does not generate text "
                          "(use 'kerazoo classify' for classifiers, 'kerazoo translate' for seq2seq)")
+    if args.quantize:
+        from kerazoo.models.quantize import quantize
+
+        quantize(model, args.quantize)
     kwargs = _sampling_kwargs(args)
     kwargs["num_beams"] = args.num_beams
     if args.prompts_file:

@@ -19,7 +19,7 @@ def cmd_export(args):
 
     path = export(args.run, name=args.name, base_dir=args.base_dir, max_new_tokens=args.max_new_tokens,
                   max_new_tokens_cap=args.max_new_tokens_cap, serving_default=args.serving_default,
-                  warmup_xla=args.warmup_xla)
+                  warmup_xla=args.warmup_xla, quantize=args.quantize)
     print(f"exported: {path}")
     print(f"inspect:  saved_model_cli show --dir {path} --all")
     return 0

@@ -37,6 +37,9 @@ import time
 
 import keras
 
+from kerazoo.models.quantize import MODES as QUANTIZE_MODES
+from kerazoo.models.quantize import quantize as quantize_model
+from kerazoo.models.weights import is_quantized
 from kerazoo.training import locks
 from kerazoo.serving import signatures, warmup
 from kerazoo.training.checkpointing import fault_point
@@ -214,8 +217,11 @@ def _replay(path, requests):
         loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
 
 
-def _export_here(model, name, base_dir, default_new_tokens, cap, source, serving_default="portable", warmup_xla=None):
+def _export_here(model, name, base_dir, default_new_tokens, cap, source, serving_default="portable", warmup_xla=None,
+                 quantize=None):
     """Exports a model on the TensorFlow backend (see ``export``)."""
+    if quantize is not None:
+        model = quantize_model(model, quantize)
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("the model carries no tokenizer; a served model needs one to take text")
@@ -228,7 +234,8 @@ def _export_here(model, name, base_dir, default_new_tokens, cap, source, serving
         requests = warmup.REQUESTS[kind](xla=warm_xla, default_is_xla=serving_default == "xla")
         warmup.write(staged, name, requests)
         _write_metadata(staged, model, kind, names, default_new_tokens, cap, source,
-                        {"serving_default": serving_default, "xla_signatures": xla, "warmup_xla": warm_xla})
+                        {"serving_default": serving_default, "xla_signatures": xla, "warmup_xla": warm_xla,
+                         "quantize": quantize or (is_quantized(model) and "int8") or None})
         # The export checks every signature, XLA ones too, whatever the records hold.
         checks = requests if warm_xla or not xla else requests + warmup.REQUESTS[kind](xla=True, only_xla=True)
         _replay(staged, checks)
@@ -285,7 +292,7 @@ def _export_in_subprocess(source, name, base_dir, default_new_tokens, cap, optio
 
 
 def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signatures.DEFAULTS["max_new_tokens"],
-           max_new_tokens_cap=None, serving_default="portable", warmup_xla=None, parent_locked=False):
+           max_new_tokens_cap=None, serving_default="portable", warmup_xla=None, quantize=None, parent_locked=False):
     """Exports a model as a TF Serving SavedModel, text in, text out.
 
     Args:
@@ -303,6 +310,9 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
         warmup_xla: whether the warm-up records call ``generate_xla`` (a
             server without the XLA flag then fails to load the version);
             default: only when ``serving_default`` is ``"xla"``.
+        quantize: ``"int8"`` exports int8 weights (Keras' weight-only
+            ``model.quantize``, see ``kerazoo.models.quantize``) of a float
+            ``gpt`` or ``llama``; None exports the weights as they are.
         parent_locked: the parent process holds the name's lock (the
             TensorFlow child of a JAX / PyTorch export).
 
@@ -321,7 +331,9 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
             raise ValueError(f"{key} must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT:,}, got {value!r}")
     if serving_default not in ("portable", "xla"):
         raise ValueError(f"serving_default must be 'portable' or 'xla', got {serving_default!r}")
-    options = {"serving_default": serving_default, "warmup_xla": warmup_xla}
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantization mode {quantize!r}; choose one of: {', '.join(QUANTIZE_MODES)}")
+    options = {"serving_default": serving_default, "warmup_xla": warmup_xla, "quantize": quantize}
     source = str(model) if isinstance(model, (str, os.PathLike)) else None
     name = check_name(name if name is not None else _default_name(model, source))
     if parent_locked:
@@ -333,6 +345,11 @@ def export(model, name=None, base_dir=DEFAULT_BASE_DIR, max_new_tokens=signature
 def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens_cap, options):
     """``export`` under the name's lock: here on TensorFlow, else in a TensorFlow child."""
     if keras.backend.backend() != "tensorflow":
+        if source is None and is_quantized(model):
+            # The TensorFlow child reloads a saved copy, and a quantized model
+            # does not reload (see kerazoo.models.quantize): quantize there.
+            raise ValueError("export the float model with quantize='int8' (the export quantizes it); "
+                             "a model quantized in a JAX or PyTorch process cannot be handed to the TensorFlow export")
         if source is None:
             with tempfile.TemporaryDirectory() as tmp:
                 file = os.path.join(tmp, "model.keras")
@@ -343,6 +360,14 @@ def _export_locked(model, source, name, base_dir, max_new_tokens, max_new_tokens
         from kerazoo.training.runner import load_run
 
         model = load_run(source)
+    elif options.get("quantize") is not None:
+        # Quantize a copy: the caller's model keeps its float weights.
+        with tempfile.TemporaryDirectory() as tmp:
+            file = os.path.join(tmp, "model.keras")
+            model.save(file)
+            from kerazoo.training.runner import load_run
+
+            model = load_run(file)
     return _export_here(model, name, base_dir, max_new_tokens, max_new_tokens_cap, source, **options)
 
 
@@ -352,7 +377,7 @@ def _main(argv):
     try:
         path = export(args["source"], args["name"], args["base_dir"], args["max_new_tokens"],
                       args["max_new_tokens_cap"], args.get("serving_default", "portable"),
-                      args.get("warmup_xla"), parent_locked=args.get("parent_locked", False))
+                      args.get("warmup_xla"), args.get("quantize"), parent_locked=args.get("parent_locked", False))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
