@@ -134,11 +134,12 @@ def _parser():
     p.add_argument("--out", help="also write the report (with every RSS sample) to this JSON file")
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["train", "generate", "serve", "data", "all"],
+    p.add_argument("suite", choices=["train", "generate", "serve", "data", "quantize", "all"],
                    help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
                         "generate: cached decoding vs keras_hub GPT2CausalLM / LlamaCausalLM.generate; "
                         "serve: the exported SavedModel vs in-process generation; all: the three in turn; "
-                        "data: prepare MB/s and peak RSS vs the raw tokenizer library")
+                        "data: prepare MB/s and peak RSS vs the raw tokenizer library; "
+                        "quantize: int8 vs float32 decoding (and bits per byte with --run)")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=None,
@@ -147,6 +148,7 @@ def _parser():
     p.add_argument("--models", default="gpt,llama,lstm", help="generate: which decoders to time (default: gpt,llama,lstm)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
     p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
+    p.add_argument("--run", help="quantize: also score this trained run's validation split, float32 and int8")
     p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")

@@ -83,7 +83,16 @@ def _bench_data(args, backends):
     bench_data(args, backends)
 
 
-BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve, "data": _bench_data}
+def _bench_quantize(args, backends):
+    from kerazoo.lab import quantize_suite
+
+    quality = quantize_suite.quality(args.run) if args.run else None
+    rows = quantize_suite.run_all(backends, args.repeats or 2)
+    _write_bench(args.out, "quantize", rows + ([quality] if quality else []), quantize_suite.markdown(rows, quality))
+
+
+BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve, "data": _bench_data,
+                "quantize": _bench_quantize}
 
 
 def cmd_curves(args):

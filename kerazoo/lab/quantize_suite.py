@@ -1,0 +1,156 @@
+"""The ``quantize`` suite: int8 weights against float32, in decoding speed and in bits per byte.
+
+Speed: the ``generate`` suite's gpt and llama (vocab 1000, 4 layers, 4
+heads, 256 dim, 512 context, random weights), decoded greedily in process
+from a one-token prompt, float32 and then the same model after
+``kerazoo.quantize`` (Keras' weight-only int8), timed after a warm-up call
+that compiles each, at each batch size. Only the current Keras backend is
+measured; ``run_all`` runs one process per backend.
+
+Quality (``--run``): a trained run's validation split (the recipe's own
+source, fraction, seed and split mode), scored document by document with
+``kerazoo.score``, before and after quantizing: bits per byte of each and
+the relative change. Documents are read up to ``max_docs`` so that a
+large corpus's check stays short; the count is reported.
+"""
+
+import time
+
+from kerazoo.lab.generate_suite import CONFIG
+
+BATCHES = (1, 16)
+NEW_TOKENS = 128
+ARCHS = ("gpt", "llama")
+
+
+def _decoder(arch, int8):
+    """A kerazoo ``gpt``/``llama`` of the generate suite's size and a function decoding ``new`` tokens."""
+    import keras
+
+    from kerazoo.decoding import loop as decoding
+    from kerazoo.decoding.sampling import SamplerSpec
+    from kerazoo.models import build
+    from kerazoo.models.llama.model import default_intermediate_dim
+    from kerazoo.models.quantize import quantize
+
+    keras.utils.set_random_seed(0)
+    config = CONFIG if arch == "gpt" else dict(
+        CONFIG, num_kv_heads=CONFIG["num_heads"] // 2, intermediate_dim=default_intermediate_dim(CONFIG["hidden_dim"]))
+    model = build(arch, dropout=0.0, **config)
+    if int8:
+        quantize(model)
+
+    def run(batch, new):
+        state = decoding.DecodeState(model, [[5]] * batch, new, SamplerSpec("greedy"), stop_at_eos=False)
+        state.advance()
+
+    run.weight_bytes = sum(v.numpy().nbytes if hasattr(v, "numpy") else 0 for v in model.weights)
+    return run
+
+
+def _best(run, batch, new, repeats):
+    """Best wall time of ``repeats`` calls after one warm-up (compile) call."""
+    run(batch, new)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(batch, new)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, archs=ARCHS):
+    """Times float32 and int8 decoding on the current backend.
+
+    Args:
+        repeats: timed calls per setting (the best is kept).
+        batches: batch sizes.
+        new_tokens: tokens decoded per call.
+        archs: which of ``ARCHS`` to time.
+
+    Returns:
+        One dict per (arch, batch): tokens/s of each and int8's speed-up.
+    """
+    import keras
+
+    rows = []
+    for arch in archs:
+        runs = {"float32": _decoder(arch, False), "int8": _decoder(arch, True)}
+        for batch in batches:
+            seconds = {k: _best(run, batch, new_tokens, repeats) for k, run in runs.items()}
+            rows.append({
+                "backend": keras.backend.backend(), "model": arch, "batch": batch, "new_tokens": new_tokens,
+                "float32_tokens_per_s": batch * new_tokens / seconds["float32"],
+                "int8_tokens_per_s": batch * new_tokens / seconds["int8"],
+                "speedup": seconds["float32"] / seconds["int8"],
+                "float32_weight_mb": runs["float32"].weight_bytes / 1e6,
+                "int8_weight_mb": runs["int8"].weight_bytes / 1e6,
+            })
+    return rows
+
+
+def quality(run_dir, max_docs=2000):
+    """Validation bits per byte of a trained run, float32 and int8.
+
+    Args:
+        run_dir: a causal-LM run folder (gpt or llama).
+        max_docs: validation documents scored at most.
+
+    Returns:
+        A dict: documents, bytes, both bits-per-byte figures and the
+        relative change.
+    """
+    import math
+    import os
+
+    from kerazoo.data import read_corpus, split_corpus
+    from kerazoo.inference.metrics import score
+    from kerazoo.models.quantize import quantize
+    from kerazoo.training.recipes import load_recipe
+    from kerazoo.training.runs import load_run
+
+    recipe = load_recipe(os.path.join(run_dir, "recipe.toml"))
+    d = recipe.data
+    _, docs = split_corpus(read_corpus(d.source, d.column, d.boundary), d.val_fraction, d.seed, d.split)
+    docs = [doc for doc in docs if doc][:max_docs]
+    model = load_run(run_dir)
+    n_bytes = sum(len(doc.encode("utf-8")) for doc in docs)
+
+    def bpb():
+        nats = -sum(r["log_likelihood"] for r in score(model, docs))
+        return nats / math.log(2) / n_bytes
+
+    before = bpb()
+    quantize(model)
+    after = bpb()
+    return {"run": run_dir, "documents": len(docs), "bytes": n_bytes, "float32_bits_per_byte": before,
+            "int8_bits_per_byte": after, "relative_change": after / before - 1}
+
+
+def run_all(backends, repeats=2):
+    """Runs the speed part in one subprocess per backend and gathers the results."""
+    from kerazoo.lab import per_backend
+
+    return per_backend.run("kerazoo.lab.quantize_suite", "run_current_backend", {"repeats": repeats},
+                           backends, "quantize")
+
+
+def markdown(rows, quality_row=None):
+    """The results as Markdown: the speed table, then the quality line when measured."""
+    lines = [
+        "| model | backend | batch | new tokens | float32 tokens/s | int8 tokens/s | int8 speed-up "
+        "| weights float32 → int8 (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['batch']} | {r['new_tokens']} | {r['float32_tokens_per_s']:,.0f} "
+            f"| {r['int8_tokens_per_s']:,.0f} | {r['speedup']:.2f}x "
+            f"| {r['float32_weight_mb']:.1f} → {r['int8_weight_mb']:.1f} |"
+        )
+    if quality_row:
+        q = quality_row
+        lines += ["", f"Validation bits per byte of `{q['run']}` ({q['documents']:,} documents, {q['bytes']:,} bytes): "
+                      f"float32 {q['float32_bits_per_byte']:.4f}, int8 {q['int8_bits_per_byte']:.4f} "
+                      f"({100 * q['relative_change']:+.2f}%)."]
+    return "\n".join(lines) + "\n"
