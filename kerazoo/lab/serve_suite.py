@@ -13,6 +13,9 @@ and sends the same requests, text in and text out, to
   ``--xla_cpu_compilation_enabled=true``;
 - ``kerazoo.inference.generate`` on the Keras model: the in-process loop,
   compiled with XLA, tokenizing and detokenizing in Python.
+- the same two signatures of a second export with ``quantize="int8"``
+  (Keras' weight-only int8), whose greedy text is checked against
+  in-process decoding of an int8 copy of the model.
 
 All decode greedily, so they produce the same tokens (checked). The first
 request of each signature after loading (TF Serving's warm-up pays it) is
@@ -107,10 +110,12 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
         started = time.perf_counter()
         path = export(model, name="bench", base_dir=base)
         export_seconds = time.perf_counter() - started
-        loaded = tf.saved_model.load(path)
+        int8_path = export(model, name="bench_int8", base_dir=base, quantize="int8")
+        int8_model = _quantized_copy(model, base)
+        loaded = {"float32": tf.saved_model.load(path), "int8": tf.saved_model.load(int8_path)}
 
-        def call_saved(name):
-            served = loaded.signatures[name]
+        def call_saved(name, weights="float32"):
+            served = loaded[weights].signatures[name]
 
             def call(prompts):
                 rows = len(prompts)
@@ -124,7 +129,8 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
 
             return call
 
-        paths = {"portable": call_saved("generate"), "xla": call_saved("generate_xla")}
+        paths = {"portable": call_saved("generate"), "xla": call_saved("generate_xla"),
+                 "portable_int8": call_saved("generate", "int8"), "xla_int8": call_saved("generate_xla", "int8")}
         rows = []
         for batch in batches:
             prompts = _prompts(batch)
@@ -134,7 +140,9 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
                 texts, counts = call(prompts)
                 first_ms[key] = 1000 * (time.perf_counter() - started)
             expected = generate(model, prompts, max_new_tokens=new_tokens)
-            same = all(call(prompts)[0] == expected for call in paths.values())
+            expected_int8 = generate(int8_model, prompts, max_new_tokens=new_tokens)
+            same = all(call(prompts)[0] == (expected_int8 if key.endswith("int8") else expected)
+                       for key, call in paths.items())
             in_process = lambda p: generate(model, p, max_new_tokens=new_tokens)  # noqa: E731
             timed = _latencies([*paths.values(), in_process], prompts, requests[batch])
             summaries = dict(zip([*paths, "in_process"], map(_summary, timed)))
@@ -148,6 +156,18 @@ def run_current_backend(batches=BATCHES, new_tokens=NEW_TOKENS, requests=None):
     return rows
 
 
+def _quantized_copy(model, folder):
+    """An int8 copy of ``model`` (reloaded from a saved copy, then quantized): in-process int8."""
+    import os
+
+    from kerazoo.models.quantize import quantize
+    from kerazoo.training.runs import load_run
+
+    file = os.path.join(folder, "float.keras")
+    model.save(file)
+    return quantize(load_run(file))
+
+
 def run(requests=None):
     """Runs the suite in a TensorFlow-backend subprocess (exports need TF)."""
     from kerazoo.lab import per_backend
@@ -159,6 +179,8 @@ def markdown(rows):
     """The results as a Markdown table."""
     labels = (("portable", "SavedModel `generate` (portable, no XLA)"),
               ("xla", "SavedModel `generate_xla` (XLA)"),
+              ("portable_int8", "int8 SavedModel `generate` (portable)"),
+              ("xla_int8", "int8 SavedModel `generate_xla` (XLA)"),
               ("in_process", "in-process kerazoo.inference.generate"))
     lines = [
         "| batch | path | requests/s | p50 latency (ms) | p99 latency (ms) | new tokens/s | p50 ÷ in-process |",
@@ -177,7 +199,8 @@ def markdown(rows):
         first = ", ".join(f"{k} {v:,.0f} ms" for k, v in r["first_request_ms"].items())
         lines.append(
             f"- batch {r['batch']}: {r['requests']} timed requests of {r['new_tokens']} new tokens per prompt; "
-            f"same text on every path: {'yes' if r['same_text'] else 'NO'}; first request after loading "
+            f"same text on every path (int8 ones: as in-process int8): {'yes' if r['same_text'] else 'NO'}; "
+            f"first request after loading "
             f"(what warm-up pays; XLA compiles there): {first}"
         )
     lines.append(f"- export time: {rows[0]['export_seconds']:.1f} s")

@@ -135,3 +135,21 @@ def test_generate_suite_rows_with_the_matmul_floor(monkeypatch):
 def test_bad_bench_arguments_are_user_errors(argv, message, capsys):
     assert cli.main(argv) == cli.USER_ERROR
     assert message in capsys.readouterr().err
+
+
+def test_quantize_suite_rows_and_a_runs_bits_per_byte(monkeypatch, tiny_recipe, tmp_path):
+    import kerazoo as kz
+    from kerazoo.lab import quantize_suite
+
+    monkeypatch.setattr(quantize_suite, "CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=64))
+    rows = quantize_suite.run_current_backend(repeats=1, batches=(1,), new_tokens=8)
+    assert [(r["model"], r["batch"]) for r in rows] == [("gpt", 1), ("llama", 1)]
+    for r in rows:
+        assert r["int8_tokens_per_s"] > 0 and r["float32_tokens_per_s"] > 0
+        assert r["int8_weight_mb"] < 0.6 * r["float32_weight_mb"]
+    result = kz.run_recipe(kz.load_recipe(tiny_recipe("gpt", "byte")), str(tmp_path / "runs"), verbose=0)
+    quality = quantize_suite.quality(result.path)
+    assert quality["documents"] > 0 and quality["bytes"] > 0
+    assert abs(quality["relative_change"]) < 0.05
+    table = quantize_suite.markdown(rows, quality)
+    assert "| gpt |" in table and "int8" in table and f"{quality['documents']:,} documents" in table
