@@ -21,6 +21,7 @@ from kerazoo.lab.generate_suite import CONFIG
 BATCHES = (1, 16)
 NEW_TOKENS = 128
 ARCHS = ("gpt", "llama")
+FLOORS = ("float32", "int8_widened", "int8_products")
 
 
 def _decoder(arch, int8):
@@ -44,7 +45,87 @@ def _decoder(arch, int8):
         state = decoding.DecodeState(model, [[5]] * batch, new, SamplerSpec("greedy"), stop_at_eos=False)
         state.advance()
 
+    run.model = model
     run.weight_bytes = sum(v.numpy().nbytes if hasattr(v, "numpy") else 0 for v in model.weights)
+    return run
+
+
+def _floor(model, kind):
+    """The fastest a decoder of ``model`` could go with one kind of product: its matmuls alone.
+
+    As the generate suite's floor: a compiled loop doing per new token only
+    the step's matrix products on the model's own weights (query, key,
+    value, attention output, the MLP, the output head) and feeding the
+    argmax back in. ``kind``:
+
+    - ``"float32"``: float weights (the float model);
+    - ``"int8_widened"``: int8 weights widened to float in the loop (what
+      the decoding step does, through ``kerazoo.models.weights``);
+    - ``"int8_products"``: int8 weights multiplied as int8 (activations
+      rounded to int8 per row, int32 sums): the best an int8 product of
+      this backend's compiler can do.
+
+    Under XLA (TensorFlow, JAX) only: an eager loop would time dispatch.
+
+    Returns:
+        ``run(batch, new)``, or None on PyTorch.
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from kerazoo.decoding.compiler import compile_fn
+    from kerazoo.models import weights
+
+    if keras.backend.backend() == "torch":
+        return None
+
+    def products(block):
+        attn = block._self_attention_layer
+        denses = [attn._query_dense, attn._key_dense, attn._value_dense]
+        dims = [(d, model.hidden_dim) for d in denses] + [(attn._output_dense, model.hidden_dim)]
+        dims += [(block._feedforward_intermediate_dense, model.hidden_dim),
+                 (block._feedforward_output_dense, model.intermediate_dim)]
+        if kind == "int8_products":
+            parts = [weights.int8_columns(layer, n) for layer, n in dims]
+            qkv = (ops.concatenate([p[0] for p in parts[:3]], axis=1), ops.concatenate([p[1] for p in parts[:3]]))
+        else:
+            parts = [ops.reshape(weights.kernel(layer), (n, -1)) for layer, n in dims]
+            qkv = ops.concatenate(parts[:3], axis=1)
+        # One fused query/key/value product, as the decoding step runs it.
+        return [qkv] + parts[3:]
+
+    def product(x, w):
+        if not isinstance(w, tuple):
+            return ops.matmul(x, w)
+        columns, scales = w
+        x_scale = 127.0 / ops.maximum(ops.max(ops.abs(x), axis=-1, keepdims=True), 1e-6)
+        y = ops.matmul(ops.cast(ops.round(x * x_scale), "int8"), columns)  # int32 sums
+        return ops.cast(y, "float32") / (x_scale * scales)
+
+    def loop(x, steps):
+        blocks = [products(block) for block in model.transformer_layers]
+        head = (weights.int8_head(model.token_embedding) if kind == "int8_products"
+                else ops.transpose(weights.embeddings(model.token_embedding)))
+
+        def body(i, x):
+            for qkv, o, inner, outer in blocks:
+                x = x + product(product(x, qkv)[:, :model.hidden_dim], o)
+                x = x + product(product(x, inner), outer)
+            # The chosen ids feed the next step, so no step can be hoisted.
+            ids = ops.argmax(product(x, head), axis=-1)
+            return x + ops.cast(ids[:, None], x.dtype) * 1e-9
+
+        return ops.fori_loop(0, steps, body, x)
+
+    compiled = {}
+
+    def run(batch, new):
+        if batch not in compiled:
+            compiled[batch] = compile_fn(model, loop, batch)
+        x = ops.ones((batch, model.hidden_dim)) * 0.01
+        ops.convert_to_numpy(compiled[batch](x, ops.convert_to_tensor(np.int32(new))))
+
     return run
 
 
@@ -76,8 +157,13 @@ def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, archs
     rows = []
     for arch in archs:
         runs = {"float32": _decoder(arch, False), "int8": _decoder(arch, True)}
+        floors = {}
+        if arch == "gpt" and keras.backend.backend() != "torch":
+            floors = {kind: _floor(runs["int8" if kind.startswith("int8") else "float32"].model, kind)
+                      for kind in FLOORS}
         for batch in batches:
             seconds = {k: _best(run, batch, new_tokens, repeats) for k, run in runs.items()}
+            floor = {k: batch * new_tokens / _best(run, batch, new_tokens, repeats) for k, run in floors.items()}
             rows.append({
                 "backend": keras.backend.backend(), "model": arch, "batch": batch, "new_tokens": new_tokens,
                 "float32_tokens_per_s": batch * new_tokens / seconds["float32"],
@@ -85,6 +171,7 @@ def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, archs
                 "speedup": seconds["float32"] / seconds["int8"],
                 "float32_weight_mb": runs["float32"].weight_bytes / 1e6,
                 "int8_weight_mb": runs["int8"].weight_bytes / 1e6,
+                "floor_tokens_per_s": floor,
             })
     return rows
 
@@ -148,6 +235,18 @@ def markdown(rows, quality_row=None):
             f"| {r['int8_tokens_per_s']:,.0f} | {r['speedup']:.2f}x "
             f"| {r['float32_weight_mb']:.1f} → {r['int8_weight_mb']:.1f} |"
         )
+    floored = [r for r in rows if r.get("floor_tokens_per_s")]
+    if floored:
+        lines += ["", "Matmul floors of the gpt (tokens/s of a compiled loop doing only the step's products; "
+                      "int8 widened: int8 weights widened to float per step, as the decoding step does; "
+                      "int8 products: int8 × int8 products with int32 sums):", "",
+                  "| backend | batch | float32 | int8 widened | int8 products | best int8 ÷ float32 |",
+                  "|---|---|---|---|---|---|"]
+        for r in floored:
+            f = r["floor_tokens_per_s"]
+            best = max(f["int8_widened"], f["int8_products"]) / f["float32"]
+            lines.append(f"| {r['backend']} | {r['batch']} | {f['float32']:,.0f} | {f['int8_widened']:,.0f} "
+                         f"| {f['int8_products']:,.0f} | {best:.2f}x |")
     if quality_row:
         q = quality_row
         lines += ["", f"Validation bits per byte of `{q['run']}` ({q['documents']:,} documents, {q['bytes']:,} bytes): "

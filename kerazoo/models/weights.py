@@ -90,3 +90,37 @@ def embed(layer, token_ids):
         return ops.take(layer.embeddings.value, token_ids, axis=0)
     rows = ops.cast(ops.take(layer._embeddings.value, token_ids, axis=0), layer.compute_dtype)
     return ops.divide(rows, ops.expand_dims(ops.take(layer.embeddings_scale.value, token_ids, axis=0), -1))
+
+
+def int8_columns(layer, in_dim):
+    """An int8 ``Dense``/``EinsumDense`` kernel as ``(in_dim, out)`` int8 columns and a scale per column.
+
+    For products that run on the int8 values themselves (the ``quantize``
+    bench's int8 floor) rather than on widened float weights.
+
+    Args:
+        layer: a built int8 ``Dense`` / ``EinsumDense``.
+        in_dim: the product of the kernel's input axes.
+
+    Returns:
+        ``(int8 columns, scales)``: the float weight is ``columns / scales``.
+    """
+    kernel, scale = layer._kernel.value, layer.kernel_scale.value
+    if hasattr(layer, "_adjust_scale_for_dequant"):
+        scale = layer._adjust_scale_for_dequant(scale)
+    scale = ops.broadcast_to(scale, ops.shape(kernel))
+    return ops.reshape(kernel, (in_dim, -1)), ops.reshape(scale, (in_dim, -1))[0]
+
+
+def int8_head(layer):
+    """An int8 ``ReversibleEmbedding``'s output head as ``(dim, vocab)`` int8 columns and their scales.
+
+    Args:
+        layer: a built int8 ``ReversibleEmbedding`` (tied or not).
+
+    Returns:
+        ``(int8 columns, scales)``.
+    """
+    if layer.tie_weights:
+        return ops.transpose(layer._embeddings.value), layer.embeddings_scale.value
+    return layer.reverse_embeddings.value, layer.reverse_embeddings_scale.value
