@@ -203,9 +203,10 @@ def generate(
         state = decoding.DecodeState(model, ids, max_new_tokens, spec, seed)
         while not state.finished:
             # With stop strings, check between chunks so decoding ends soon
-            # after every row has produced one.
+            # after every row has produced one. A row with no new ids yet (a
+            # recurrent model still reading a long prompt) has not stopped.
             state.advance(steps=4 * STREAM_CHUNK if stop else None)
-            if stop and all(cut_at_stop(decode_text(tokenizer, r), stop)[1] for r in state.new_ids() if r):
+            if stop and all(r and cut_at_stop(decode_text(tokenizer, r), stop)[1] for r in state.new_ids()):
                 break
         new_ids = state.new_ids()
     texts = [cut_at_stop(decode_text(tokenizer, r), stop)[0] if r else "" for r in new_ids]
