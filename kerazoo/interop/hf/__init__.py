@@ -89,21 +89,43 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
     """
     import time
 
-    import keras
-
-    from kerazoo.training import runs
-    from kerazoo import text as tokenizers_lib
+    from kerazoo.training import locks, runs
     from kerazoo.training.recipes import NAME_RE
 
     name = name or os.path.basename(os.path.normpath(folder))
     if not NAME_RE.match(name):
         raise ValueError(f"invalid run name {name!r}: use letters, digits, '_', '-' or '.'")
+    # The run lock of ``kerazoo train`` (same file): an import and a training run,
+    # or two imports, never write one run name at once. Checked before the
+    # checkpoint is read; taken once it has proved good, so bad input writes nothing.
+    runs.check_runs_dir(runs_dir, name)
+    lock, what = runs.lock_path(runs_dir, name), f"the run {name!r} in {runs_dir}"
+    locks.check_free(lock, what)
     started = time.perf_counter()
     model, info = load_model(folder, log)
+    os.makedirs(runs_dir, exist_ok=True)
+    with locks.holding(lock, what):
+        path, metrics = _write_run(model, info, folder, runs_dir, name, started)
+    log(f"imported {info['arch']} ({metrics['params']:,} parameters) from {folder} into {path}")
+    return path
+
+
+def _write_run(model, info, folder, runs_dir, name, started):
+    """``import_checkpoint``'s writes, under the run's lock: a partial folder renamed when whole.
+
+    Returns:
+        ``(run folder, metrics)``.
+    """
+    import time
+
+    import keras
+
+    from kerazoo import text as tokenizers_lib
+    from kerazoo.training import runs
+
     work_dir = runs.partial_dir(runs_dir, name)
     if os.path.exists(work_dir):
         raise ValueError(f"an unfinished run exists at {work_dir}; delete it first")
-    os.makedirs(runs_dir, exist_ok=True)
     os.mkdir(work_dir)
     try:
         tokenizers_lib.save_tokenizer(model.tokenizer, os.path.join(work_dir, "tokenizer"))
@@ -123,6 +145,4 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
     except BaseException:
         runs.discard(work_dir)
         raise
-    path = runs.finish(work_dir, runs_dir, name)
-    log(f"imported {info['arch']} ({metrics['params']:,} parameters) from {folder} into {path}")
-    return path
+    return runs.finish(work_dir, runs_dir, name), metrics
