@@ -54,6 +54,12 @@ CORPORA = [
     ("CSV with an extra field", "c.csv", b"text,label\nhello,1,extra\n", r"row has 3 fields"),
     ("CSV with an unterminated quote", "c.csv", b'text\n"never closed\n', r"unterminated|quote|row|too little|CSV"),
     ("TSV with ragged rows", "c.tsv", b"text\tlabel\na\t1\nb\n", r"row has 1 fields"),
+    # Round two (issue 26): silent corruption that the streaming readers now refuse, naming the line.
+    ("CSV with one stray quote in 400 rows", "c.csv",
+     b"text\n" + b"".join(b'"' * (i == 5) + b"row %d of the corpus\n" % i for i in range(400)), r"c\.csv:401: malformed CSV"),
+    ("JSONL text that is null", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": null}\n', r":51: .*holds null"),
+    ("JSONL text that is NaN", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": NaN}\n', r":51: .*holds NaN"),
+    ("JSONL text that is 1e400", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": 1e400}\n', r":51: .*holds Infinity"),
     # Corpora stream (no size cap): a sparse 1 GiB file of NUL bytes is refused as binary.
     ("huge: a sparse file of NUL bytes", "c.txt", None, r"too large|looks binary"),
 ]
@@ -63,6 +69,10 @@ SOURCES = [
     ("folder without text files", "{tmp}/emptydir", r"holds no text files"),
     ("glob matching nothing", "{tmp}/*.nomatch", r"matches no files|does not exist|not found"),
     ("unknown builtin corpus", "builtin:nope", r"unknown built-in"),
+    # Round two (issue 26): special files, refused by name before any read (a fifo used to hang).
+    ("a fifo", "{tmp}/fifo.txt", r"fifo.txt is a fifo"),
+    ("/dev/zero", "/dev/zero", r"/dev/zero is a device"),
+    ("/dev/urandom", "/dev/urandom", r"/dev/urandom is a device"),
 ]
 # Classifier data: (id, train TSV, validation TSV or None, message). Labels
 # of the validation file that training never saw are the classic mistake.
@@ -253,6 +263,10 @@ ROUND_TWO = [
     ("import-hf with a list-shaped model_type", r"model_type .* is not supported"),
     ("import-hf with a config.json nested 100,000 deep", r"nested too deeply"),
     ("predict on a SavedModel whose graph is a fifo", r"named pipe"),
+    ("import-hf whose config.json is a fifo", r"config.json is a named pipe"),
+    ("import-hf whose vocab.json is a fifo", r"checkpoint file .*vocab.json is a named pipe"),
+    ("import-hf while another process holds the run", r"in use by another kerazoo process \(PID \d+"),
+    ("import-hf --runs-dir that is a file", r"is not a folder"),
 ]
 
 CASE_LISTS = {
@@ -321,6 +335,7 @@ def test_bad_source(case, tmp_path, capsys):
     name, source, message = case
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "emptydir" / "image.png").write_bytes(b"\x89PNG")
+    os.mkfifo(tmp_path / "fifo.txt")
     recipe = _recipe(tmp_path, source.format(tmp=tmp_path))
     _expect_user_error(["train", recipe, "--runs-dir", str(tmp_path / "runs"), "--quiet"], message, capsys)
 
@@ -671,6 +686,15 @@ ROUND_TWO_SETUPS = {
         "import-hf", _hf_folder(t, '{"model_type": ' + DEEP_JSON + "}"), "--runs-dir", str(t / "runs")],
     "predict on a SavedModel whose graph is a fifo": lambda t, r, e, h: [
         "predict", _export_with_fifo_graph(t, e), BODY],
+    "import-hf whose config.json is a fifo": lambda t, r, e, h: (
+        os.makedirs(t / "hf"), _fifo(t / "hf" / "config.json"), ["import-hf", str(t / "hf"), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf whose vocab.json is a fifo": lambda t, r, e, h: (
+        _hf_folder(t, '{"model_type": "gpt2"}'), _fifo(t / "hf" / "vocab.json"),
+        ["import-hf", str(t / "hf"), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf while another process holds the run": lambda t, r, e, h: (
+        h(str(t / "runs" / ".hf.lock")), ["import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf --runs-dir that is a file": lambda t, r, e, h: [
+        "import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", _good_recipe(t)],
 }
 
 

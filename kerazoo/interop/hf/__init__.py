@@ -8,7 +8,6 @@ run folder (``model.keras`` with the tokenizer inside, ``tokenizer/``,
 ``metrics.json`` naming the arch) that ``[model] init_from`` accepts.
 """
 
-import json
 import os
 
 from kerazoo.training import checkpointing
@@ -33,19 +32,16 @@ def read_config(folder):
     Raises:
         ValueError: the folder or its config is missing or unreadable.
     """
+    from kerazoo.training.inputs import check_folder_files, read_json
+
     if not os.path.isdir(folder):
         raise ValueError(f"checkpoint folder {folder} does not exist")
     path = os.path.join(folder, "config.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"{folder} holds no config.json: not a Hugging Face checkpoint folder")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    return config
+    # Every file the importers may open (vocabularies, weights) is regular: a fifo would hang them.
+    check_folder_files(folder, "checkpoint file")
+    return read_json(path, "Hugging Face config", expect=dict)
 
 
 def load_model(folder, log=print):
