@@ -267,6 +267,12 @@ ROUND_TWO = [
     ("import-hf whose vocab.json is a fifo", r"checkpoint file .*vocab.json is a named pipe"),
     ("import-hf while another process holds the run", r"in use by another kerazoo process \(PID \d+"),
     ("import-hf --runs-dir that is a file", r"is not a folder"),
+    ("import-hf with n_layer 2**31 (built layers until memory ran out)", r"'n_layer' must be an integer from 1 to 1,048,576"),
+    ("import-hf with n_embd 1e400 (a traceback)", r"'n_embd' must be an integer from 1 to"),
+    ("import-hf with n_layer beyond its weights", r"'n_layer' is 1,000 but the weights hold 2 layer"),
+    ("import-hf with n_positions beyond its position table", r"'n_positions' is 1,000 but 'wpe.weight' has 64 rows"),
+    ("import-hf with resid_pdrop of 5", r"'resid_pdrop' must be a finite number"),
+    ("import-hf with an empty merges.txt (a TensorFlow traceback)", r"merges.txt holds no merges"),
 ]
 
 CASE_LISTS = {
@@ -621,6 +627,22 @@ def _hf_folder(tmp, config_text):
     return str(folder)
 
 
+def _gpt2_folder(tmp, merges=True, **config):
+    """A GPT-2 checkpoint folder of two layers and 64 positions (weights only as far as the checks read)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = tmp / "gpt2"
+    folder.mkdir()
+    base = {"model_type": "gpt2", "n_embd": 32, "n_head": 4, "n_layer": 2, "n_positions": 64}
+    (folder / "config.json").write_text(json.dumps({**base, **config}))
+    (folder / "vocab.json").write_text(json.dumps({"a": 0, "aa": 1, "<|endoftext|>": 2}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "a a\n" * bool(merges))
+    tensors = {"wte.weight": (3, 32), "wpe.weight": (64, 32), "h.0.ln_1.weight": (32,), "h.1.ln_1.weight": (32,)}
+    save_file({k: np.zeros(v, np.float32) for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    return ["import-hf", str(folder), "--runs-dir", str(tmp / "runs")]
+
+
 def _export_with_fifo_graph(tmp, export):
     target = tmp / "1"
     shutil.copytree(export, target)
@@ -693,6 +715,12 @@ ROUND_TWO_SETUPS = {
         ["import-hf", str(t / "hf"), "--runs-dir", str(t / "runs")])[-1],
     "import-hf while another process holds the run": lambda t, r, e, h: (
         h(str(t / "runs" / ".hf.lock")), ["import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf with n_layer 2**31 (built layers until memory ran out)": lambda t, r, e, h: _gpt2_folder(t, n_layer=2**31),
+    "import-hf with n_embd 1e400 (a traceback)": lambda t, r, e, h: _gpt2_folder(t, n_embd=float("inf")),
+    "import-hf with n_layer beyond its weights": lambda t, r, e, h: _gpt2_folder(t, n_layer=1000),
+    "import-hf with n_positions beyond its position table": lambda t, r, e, h: _gpt2_folder(t, n_positions=1000),
+    "import-hf with resid_pdrop of 5": lambda t, r, e, h: _gpt2_folder(t, resid_pdrop=5),
+    "import-hf with an empty merges.txt (a TensorFlow traceback)": lambda t, r, e, h: _gpt2_folder(t, merges=False),
     "import-hf --runs-dir that is a file": lambda t, r, e, h: [
         "import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", _good_recipe(t)],
 }
