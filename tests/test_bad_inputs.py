@@ -273,6 +273,8 @@ ROUND_TWO = [
     ("import-hf with n_positions beyond its position table", r"'n_positions' is 1,000 but 'wpe.weight' has 64 rows"),
     ("import-hf with resid_pdrop of 5", r"'resid_pdrop' must be a finite number"),
     ("import-hf with an empty merges.txt (a TensorFlow traceback)", r"merges.txt holds no merges"),
+    ("--resume whose backup metadata names a file outside the run", r"backup metadata .* is damaged \(weights '/"),
+    ("--resume whose backup metadata has a text epoch", r"backup metadata .* is damaged \(epoch 'one'"),
 ]
 
 CASE_LISTS = {
@@ -643,6 +645,14 @@ def _gpt2_folder(tmp, merges=True, **config):
     return ["import-hf", str(folder), "--runs-dir", str(tmp / "runs")]
 
 
+def _damaged_backup(tmp, meta):
+    """``train --resume`` of an unfinished run (in its own runs folder) whose committed backup metadata is ``meta``."""
+    backup = tmp / "resumed" / ".bad.partial" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text(json.dumps(meta))
+    return ["train", _good_recipe(tmp), "--runs-dir", str(tmp / "resumed"), "--quiet", "--resume"]
+
+
 def _export_with_fifo_graph(tmp, export):
     target = tmp / "1"
     shutil.copytree(export, target)
@@ -721,6 +731,10 @@ ROUND_TWO_SETUPS = {
     "import-hf with n_positions beyond its position table": lambda t, r, e, h: _gpt2_folder(t, n_positions=1000),
     "import-hf with resid_pdrop of 5": lambda t, r, e, h: _gpt2_folder(t, resid_pdrop=5),
     "import-hf with an empty merges.txt (a TensorFlow traceback)": lambda t, r, e, h: _gpt2_folder(t, merges=False),
+    "--resume whose backup metadata names a file outside the run": lambda t, r, e, h: _damaged_backup(
+        t, {"epoch": 1, "weights": "/etc/passwd", "rng": "state-000001.rng.npz", "history": [{"loss": 1.0}]}),
+    "--resume whose backup metadata has a text epoch": lambda t, r, e, h: _damaged_backup(
+        t, {"epoch": "one", "weights": "state-000001.weights.h5", "rng": "state-000001.rng.npz", "history": []}),
     "import-hf --runs-dir that is a file": lambda t, r, e, h: [
         "import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", _good_recipe(t)],
 }
