@@ -275,7 +275,7 @@ ROUND_TWO = [
     ("import-hf with an empty merges.txt (a TensorFlow traceback)", r"merges.txt holds no merges"),
     ("--resume whose backup metadata names a file outside the run", r"backup metadata .* is damaged \(weights '/"),
     ("--resume whose backup metadata has a text epoch", r"backup metadata .* is damaged \(epoch 'one'"),
-    ("soak --concurrency 10**6 (failed part way, after starting threads)", r"--concurrency 1,000,000 is too many"),
+    ("soak --concurrency 10**6 (threads until creation failed)", r"--concurrency 1,000,000 is too many"),
     ("soak --interval nan", r"--interval must be a positive number"),
     ("soak --tolerance-mb nan (never saw growth)", r"--tolerance-mb must be a finite number"),
 ]
@@ -738,7 +738,7 @@ ROUND_TWO_SETUPS = {
         t, {"epoch": 1, "weights": "/etc/passwd", "rng": "state-000001.rng.npz", "history": [{"loss": 1.0}]}),
     "--resume whose backup metadata has a text epoch": lambda t, r, e, h: _damaged_backup(
         t, {"epoch": "one", "weights": "state-000001.weights.h5", "rng": "state-000001.rng.npz", "history": []}),
-    "soak --concurrency 10**6 (failed part way, after starting threads)": lambda t, r, e, h: [
+    "soak --concurrency 10**6 (threads until creation failed)": lambda t, r, e, h: [
         "soak", e, "--seconds", "1", "--concurrency", str(10**6)],
     "soak --interval nan": lambda t, r, e, h: ["soak", e, "--seconds", "1", "--interval", "nan"],
     "soak --tolerance-mb nan (never saw growth)": lambda t, r, e, h: ["soak", e, "--seconds", "1", "--tolerance-mb", "nan"],
