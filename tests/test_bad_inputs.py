@@ -54,6 +54,12 @@ CORPORA = [
     ("CSV with an extra field", "c.csv", b"text,label\nhello,1,extra\n", r"row has 3 fields"),
     ("CSV with an unterminated quote", "c.csv", b'text\n"never closed\n', r"unterminated|quote|row|too little|CSV"),
     ("TSV with ragged rows", "c.tsv", b"text\tlabel\na\t1\nb\n", r"row has 1 fields"),
+    # Round two (issue 26): silent corruption that the streaming readers now refuse, naming the line.
+    ("CSV with one stray quote in 400 rows", "c.csv",
+     b"text\n" + b"".join(b'"' * (i == 5) + b"row %d of the corpus\n" % i for i in range(400)), r"c\.csv:401: malformed CSV"),
+    ("JSONL text that is null", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": null}\n', r":51: .*holds null"),
+    ("JSONL text that is NaN", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": NaN}\n', r":51: .*holds NaN"),
+    ("JSONL text that is 1e400", "c.jsonl", b'{"text": "ok ok ok"}\n' * 50 + b'{"text": 1e400}\n', r":51: .*holds Infinity"),
     # Corpora stream (no size cap): a sparse 1 GiB file of NUL bytes is refused as binary.
     ("huge: a sparse file of NUL bytes", "c.txt", None, r"too large|looks binary"),
 ]
@@ -63,6 +69,10 @@ SOURCES = [
     ("folder without text files", "{tmp}/emptydir", r"holds no text files"),
     ("glob matching nothing", "{tmp}/*.nomatch", r"matches no files|does not exist|not found"),
     ("unknown builtin corpus", "builtin:nope", r"unknown built-in"),
+    # Round two (issue 26): special files, refused by name before any read (a fifo used to hang).
+    ("a fifo", "{tmp}/fifo.txt", r"fifo.txt is a fifo"),
+    ("/dev/zero", "/dev/zero", r"/dev/zero is a device"),
+    ("/dev/urandom", "/dev/urandom", r"/dev/urandom is a device"),
 ]
 # Classifier data: (id, train TSV, validation TSV or None, message). Labels
 # of the validation file that training never saw are the classic mistake.
@@ -253,6 +263,21 @@ ROUND_TWO = [
     ("import-hf with a list-shaped model_type", r"model_type .* is not supported"),
     ("import-hf with a config.json nested 100,000 deep", r"nested too deeply"),
     ("predict on a SavedModel whose graph is a fifo", r"named pipe"),
+    ("import-hf whose config.json is a fifo", r"config.json is a named pipe"),
+    ("import-hf whose vocab.json is a fifo", r"checkpoint file .*vocab.json is a named pipe"),
+    ("import-hf while another process holds the run", r"in use by another kerazoo process \(PID \d+"),
+    ("import-hf --runs-dir that is a file", r"is not a folder"),
+    ("import-hf with n_layer 2**31 (built layers until memory ran out)", r"'n_layer' must be an integer from 1 to 1,048,576"),
+    ("import-hf with n_embd 1e400 (a traceback)", r"'n_embd' must be an integer from 1 to"),
+    ("import-hf with n_layer beyond its weights", r"'n_layer' is 1,000 but the weights hold 2 layer"),
+    ("import-hf with n_positions beyond its position table", r"'n_positions' is 1,000 but 'wpe.weight' has 64 rows"),
+    ("import-hf with resid_pdrop of 5", r"'resid_pdrop' must be a finite number"),
+    ("import-hf with an empty merges.txt (a TensorFlow traceback)", r"merges.txt holds no merges"),
+    ("--resume whose backup metadata names a file outside the run", r"backup metadata .* is damaged \(weights '/"),
+    ("--resume whose backup metadata has a text epoch", r"backup metadata .* is damaged \(epoch 'one'"),
+    ("soak --concurrency 10**6 (threads until creation failed)", r"--concurrency 1,000,000 is too many"),
+    ("soak --interval nan", r"--interval must be a positive number"),
+    ("soak --tolerance-mb nan (never saw growth)", r"--tolerance-mb must be a finite number"),
 ]
 
 CASE_LISTS = {
@@ -321,6 +346,7 @@ def test_bad_source(case, tmp_path, capsys):
     name, source, message = case
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "emptydir" / "image.png").write_bytes(b"\x89PNG")
+    os.mkfifo(tmp_path / "fifo.txt")
     recipe = _recipe(tmp_path, source.format(tmp=tmp_path))
     _expect_user_error(["train", recipe, "--runs-dir", str(tmp_path / "runs"), "--quiet"], message, capsys)
 
@@ -606,6 +632,30 @@ def _hf_folder(tmp, config_text):
     return str(folder)
 
 
+def _gpt2_folder(tmp, merges=True, **config):
+    """A GPT-2 checkpoint folder of two layers and 64 positions (weights only as far as the checks read)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = tmp / "gpt2"
+    folder.mkdir()
+    base = {"model_type": "gpt2", "n_embd": 32, "n_head": 4, "n_layer": 2, "n_positions": 64}
+    (folder / "config.json").write_text(json.dumps({**base, **config}))
+    (folder / "vocab.json").write_text(json.dumps({"a": 0, "aa": 1, "<|endoftext|>": 2}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "a a\n" * bool(merges))
+    tensors = {"wte.weight": (3, 32), "wpe.weight": (64, 32), "h.0.ln_1.weight": (32,), "h.1.ln_1.weight": (32,)}
+    save_file({k: np.zeros(v, np.float32) for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    return ["import-hf", str(folder), "--runs-dir", str(tmp / "runs")]
+
+
+def _damaged_backup(tmp, meta):
+    """``train --resume`` of an unfinished run (in its own runs folder) whose committed backup metadata is ``meta``."""
+    backup = tmp / "resumed" / ".bad.partial" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text(json.dumps(meta))
+    return ["train", _good_recipe(tmp), "--runs-dir", str(tmp / "resumed"), "--quiet", "--resume"]
+
+
 def _export_with_fifo_graph(tmp, export):
     target = tmp / "1"
     shutil.copytree(export, target)
@@ -671,6 +721,29 @@ ROUND_TWO_SETUPS = {
         "import-hf", _hf_folder(t, '{"model_type": ' + DEEP_JSON + "}"), "--runs-dir", str(t / "runs")],
     "predict on a SavedModel whose graph is a fifo": lambda t, r, e, h: [
         "predict", _export_with_fifo_graph(t, e), BODY],
+    "import-hf whose config.json is a fifo": lambda t, r, e, h: (
+        os.makedirs(t / "hf"), _fifo(t / "hf" / "config.json"), ["import-hf", str(t / "hf"), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf whose vocab.json is a fifo": lambda t, r, e, h: (
+        _hf_folder(t, '{"model_type": "gpt2"}'), _fifo(t / "hf" / "vocab.json"),
+        ["import-hf", str(t / "hf"), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf while another process holds the run": lambda t, r, e, h: (
+        h(str(t / "runs" / ".hf.lock")), ["import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", str(t / "runs")])[-1],
+    "import-hf with n_layer 2**31 (built layers until memory ran out)": lambda t, r, e, h: _gpt2_folder(t, n_layer=2**31),
+    "import-hf with n_embd 1e400 (a traceback)": lambda t, r, e, h: _gpt2_folder(t, n_embd=float("inf")),
+    "import-hf with n_layer beyond its weights": lambda t, r, e, h: _gpt2_folder(t, n_layer=1000),
+    "import-hf with n_positions beyond its position table": lambda t, r, e, h: _gpt2_folder(t, n_positions=1000),
+    "import-hf with resid_pdrop of 5": lambda t, r, e, h: _gpt2_folder(t, resid_pdrop=5),
+    "import-hf with an empty merges.txt (a TensorFlow traceback)": lambda t, r, e, h: _gpt2_folder(t, merges=False),
+    "--resume whose backup metadata names a file outside the run": lambda t, r, e, h: _damaged_backup(
+        t, {"epoch": 1, "weights": "/etc/passwd", "rng": "state-000001.rng.npz", "history": [{"loss": 1.0}]}),
+    "--resume whose backup metadata has a text epoch": lambda t, r, e, h: _damaged_backup(
+        t, {"epoch": "one", "weights": "state-000001.weights.h5", "rng": "state-000001.rng.npz", "history": []}),
+    "soak --concurrency 10**6 (threads until creation failed)": lambda t, r, e, h: [
+        "soak", e, "--seconds", "1", "--concurrency", str(10**6)],
+    "soak --interval nan": lambda t, r, e, h: ["soak", e, "--seconds", "1", "--interval", "nan"],
+    "soak --tolerance-mb nan (never saw growth)": lambda t, r, e, h: ["soak", e, "--seconds", "1", "--tolerance-mb", "nan"],
+    "import-hf --runs-dir that is a file": lambda t, r, e, h: [
+        "import-hf", _hf_folder(t, '{"model_type": "gpt2"}'), "--runs-dir", _good_recipe(t)],
 }
 
 

@@ -19,6 +19,7 @@ apart, and the report keeps every sample for a closer look.
 """
 
 import json
+import math
 import os
 import random
 import threading
@@ -28,6 +29,9 @@ import numpy as np
 
 from kerazoo.serving.rest import load_saved_model
 from kerazoo.serving.exporter import METADATA_FILE
+
+# The most request threads of one soak.
+MAX_CONCURRENCY = 256
 
 PROMPTS = ["", "def", "The", "import os\n", "class Foo:", "学而时习之", "🙂 emoji", "a" * 200,
            "return self.", "# comment\n" * 5, "\t\n ", "über naïve café"]
@@ -108,8 +112,16 @@ def soak(export_dir, seconds, concurrency=1, interval=5.0, tolerance_mb=16.0, ma
         raise ValueError("kerazoo soak needs psutil: pip install 'kerazoo[soak]'") from None
     if not seconds > 0:
         raise ValueError(f"the soak time must be positive, got {seconds} seconds")
-    if concurrency < 1 or interval <= 0 or max_new_tokens < 1:
+    if concurrency < 1 or max_new_tokens < 1:
         raise ValueError("--concurrency and --max-new-tokens must be at least 1 and --interval positive")
+    # One thread each: a million would fail part way, after starting thousands of request loops.
+    if concurrency > MAX_CONCURRENCY:
+        raise ValueError(f"--concurrency {concurrency:,} is too many threads: at most {MAX_CONCURRENCY}")
+    # NaN passes a plain comparison: --interval nan failed in time.sleep, --tolerance-mb nan never saw growth.
+    if not math.isfinite(interval) or interval <= 0:
+        raise ValueError(f"--interval must be a positive number of seconds, got {interval}")
+    if not math.isfinite(tolerance_mb) or tolerance_mb < 0:
+        raise ValueError(f"--tolerance-mb must be a finite number of MB from 0, got {tolerance_mb}")
     process = psutil.Process()
     samples = [(0.0, _rss_mb(process))]
     loaded = load_saved_model(export_dir)

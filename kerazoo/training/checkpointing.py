@@ -204,7 +204,31 @@ def read_metadata(backup_dir):
     meta = read_json(path, "backup metadata", expect=dict)
     if "weights" not in meta:
         raise ValueError(f"{backup_dir} holds a backup of another format; delete the unfinished run and start again")
+    problem = _metadata_problem(meta)
+    if problem:
+        raise ValueError(f"backup metadata {path} is damaged ({problem}); delete the unfinished run and start again")
     return meta
+
+
+def _metadata_problem(meta):
+    """What is wrong with a backup's metadata (it is read back from disk, so it may be edited), or None.
+
+    The state files must be plain names inside the backup folder: a resume
+    never reads a file outside its run.
+    """
+    epoch = meta.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < 2**31:
+        return f"epoch {epoch!r} is not a count of epochs"
+    for key in ("weights", "rng"):
+        name = meta.get(key)
+        if not isinstance(name, str) or name in ("", ".", "..") or os.path.basename(name) != name:
+            return f"{key} {name!r} is not a state file of the backup folder"
+    history = meta.get("history")
+    if not isinstance(history, list) or len(history) != epoch or not all(
+            isinstance(logs, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in logs.values())
+            for logs in history):
+        return "its history is not one record of numbers per committed epoch"
+    return None
 
 
 def _history_csv(history):

@@ -192,8 +192,27 @@ def check_saved_model(export_dir):
     if not os.path.lexists(graph):
         raise ValueError(f"{export_dir} is not a SavedModel folder (no saved_model.pb)")
     check_file(graph, "SavedModel graph", MAX_GRAPH_BYTES)
-    for folder, _, files in os.walk(export_dir):
+    check_folder_files(export_dir, "SavedModel file")
+
+
+def check_folder_files(folder, what):
+    """Refuses a folder holding a fifo, a device or a socket (a reader would hang on a fifo or never end).
+
+    Symbolic links are followed (a Hugging Face cache links to its blobs); a
+    dangling one is left to the reader of that file.
+
+    Args:
+        folder: the folder, walked recursively.
+        what: the kind of file in words (``"SavedModel file"``).
+
+    Raises:
+        ValueError: naming the first such file and what it is.
+    """
+    for parent, _, files in os.walk(folder):
         for name in files:
-            mode = os.stat(os.path.join(folder, name)).st_mode
+            try:
+                mode = os.stat(os.path.join(parent, name)).st_mode
+            except FileNotFoundError:
+                continue
             if not stat.S_ISREG(mode):
-                raise ValueError(f"SavedModel file {os.path.join(folder, name)} is {_kind(mode)}, not a regular file")
+                raise ValueError(f"{what} {os.path.join(parent, name)} is {_kind(mode)}, not a regular file")

@@ -140,6 +140,7 @@ def check_resumable(work_dir, recipe):
                 f"the recipe differs from the one the unfinished run at {work_dir} started with "
                 f"(see its recipe.toml); resume with the same recipe and --set values"
             )
+    checkpointing.read_metadata(os.path.join(work_dir, "backup"))  # damaged: refused before the data is read
     history = read_history(os.path.join(work_dir, "history.csv"))
     if history and not math.isfinite(history[-1].get("loss", 0.0)):
         raise ValueError(f"the unfinished run at {work_dir} diverged (NaN loss); delete it and lower train.learning_rate")

@@ -111,3 +111,50 @@ def test_import_checkpoint_writes_a_run_that_reloads(checkpoint, imported, tmp_p
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(ids)), keras.ops.convert_to_numpy(imported(ids)))
     with pytest.raises(ValueError, match="no config.json"):
         import_checkpoint(str(tmp_path), "x", str(tmp_path / "runs"))
+
+
+def test_import_takes_the_run_lock_of_train(checkpoint, tmp_path, monkeypatch):
+    """``import-hf`` writes under ``runs/.<name>.lock`` (train's lock): a holder stops it, before or after the read."""
+    import subprocess
+    import sys
+
+    import kerazoo.interop.hf as hf
+    from kerazoo.training import checkpointing, locks, runs
+    from tests.training.test_locks import HOLDER
+
+    folder, runs_dir = checkpoint[0], tmp_path / "runs"
+    runs_dir.mkdir()
+    lock = runs.lock_path(str(runs_dir), "held")
+    holders = []
+
+    def hold_elsewhere():
+        holders.append(subprocess.Popen([sys.executable, "-c", HOLDER, lock], stdout=subprocess.PIPE, text=True))
+        assert holders[-1].stdout.readline().strip() == "locked"
+
+    real_load, real_save = hf.load_model, checkpointing.save_model
+    try:
+        hold_elsewhere()  # held before the import starts: refused before the checkpoint is read
+        monkeypatch.setattr(hf, "load_model", lambda *a: pytest.fail("read the checkpoint of a locked run"))
+        with pytest.raises(locks.LockedError, match=rf"the run 'held' .*PID {holders[-1].pid},"):
+            import_checkpoint(folder, "held", str(runs_dir))
+        holders[-1].kill()
+        holders[-1].wait()
+
+        # Taken while the checkpoint was read: refused when the import takes the lock to write.
+        monkeypatch.setattr(hf, "load_model", lambda *a: (real_load(*a), hold_elsewhere())[0])
+        with pytest.raises(locks.LockedError) as refused:
+            import_checkpoint(folder, "held", str(runs_dir))
+        assert f"PID {holders[-1].pid}," in str(refused.value)
+        assert os.listdir(runs_dir) == [".held.lock"], "nothing but the lock file was written"
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+    monkeypatch.setattr(hf, "load_model", real_load)
+    held_while_saving = []
+    monkeypatch.setattr(checkpointing, "save_model",
+                        lambda model, path: (held_while_saving.append(locks.holds(lock)), real_save(model, path)))
+    assert import_checkpoint(folder, "held", str(runs_dir)) == str(runs_dir / "held")
+    assert held_while_saving == [True]
+    assert os.listdir(runs_dir) == ["held"], "the lock file goes with the lock"

@@ -40,12 +40,10 @@ CLOSE_OUT_FAULTS = ["closeout.model_saved", "closeout.committed", "closeout.back
                     "closeout.deleting:2", "closeout.renaming"]
 
 
-def _train(recipe, runs_dir, resume=False, fault=None, backend=None):
+def _train(recipe, runs_dir, resume=False, fault=None):
     """Starts ``kerazoo train`` in a subprocess."""
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop(checkpointing.FAULT_ENV, None)
-    if backend:
-        env["KERAS_BACKEND"] = backend
     if fault:
         env[checkpointing.FAULT_ENV] = fault
     cmd = [sys.executable, "-m", "kerazoo.cli", "train", recipe, "--runs-dir", runs_dir, "--quiet"]
@@ -132,43 +130,89 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
     kz.load_run(os.path.join(final, "checkpoints", "best.keras"))
 
 
-def _kill_through_close_out(recipe, runs_dir, partial, backend=None, faults=CLOSE_OUT_FAULTS, fresh=False):
-    """Resumes once per close-out fault point (``fresh``: the first run is not a resume), checking each kill."""
-    for i, fault in enumerate(faults):
-        _assert_killed(_train(recipe, runs_dir, resume=i > 0 or not fresh, fault=fault, backend=backend))
-        assert os.path.isdir(partial) and not os.path.exists(os.path.join(runs_dir, "crash")), fault
-        committed = os.path.exists(os.path.join(partial, "metrics.json"))
-        # Before the commit the backup must be whole; after it, it may be gone or half gone.
-        assert committed or _committed_epoch(partial) == 4, fault
-        if fault == "closeout.deleting:2":
-            assert os.path.isdir(os.path.join(partial, ".backup.trash")), "killed with the trash half deleted"
-        _assert_loadable_or_absent(partial)
+def _kill_through_close_out(recipe, runs_dir, partial):
+    """Resumes once per close-out fault point, checking each kill."""
+    for fault in CLOSE_OUT_FAULTS:
+        _assert_killed(_train(recipe, runs_dir, resume=True, fault=fault))
+        _check_close_out_kill(runs_dir, partial, fault)
 
 
-# Under JAX, the close-out moments that touch the framework (the model is saved, the
-# close-out not committed) and the backup's deletion: each further point costs a
-# process (~5 s of CPU, most of it imports); the file-only steps between are the
-# same code on every backend and run in the TensorFlow chain above.
-JAX_FAULTS = ["closeout.model_saved", "closeout.deleting:2"]
+def _check_close_out_kill(runs_dir, partial, fault):
+    """What a kill at a close-out point must leave: a partial folder that a resume completes."""
+    assert os.path.isdir(partial) and not os.path.exists(os.path.join(runs_dir, "crash")), fault
+    committed = os.path.exists(os.path.join(partial, "metrics.json"))
+    # Before the commit the backup must be whole; after it, it may be gone or half gone.
+    assert committed or _committed_epoch(partial) == 4, fault
+    assert committed == (fault != "closeout.model_saved"), fault
+    if fault == "closeout.deleting:2":
+        assert os.path.isdir(os.path.join(partial, ".backup.trash")), "killed with the trash half deleted"
+    _assert_loadable_or_absent(partial)
+
+
+# Every fault point again under JAX. A process per point would cost ~5 s of imports and
+# the XLA compilations each; the worker imports once and forks a real process per point
+# (fault_worker.py), and XLA's persistent cache compiles once.
+JAX_FAULTS = ["run.claimed", "backup.staged", "checkpoint.staged", "run.fitted"] + CLOSE_OUT_FAULTS
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_worker.py")
 
 
 @pytest.mark.slow
-def test_close_out_survives_sigkill_on_a_second_backend(tmp_path, text_file):
-    """Close-out points again under JAX: the run trains once, is killed in its close-out, and resumes."""
+def test_every_fault_point_survives_sigkill_on_a_second_backend(tmp_path, text_file):
+    """Each point of the run's life under JAX: killed there, resumed, until it finishes as an uninterrupted run."""
     pytest.importorskip("jax")
     recipe = _recipe(tmp_path, text_file)
     runs_dir = str(tmp_path / "runs")
     partial = os.path.join(runs_dir, ".crash.partial")
-    _kill_through_close_out(recipe, runs_dir, partial, backend="jax", faults=JAX_FAULTS, fresh=True)
-    proc = _train(recipe, runs_dir, resume=True, backend="jax")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               # XLA's own persistent cache: the first child compiles the tiny model's functions, the
+               # others load them (XLA compilation is most of what a forked child would cost).
+               JAX_COMPILATION_CACHE_DIR=str(tmp_path / "xla_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.pop(checkpointing.FAULT_ENV, None)
+    log = open(tmp_path / "worker.log", "w+")
+    worker = subprocess.Popen([sys.executable, WORKER, recipe], env=env, cwd=REPO, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+
+    def train(fault=None, resume=True, runs=runs_dir):
+        worker.stdin.write(json.dumps({"runs_dir": runs, "fault": fault, "resume": resume}) + "\n")
+        worker.stdin.flush()
+        answer = worker.stdout.readline().strip()
+        log.seek(0)
+        assert answer == ("exit 0" if fault is None else "killed"), f"{fault}: {answer}\n{log.read()[-3000:]}"
+
+    try:
+        train(runs=str(tmp_path / "ref"), resume=False)  # the uninterrupted reference, same backend
+        train("run.claimed", resume=False)
+        assert os.listdir(partial) == []
+        train("backup.staged")  # the first check's files written, its commit not
+        assert _committed_epoch(partial) == 0
+        train("checkpoint.staged")  # the first check committed, its best.keras staged
+        assert _committed_epoch(partial) == 1 and not os.path.exists(os.path.join(partial, "checkpoints", "best.keras"))
+        _assert_loadable_or_absent(partial)
+        train("run.fitted")
+        assert _committed_epoch(partial) == 4 and not os.path.exists(os.path.join(runs_dir, "crash"))
+        for fault in CLOSE_OUT_FAULTS:
+            train(fault)
+            _check_close_out_kill(runs_dir, partial, fault)
+        train()
+    finally:
+        worker.stdin.close()
+        worker.wait(timeout=60)
+        log.close()
+
     final = os.path.join(runs_dir, "crash")
     metrics = json.load(open(os.path.join(final, "metrics.json")))
-    assert metrics["steps"] == 8 and metrics["backend"] == "jax"
-    assert [h["epoch"] for h in json.load(open(os.path.join(final, "history.json")))] == [0, 1, 2, 3]
+    reference = json.load(open(os.path.join(tmp_path, "ref", "crash", "metrics.json")))
+    assert metrics["backend"] == "jax"
+    for key in COMPARED:
+        assert metrics[key] == pytest.approx(reference[key], rel=TOLERANCE, abs=TOLERANCE), key
+    history = json.load(open(os.path.join(final, "history.json")))
+    expected = json.load(open(os.path.join(tmp_path, "ref", "crash", "history.json")))
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in expected], rel=TOLERANCE)
     assert not os.path.exists(partial)
-    assert not [n for n in os.listdir(final) if n.startswith(".")], "no backup, trash or temporary file is left"
+    assert not [n for f, dirs, files in os.walk(final) for n in dirs + files if n.startswith(".")], \
+        "no backup, trash or temporary file is left"
     assert os.listdir(runs_dir) == ["crash"], "no partial folder and no lock file is left"
     kz.load_run(final)
 

@@ -8,7 +8,6 @@ run folder (``model.keras`` with the tokenizer inside, ``tokenizer/``,
 ``metrics.json`` naming the arch) that ``[model] init_from`` accepts.
 """
 
-import json
 import os
 
 from kerazoo.training import checkpointing
@@ -33,19 +32,16 @@ def read_config(folder):
     Raises:
         ValueError: the folder or its config is missing or unreadable.
     """
+    from kerazoo.training.inputs import check_folder_files, read_json
+
     if not os.path.isdir(folder):
         raise ValueError(f"checkpoint folder {folder} does not exist")
     path = os.path.join(folder, "config.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"{folder} holds no config.json: not a Hugging Face checkpoint folder")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    return config
+    # Every file the importers may open (vocabularies, weights) is regular: a fifo would hang them.
+    check_folder_files(folder, "checkpoint file")
+    return read_json(path, "Hugging Face config", expect=dict)
 
 
 def load_model(folder, log=print):
@@ -89,21 +85,43 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
     """
     import time
 
-    import keras
-
-    from kerazoo.training import runs
-    from kerazoo import text as tokenizers_lib
+    from kerazoo.training import locks, runs
     from kerazoo.training.recipes import NAME_RE
 
     name = name or os.path.basename(os.path.normpath(folder))
     if not NAME_RE.match(name):
         raise ValueError(f"invalid run name {name!r}: use letters, digits, '_', '-' or '.'")
+    # The run lock of ``kerazoo train`` (same file): an import and a training run,
+    # or two imports, never write one run name at once. Checked before the
+    # checkpoint is read; taken once it has proved good, so bad input writes nothing.
+    runs.check_runs_dir(runs_dir, name)
+    lock, what = runs.lock_path(runs_dir, name), f"the run {name!r} in {runs_dir}"
+    locks.check_free(lock, what)
     started = time.perf_counter()
     model, info = load_model(folder, log)
+    os.makedirs(runs_dir, exist_ok=True)
+    with locks.holding(lock, what):
+        path, metrics = _write_run(model, info, folder, runs_dir, name, started)
+    log(f"imported {info['arch']} ({metrics['params']:,} parameters) from {folder} into {path}")
+    return path
+
+
+def _write_run(model, info, folder, runs_dir, name, started):
+    """``import_checkpoint``'s writes, under the run's lock: a partial folder renamed when whole.
+
+    Returns:
+        ``(run folder, metrics)``.
+    """
+    import time
+
+    import keras
+
+    from kerazoo import text as tokenizers_lib
+    from kerazoo.training import runs
+
     work_dir = runs.partial_dir(runs_dir, name)
     if os.path.exists(work_dir):
         raise ValueError(f"an unfinished run exists at {work_dir}; delete it first")
-    os.makedirs(runs_dir, exist_ok=True)
     os.mkdir(work_dir)
     try:
         tokenizers_lib.save_tokenizer(model.tokenizer, os.path.join(work_dir, "tokenizer"))
@@ -123,6 +141,4 @@ def import_checkpoint(folder, name=None, runs_dir="runs", log=print):
     except BaseException:
         runs.discard(work_dir)
         raise
-    path = runs.finish(work_dir, runs_dir, name)
-    log(f"imported {info['arch']} ({metrics['params']:,} parameters) from {folder} into {path}")
-    return path
+    return runs.finish(work_dir, runs_dir, name), metrics

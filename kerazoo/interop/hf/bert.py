@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from kerazoo.interop.hf.checks import check_layers, check_rows, config_float, config_int
 from kerazoo.text.special import SPECIAL_TOKENS
 
 # The checkpoint's special token (tokenizer_config key) behind each zoo id 0..4.
@@ -140,20 +141,17 @@ def hparams_of(config):
         raise ValueError("config.json: only absolute position embeddings are supported")
     if config.get("is_decoder"):
         raise ValueError("config.json: is_decoder BERT checkpoints are not encoders")
-    try:
-        return {
-            "max_length": int(config["max_position_embeddings"]),
-            "num_layers": int(config["num_hidden_layers"]),
-            "num_heads": int(config["num_attention_heads"]),
-            "hidden_dim": int(config["hidden_size"]),
-            "intermediate_dim": int(config["intermediate_size"]),
-            "dropout": float(config.get("hidden_dropout_prob", 0.1)),
-            "num_segments": int(config.get("type_vocab_size", 2)),
-            "activation": _ACTIVATIONS[activation],
-            "layer_norm_epsilon": float(config.get("layer_norm_eps", 1e-12)),
-        }
-    except KeyError as e:
-        raise ValueError(f"config.json: missing key {e.args[0]!r}") from None
+    return {
+        "max_length": config_int(config, "max_position_embeddings"),
+        "num_layers": config_int(config, "num_hidden_layers"),
+        "num_heads": config_int(config, "num_attention_heads"),
+        "hidden_dim": config_int(config, "hidden_size"),
+        "intermediate_dim": config_int(config, "intermediate_size"),
+        "dropout": config_float(config, "hidden_dropout_prob", 0.1, upper=1.0),
+        "num_segments": config_int(config, "type_vocab_size", 2),
+        "activation": _ACTIVATIONS[activation],
+        "layer_norm_epsilon": config_float(config, "layer_norm_eps", 1e-12),
+    }
 
 
 def _layer_norm(weights, prefix):
@@ -234,9 +232,11 @@ def import_bert(folder, config, log=print):
 
     hparams = hparams_of(config)
     tokenizer, order = load_tokenizer(folder)
-    if "vocab_size" in config and int(config["vocab_size"]) != len(order):
+    if "vocab_size" in config and config_int(config, "vocab_size") != len(order):
         raise ValueError(f"config.json vocab_size {config['vocab_size']} does not match vocab.txt ({len(order)} tokens)")
     weights = read_weights(folder)
+    check_layers(weights, r"encoder\.layer\.(\d+)\.", hparams["num_layers"], "num_hidden_layers")
+    check_rows(weights, "embeddings.position_embeddings.weight", hparams["max_length"], "max_position_embeddings")
     model = build("bert", tokenizer=tokenizer, **hparams)
     has_head = port_weights(model, weights, order)
     if not has_head:

@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from kerazoo.models.gpt.model import GPT
+from kerazoo.interop.hf.checks import check_layers, check_rows, config_float, config_int
 from kerazoo.interop.hf.gpt2_tokenizer import GPT2_END_OF_TEXT, GPT2Tokenizer, gpt2_zoo_vocabulary
 from kerazoo.text.special import BOS_ID, EOS_ID
 
@@ -52,7 +53,10 @@ def _read_merges(path):
     with open(path, encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f]
     # The first line of GPT-2's file is a "#version: 0.2" header.
-    return [line for line in lines if line.strip() and not line.startswith("#version")]
+    merges = [line for line in lines if line.strip() and not line.startswith("#version")]
+    if not merges:  # the BPE layer would fail deep inside TensorFlow
+        raise ValueError(f"{path} holds no merges")
+    return merges
 
 
 def _read_weights(folder):
@@ -71,13 +75,6 @@ def _read_weights(folder):
         raise ValueError(f"{folder} holds no weights (model.safetensors or pytorch_model.bin)")
     return {(k[len("transformer."):] if k.startswith("transformer.") else k): np.asarray(v, np.float32)
             for k, v in state.items()}
-
-
-def _config_value(config, key, default=None):
-    value = config.get(key, default)
-    if value is None:
-        raise ValueError(f"config.json has no '{key}'")
-    return value
 
 
 def import_gpt2(folder):
@@ -112,29 +109,33 @@ def import_gpt2(folder):
                            ("reorder_and_upcast_attn", False), ("add_cross_attention", False)):
         if config.get(key, supported) != supported:
             raise ValueError(f"config.json: {key} = {config[key]} is not supported by the gpt arch")
+    hidden, heads, layers = (config_int(config, key) for key in ("n_embd", "n_head", "n_layer"))
+    positions = config_int(config, "n_positions")
+    inner = config_int(config, "n_inner", 4 * hidden) if config.get("n_inner") is not None else 4 * hidden
+    if hidden % heads:
+        raise ValueError(f"config.json: n_embd {hidden} is not a multiple of n_head {heads}")
     hf_vocabulary = _read_json(os.path.join(folder, "vocab.json"))
     merges = _read_merges(os.path.join(folder, "merges.txt"))
     vocabulary, source_ids = gpt2_zoo_vocabulary(hf_vocabulary, GPT2_END_OF_TEXT)
     tokenizer = GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
 
-    hidden = int(_config_value(config, "n_embd"))
-    heads = int(_config_value(config, "n_head"))
-    layers = int(_config_value(config, "n_layer"))
     weights = _read_weights(folder)
+    check_layers(weights, r"h\.(\d+)\.", layers, "n_layer")
+    check_rows(weights, "wpe.weight", positions, "n_positions")
     wte = weights.get("wte.weight")
     if wte is None or wte.shape[1] != hidden or wte.shape[0] <= max(source_ids):
         raise ValueError(f"wte.weight has shape {None if wte is None else wte.shape}; "
                          f"expected ({max(source_ids) + 1}+, {hidden}) for this vocab.json and config")
     model = GPT(
         vocab_size=len(vocabulary),
-        max_length=int(_config_value(config, "n_positions")),
+        max_length=positions,
         num_layers=layers,
         num_heads=heads,
         hidden_dim=hidden,
-        intermediate_dim=int(config.get("n_inner") or 4 * hidden),
-        dropout=float(config.get("resid_pdrop", 0.1)),
+        intermediate_dim=inner,
+        dropout=config_float(config, "resid_pdrop", 0.1, upper=1.0),
         tie_embeddings=True,
-        layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)),
+        layer_norm_epsilon=config_float(config, "layer_norm_epsilon", 1e-5),
         gelu_approximate=_ACTIVATIONS[activation],
         logit_bias=True,
         tokenizer=tokenizer,

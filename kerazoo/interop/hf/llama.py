@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from kerazoo.interop.hf.checks import check_layers, config_float, config_int
 from kerazoo.interop.hf.bpe_tokenizer import GPT2_SPLIT, ByteLevelBPETokenizer, compile_split
 from kerazoo.interop.hf.sp_tokenizer import read_sentencepiece
 from kerazoo.models.llama.model import Llama
@@ -81,16 +82,16 @@ def check_config(config):
     theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
 
     def need(key):
-        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool) or config[key] <= 0:
-            raise ValueError(f"config.json: '{key}' must be a positive int, got {config.get(key)!r}")
-        return config[key]
+        return config_int(config, key)
 
     hidden, heads = need("hidden_size"), need("num_attention_heads")
     return dict(
         max_length=need("max_position_embeddings"), num_layers=need("num_hidden_layers"), num_heads=heads,
-        num_kv_heads=int(config.get("num_key_value_heads") or heads), hidden_dim=hidden,
-        head_dim=int(config.get("head_dim") or hidden // heads), intermediate_dim=need("intermediate_size"),
-        rope_theta=float(theta), rms_norm_epsilon=float(config.get("rms_norm_eps", 1e-6)),
+        num_kv_heads=config_int(config, "num_key_value_heads", heads), hidden_dim=hidden,
+        head_dim=config_int({"head_dim": config.get("head_dim") or hidden // heads}, "head_dim"),
+        intermediate_dim=need("intermediate_size"),
+        rope_theta=config_float({"rope_theta": theta}, "rope_theta", None),
+        rms_norm_epsilon=config_float(config, "rms_norm_eps", 1e-6),
         qkv_bias=model_type == "qwen2", tie_embeddings=bool(config.get("tie_word_embeddings", False)),
     )
 
@@ -227,6 +228,7 @@ def import_llama(folder, config, log=print):
         vocabulary, source_ids = zoo_vocabulary(hf_vocabulary, eos_id, bos_id)
         tokenizer = ByteLevelBPETokenizer(vocabulary=vocabulary, merges=merges, split_pattern=pattern, nfc=nfc)
     weights = read_weights(folder)
+    check_layers(weights, r"model\.layers\.(\d+)\.", hparams["num_layers"], "num_hidden_layers")
     used = set()
 
     def take(name, shape):
@@ -240,7 +242,7 @@ def import_llama(folder, config, log=print):
 
     hidden, heads, kv = hparams["hidden_dim"], hparams["num_heads"], hparams["num_kv_heads"]
     head_dim, inter = hparams["head_dim"], hparams["intermediate_dim"]
-    vocab_rows = int(config.get("vocab_size") or 0)
+    vocab_rows = config_int(config, "vocab_size")
     embed = take("model.embed_tokens.weight", (vocab_rows, hidden))
     if max(source_ids) >= vocab_rows:
         raise ValueError(f"the tokenizer has ids up to {max(source_ids)} but the weights hold {vocab_rows} rows "
