@@ -8,6 +8,8 @@ server-side batching can merge requests. Causal LMs get:
 - ``serving_default``: prompts plus per-row settings -> generated texts
 - ``greedy``: prompts only -> greedy texts with the export's default length
 - ``score``: texts -> log-likelihood, token count, perplexity, bits per byte
+- ``chat`` (``sft`` models only): past exchanges and a new message -> the
+  reply, the chat template applied in the graph (``chat_template``)
 
 Classifiers get ``serving_default`` and ``classify``: texts -> label names,
 label ids and probabilities.
@@ -21,7 +23,7 @@ import math
 import tensorflow as tf
 
 from kerazoo.decoding import loop_graph as graph_decode
-from kerazoo.serving import request
+from kerazoo.serving import chat_template, request
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
 
@@ -50,10 +52,12 @@ def new_token_cap(model, cap=None):
     return min(context - 1, int(cap)) if cap else context - 1
 
 
-def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=False, stop=None, num_beams=None):
+def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=False, stop=None, num_beams=None,
+              ids=None):
     """Graph generation: the texts, new-token counts and kept prompt lengths.
 
     Args:
+        ids: the prompts' ids (int32 ragged); None: the prompts as documents.
         xla: decode in the XLA-compiled loop (``generate_xla``) rather than
             the portable one; the tokens are the same.
         stop: string ``(rows, k)`` stop strings (see ``request``).
@@ -61,7 +65,7 @@ def _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, xla=Fals
     """
     context = getattr(model, "max_length", None)
     rows = tf.shape(prompts)[0]
-    ids = graph_decode.encode(tokenizer, prompts)
+    ids = graph_decode.encode(tokenizer, prompts) if ids is None else ids
     new_tokens = request.per_row(graph_decode.clamp_new_tokens(max_new_tokens, cap), rows, 0)
     settings = {k: request.per_row(v, rows, DEFAULTS[k]) for k, v in settings.items()}
     tokens, lengths = graph_decode.fit_prompts(ids, new_tokens, context)
@@ -177,10 +181,21 @@ def causal_lm(model, tokenizer, default_new_tokens=DEFAULTS["max_new_tokens"], c
     def score(texts):
         return _score(model, tokenizer, texts)
 
-    return {
+    endpoints = {
         "serving_default": generate_xla if serving_default == "xla" else generate,
         "generate": generate, "generate_xla": generate_xla, "greedy": greedy, "score": score,
     }
+    if chat_template.is_chat(tokenizer):
+        # An sft model: messages in, reply out, the template applied in the graph.
+        @tf.function(autograph=False, input_signature=[
+            prompts_spec, tf.TensorSpec([None, None, 2], tf.string, name="history"), *_SETTINGS_SPECS.values()])
+        def chat(prompts, history, max_new_tokens, temperature, top_k, top_p, seed):
+            settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+            ids = chat_template.conversation_ids(tokenizer, history, prompts)
+            return _generate(model, tokenizer, prompts, max_new_tokens, settings, cap, ids=ids)
+
+        endpoints["chat"] = chat
+    return endpoints
 
 
 def check_default(serving_default, kind):

@@ -117,12 +117,13 @@ def test_generate_suite_rows_with_the_matmul_floor(monkeypatch):
     for r in gpt:
         assert r["kerazoo_tokens_per_s"] > 0 and r["keras_hub_tokens_per_s"] > 0
         assert math.isclose(r["speedup"], r["kerazoo_tokens_per_s"] / r["keras_hub_tokens_per_s"])
+        assert r["median_pair_speedup"] > 0  # the pairs' own ratio, timed in turns
         if r["floor_tokens_per_s"] is not None:
             assert math.isclose(r["floor_speedup"], r["floor_tokens_per_s"] / r["keras_hub_tokens_per_s"])
     llama = [r for r in rows if r["model"] == "llama"]  # against keras_hub's LlamaCausalLM
     assert len(llama) == 4 and all(r["speedup"] > 0 and r["floor_tokens_per_s"] is None for r in llama)
     table = generate_suite.markdown(rows)
-    assert "| matmul floor tokens/s | floor ÷ keras_hub |" in table and table.count("\n| ") >= 9
+    assert "| median pair speed-up | matmul floor tokens/s | floor ÷ keras_hub |" in table and table.count("\n| ") >= 9
     assert "| llama vs LlamaCausalLM |" in table
 
 

@@ -124,16 +124,38 @@ class ByteLevelBPETokenizer(GPT2Tokenizer):
         split_pattern: the pre-tokenizer's expression (``GPT2_SPLIT`` for
             ``ByteLevel(use_regex=True)``).
         nfc: normalise text to Unicode NFC first (Qwen2's normalizer).
+        ignore_merges: a pre-token that is itself in the vocabulary becomes
+            that one token without running the merges (the ``tokenizers``
+            library's ``BPE(ignore_merges=True)``, Llama 3's setting; the
+            merges alone may split such a word differently).
         sequence_length: if set, outputs are dense and padded/truncated.
     """
 
     kind = "bpe_json"
 
     def __init__(self, vocabulary=None, merges=None, split_pattern=GPT2_SPLIT, nfc=False, sequence_length=None,
-                 **kwargs):
+                 ignore_merges=False, **kwargs):
         compile_split(split_pattern)  # fails early on an expression it cannot run
-        self.split_pattern, self.nfc = split_pattern, nfc
+        self.split_pattern, self.nfc, self.ignore_merges = split_pattern, nfc, ignore_merges
         super().__init__(vocabulary=vocabulary, merges=merges, sequence_length=sequence_length, **kwargs)
+
+    def _bpe_merge_and_update_cache_tf(self, tokens):
+        """Caches the BPE of unseen pre-tokens; with ``ignore_merges``, a whole-word token as itself."""
+        if not self.ignore_merges:
+            return super()._bpe_merge_and_update_cache_tf(tokens)
+        # The pre-token in GPT-2's printable byte alphabet: the form the
+        # vocabulary's tokens are written in (it holds no space).
+        words = tf.strings.reduce_join(self.byte2unicode.lookup(tf.strings.bytes_split(tokens)), axis=1)
+        whole = self.token_to_id_map.lookup(words) >= 0
+        self.cache.insert(tf.boolean_mask(tokens, whole), tf.boolean_mask(words, whole))
+        rest = tf.boolean_mask(tokens, tf.logical_not(whole))
+        parent = super()
+
+        def merge_rest():
+            parent._bpe_merge_and_update_cache_tf(rest)
+            return tf.constant(True)
+
+        tf.cond(tf.size(rest) > 0, merge_rest, lambda: tf.constant(True))
 
     def _tokenize_batch(self, batch):
         # keras_hub's _tokenize_tf with the checkpoint's split in place of GPT-2's.
@@ -155,4 +177,5 @@ class ByteLevelBPETokenizer(GPT2Tokenizer):
         return tf.RaggedTensor.from_row_splits(ids.flat_values, tf.gather(ids.row_splits, raw_tokens.row_splits))
 
     def get_config(self):
-        return {**super().get_config(), "split_pattern": self.split_pattern, "nfc": self.nfc}
+        return {**super().get_config(), "split_pattern": self.split_pattern, "nfc": self.nfc,
+                "ignore_merges": self.ignore_merges}

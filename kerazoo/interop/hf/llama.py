@@ -117,7 +117,7 @@ def read_weights(folder):
 
 
 def read_tokenizer(folder):
-    """``(hf_vocabulary, merges, split_pattern, nfc)`` of a ``tokenizer.json`` byte-level BPE.
+    """``(hf_vocabulary, merges, split_pattern, nfc, ignore_merges)`` of a ``tokenizer.json`` byte-level BPE.
 
     Raises:
         ValueError: no ``tokenizer.json``, or a tokenizer this cannot reproduce.
@@ -150,7 +150,10 @@ def read_tokenizer(folder):
     for added in spec.get("added_tokens", []):
         vocabulary[added["content"]] = int(added["id"])
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return vocabulary, merges, pattern, normalizer is not None
+    ignore_merges = model.get("ignore_merges", False)
+    if not isinstance(ignore_merges, bool):
+        raise ValueError(f"{path}: model.ignore_merges must be true or false, got {ignore_merges!r}")
+    return vocabulary, merges, pattern, normalizer is not None, ignore_merges
 
 
 def zoo_vocabulary(hf_vocabulary, eos_id, bos_id=None, unk_id=None):
@@ -224,9 +227,10 @@ def import_llama(folder, config, log=print):
     if os.path.isfile(os.path.join(folder, "tokenizer.model")):
         tokenizer, source_ids = read_sentencepiece(folder, eos_id, bos_id)
     else:
-        hf_vocabulary, merges, pattern, nfc = read_tokenizer(folder)
+        hf_vocabulary, merges, pattern, nfc, ignore_merges = read_tokenizer(folder)
         vocabulary, source_ids = zoo_vocabulary(hf_vocabulary, eos_id, bos_id)
-        tokenizer = ByteLevelBPETokenizer(vocabulary=vocabulary, merges=merges, split_pattern=pattern, nfc=nfc)
+        tokenizer = ByteLevelBPETokenizer(vocabulary=vocabulary, merges=merges, split_pattern=pattern, nfc=nfc,
+                                          ignore_merges=ignore_merges)
     weights = read_weights(folder)
     check_layers(weights, r"model\.layers\.(\d+)\.", hparams["num_layers"], "num_hidden_layers")
     used = set()

@@ -202,3 +202,9 @@ def call_with_cache(model, token_ids, cache, index):
         # One call: packing weights for it would cost more than it saves.
         logits = TorchStep(model)(token_ids, cache, int(index))
     return logits, cache
+
+
+# Public names for the llama's mirror (kerazoo.models.llama.step_torch), which
+# shares the packed products and the variable reading.
+Linear = _Linear
+tensor_of = _v

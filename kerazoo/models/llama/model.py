@@ -189,8 +189,8 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
         """
         return self._whole_cache_step(token_ids, cache, index)
 
-    def _whole_cache_step(self, token_ids, cache, index, weights=None):
-        logits, new = self._step(token_ids, cache, index, weights=weights)
+    def _whole_cache_step(self, token_ids, cache, index):
+        logits, new = self._step(token_ids, cache, index)
         return logits, tuple(c for i in range(self.num_layers)
                              for c in write(cache[2 * i:2 * i + 2], new[2 * i:2 * i + 2], index))
 
@@ -224,16 +224,20 @@ class Llama(ChunkedLM, FunctionalZooModel, keras.Model):
         return self._step(token_ids, cache, index, chunk, start, weights or self.decode_weights())
 
     def torch_step(self, rows=1):
-        """The step for the eager PyTorch loop: ``call_with_cache`` on fused weights made once.
+        """A plain-torch ``call_with_cache`` for the eager PyTorch loop (``step_torch.TorchStep``).
 
         Args:
-            rows: the batch it will decode (unused: one step serves any).
+            rows: the batch it will decode (its products are tuned for it).
 
         Returns:
-            ``step(token_ids, cache, index) -> (logits, cache)``.
+            ``step(token_ids, cache, index) -> (logits, cache)`` on torch
+            tensors, with ``index`` a Python int; it writes the cache in
+            place. Weights are read when it is made.
         """
-        weights = self.decode_weights()
-        return lambda token_ids, cache, index: self._whole_cache_step(token_ids, cache, index, weights)
+        from kerazoo.models.llama import step_torch as llama_step_torch
+
+        step = llama_step_torch.TorchStep(self, rows)
+        return lambda token_ids, cache, index: (step(token_ids, cache, index), cache)
 
     def get_config(self):
         return {
