@@ -179,7 +179,7 @@ def _lstm_decoders():
         total = 0.0
         for width in sorted(set(widths)):
             ids = ops.convert_to_tensor(np.full((batch, width), 5, np.int32))
-            one_pass = _time(lambda *_: ops.convert_to_numpy(forward(ids)), batch, width, repeats)
+            one_pass = best_time(lambda *_: ops.convert_to_numpy(forward(ids)), batch, width, repeats)
             total += widths.count(width) * one_pass
         return total
 
@@ -195,15 +195,25 @@ def run_lstm(repeats=2, new=LSTM_NEW_TOKENS):
     import keras
 
     cached, rerun_seconds = _lstm_decoders()
-    t_cached, t_rerun = _time(cached, 1, new, repeats), rerun_seconds(1, new, repeats)
+    t_cached, t_rerun = best_time(cached, 1, new, repeats), rerun_seconds(1, new, repeats)
     return {
         "backend": keras.backend.backend(), "model": "lstm", "batch": 1, "new_tokens": new,
         "cached_tokens_per_s": new / t_cached, "rerun_tokens_per_s": new / t_rerun, "speedup": t_rerun / t_cached,
     }
 
 
-def _time(run, batch, new, repeats):
-    """Best wall time of ``repeats`` calls after one warm-up (compile) call."""
+def best_time(run, batch, new, repeats):
+    """Best wall time of ``repeats`` calls after one warm-up (compile) call.
+
+    Args:
+        run: ``run(batch, new)``, the call to time.
+        batch: rows.
+        new: new tokens.
+        repeats: timed calls (the best is kept).
+
+    Returns:
+        Seconds.
+    """
     run(batch, new)
     best = float("inf")
     for _ in range(repeats):
@@ -265,7 +275,7 @@ def _transformer_rows(arch, repeats, batches, new_tokens):
     for batch in batches:
         for new in new_tokens:
             t_ours, t_peer, pair_ratio = _alternate(ours, peer, batch, new, repeats)
-            t_floor = _time(floor, batch, new, repeats) if floor else None
+            t_floor = best_time(floor, batch, new, repeats) if floor else None
             rows.append({
                 "backend": keras.backend.backend(), "model": arch, "batch": batch, "new_tokens": new,
                 "kerazoo_tokens_per_s": batch * new / t_ours, "keras_hub_tokens_per_s": batch * new / t_peer,

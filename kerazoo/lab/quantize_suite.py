@@ -14,9 +14,7 @@ the relative change. Documents are read up to ``max_docs`` so that a
 large corpus's check stays short; the count is reported.
 """
 
-import time
-
-from kerazoo.lab.generate_suite import CONFIG
+from kerazoo.lab.generate_suite import CONFIG, best_time
 
 BATCHES = (1, 16)
 NEW_TOKENS = 128
@@ -129,17 +127,6 @@ def _floor(model, kind):
     return run
 
 
-def _best(run, batch, new, repeats):
-    """Best wall time of ``repeats`` calls after one warm-up (compile) call."""
-    run(batch, new)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run(batch, new)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, archs=ARCHS):
     """Times float32 and int8 decoding on the current backend.
 
@@ -162,8 +149,8 @@ def run_current_backend(repeats=2, batches=BATCHES, new_tokens=NEW_TOKENS, archs
             floors = {kind: _floor(runs["int8" if kind.startswith("int8") else "float32"].model, kind)
                       for kind in FLOORS}
         for batch in batches:
-            seconds = {k: _best(run, batch, new_tokens, repeats) for k, run in runs.items()}
-            floor = {k: batch * new_tokens / _best(run, batch, new_tokens, repeats) for k, run in floors.items()}
+            seconds = {k: best_time(run, batch, new_tokens, repeats) for k, run in runs.items()}
+            floor = {k: batch * new_tokens / best_time(run, batch, new_tokens, repeats) for k, run in floors.items()}
             rows.append({
                 "backend": keras.backend.backend(), "model": arch, "batch": batch, "new_tokens": new_tokens,
                 "float32_tokens_per_s": batch * new_tokens / seconds["float32"],

@@ -62,6 +62,12 @@ def test_cached_decoding_of_an_int8_model_equals_its_forward_pass(arch, tie):
         out, cache = model.call_with_cache(x[:, t:t + 1], cache, t)
         steps.append(_numpy(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-4, rtol=1e-4)
+    if keras.backend.backend() == "torch":  # the eager loop's plain-torch mirror reads the same weights
+        import torch
+
+        step, cache = model.torch_step(2), tuple(torch.as_tensor(c).clone() for c in model.init_cache(2, LENGTH))
+        mirrored = [_numpy(step(torch.as_tensor(x[:, t:t + 1]).long(), cache, t)[0]) for t in range(x.shape[1])]
+        np.testing.assert_allclose(np.concatenate(mirrored, axis=1), full, atol=1e-4, rtol=1e-4)
 
 
 def test_generate_and_score_run_on_an_int8_model():

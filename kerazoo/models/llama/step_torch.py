@@ -23,6 +23,7 @@ import keras
 import torch
 import torch.nn.functional as F
 
+from kerazoo.models import weights as layer_weights
 from kerazoo.models.gpt.step_torch import Linear, tensor_of
 from kerazoo.models.llama import step as llama_step
 
@@ -52,6 +53,11 @@ def rotate(x, cos, sin):
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
+def _torch(tensor, dtype):
+    """A weight read through ``kerazoo.models.weights`` as a torch tensor of ``dtype``."""
+    return torch.as_tensor(keras.ops.convert_to_tensor(tensor)).to(dtype)
+
+
 class _Block:
     """One ``LlamaBlock``'s weights, laid out for torch."""
 
@@ -65,8 +71,9 @@ class _Block:
         self.qkv = Linear(kernel.contiguous(), bias, rows)
         self.gate_up = Linear(gate_up.contiguous(), None, rows)
         self.intermediate = block.intermediate_dim
-        self.out = Linear(tensor_of(block.output_dense.kernel, dtype).reshape(-1, block.hidden_dim), None, rows)
-        self.down = Linear(tensor_of(block.down_dense.kernel, dtype), None, rows)
+        # Kernels through kerazoo.models.weights: an int8 layer's float weights.
+        self.out = Linear(_torch(layer_weights.kernel(block.output_dense), dtype).reshape(-1, block.hidden_dim), None, rows)
+        self.down = Linear(_torch(layer_weights.kernel(block.down_dense), dtype), None, rows)
         self.norm1, self.norm2 = _rms_norm(block.attention_norm), _rms_norm(block.mlp_norm)
 
     def __call__(self, x, key_cache, value_cache, index, cos, sin):
@@ -107,10 +114,11 @@ class TorchStep:
     def __init__(self, model, rows=1):
         # The compute dtype: float32, or bfloat16/float16 under a mixed policy.
         dtype = getattr(torch, keras.backend.standardize_dtype(model.compute_dtype))
-        self.embeddings = tensor_of(model.token_embedding.embeddings, dtype)
+        self.embeddings = _torch(layer_weights.embeddings(model.token_embedding), dtype)
         self.blocks = [_Block(block, dtype, rows) for block in model.transformer_layers]
         self.final_norm = _rms_norm(model.final_norm)
-        head = self.embeddings.T if model.tie_embeddings else tensor_of(model.token_embedding.reverse_embeddings, dtype)
+        head = (self.embeddings.T if model.tie_embeddings
+                else _torch(layer_weights.reverse_embeddings(model.token_embedding), dtype))
         self.head = Linear(head.contiguous(), None, rows)
         self.bias = tensor_of(model.head_bias.bias) if model.logit_bias else None
         # The rotary table of every position, made once with the keras.ops
