@@ -311,31 +311,6 @@ def test_cli_export_of_a_run(tiny_recipe, tmp_path):
     assert main(["export", result.path, "--name", "../x", "--base-dir", base]) == 2
 
 
-def test_cli_int8_export_and_generate_of_a_run(tiny_run_and_export, tmp_path, capsys):
-    """``--quantize int8``: int8 variables in the SavedModel, served greedy equal to in-process int8 greedy."""
-    from kerazoo.cli import main
-
-    run, _ = tiny_run_and_export
-    base = str(tmp_path / "saved")
-    assert main(["export", run, "--base-dir", base, "--name", "int8", "--quantize", "int8",
-                 "--max-new-tokens", "5"]) == 0
-    path = os.path.join(base, "int8", "1")
-    dtypes = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_dtype_map()
-    assert sum(d == tf.int8 for d in dtypes.values()) >= 5  # 4 attention + 2 MLP kernels per block, the embedding
-    with open(os.path.join(path, exporter.METADATA_FILE), encoding="utf-8") as f:
-        assert json.load(f)["quantize"] == "int8"
-    prompts = ["the ", ""]
-    texts, _ = _generate(tf.saved_model.load(path).signatures["serving_default"], prompts)
-    assert texts == kz.generate(kz.quantize(run), prompts, max_new_tokens=NEW)
-    capsys.readouterr()
-    assert main(["generate", run, "--quantize", "int8", "--prompt", "the ", "--max-new-tokens", "3",
-                 "--no-stream"]) == 0
-    assert capsys.readouterr().out.strip()
-    with pytest.raises(SystemExit) as refused:
-        main(["export", run, "--base-dir", base, "--quantize", "int4"])
-    assert refused.value.code == 2
-
-
 JAX_EXPORT = textwrap.dedent("""
     import json, sys
     import kerazoo as kz
