@@ -16,8 +16,11 @@ What is compared:
   nanoGPT's from the per-iteration times it prints (``log_interval=1``),
   without the iterations that also ran its evaluation and without its first
   iteration;
-- peak RSS of each process (``os.wait4``) and the final validation loss
-  (kerazoo: the whole validation split; nanoGPT: its own estimate).
+- peak RSS and CPU seconds (user + system, start-up and evaluation
+  included) of each process (``os.wait4``), and the final validation loss
+  (kerazoo: the whole validation split; nanoGPT: its own estimate). On a
+  machine that other jobs load, CPU seconds move much less than wall time,
+  except where threads spin-wait for each other (PyTorch's OpenMP).
 
 ``baseline``: another kerazoo source tree (e.g. an export of an older
 commit) run beside this one, for a before/after of the same command.
@@ -42,14 +45,14 @@ _VAL = re.compile(r"^step (\d+): train loss ([0-9.]+), val loss ([0-9.]+)", re.M
 
 
 def _run(cmd, env, cwd):
-    """Runs ``cmd``; returns ``(output, peak RSS in MiB)`` of that process alone."""
+    """Runs ``cmd``; returns ``(output, peak RSS in MiB, CPU seconds)`` of that process alone."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}):\n{output[-2000:]}")
-    return output, usage.ru_maxrss / 1024
+    return output, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def prepare_nanogpt(nanogpt, source):
@@ -71,13 +74,13 @@ def run_nanogpt(nanogpt, steps, eval_every, threads):
     out_dir = tempfile.mkdtemp(prefix="nanogpt-bench-")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     try:
-        output, rss = _run([sys.executable, "train.py", *NANOGPT_ARGS, f"--max_iters={steps}",
+        output, rss, cpu = _run([sys.executable, "train.py", *NANOGPT_ARGS, f"--max_iters={steps}",
                             f"--warmup_iters={min(100, steps // 2)}",
                             f"--lr_decay_iters={steps}", f"--eval_interval={eval_every}", f"--out_dir={out_dir}"],
                            env, nanogpt)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    return dict(parse_nanogpt(output, eval_every), peak_rss_mb=rss, steps=steps)
+    return dict(parse_nanogpt(output, eval_every), peak_rss_mb=rss, cpu_seconds=cpu, steps=steps)
 
 
 def parse_nanogpt(output, eval_every):
@@ -103,7 +106,7 @@ def run_kerazoo(tree, backend, steps, eval_every, source):
     runs = tempfile.mkdtemp(prefix="kerazoo-bench-")
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=tree)
     try:
-        _run([sys.executable, "-m", "kerazoo.cli", "train", os.path.join(tree, RECIPE), "--quiet",
+        _, _, cpu = _run([sys.executable, "-m", "kerazoo.cli", "train", os.path.join(tree, RECIPE), "--quiet",
               "--runs-dir", runs, "--set", f"train.steps={steps}", "--set", f"train.eval_every={eval_every}",
               "--set", f"train.warmup_steps={min(100, steps // 2)}", "--set", f'data.source="{source}"'], env, tree)
         with open(os.path.join(runs, "shakespeare_char", "metrics.json")) as f:
@@ -111,7 +114,7 @@ def run_kerazoo(tree, backend, steps, eval_every, source):
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     return {"tokens_per_sec": m["tokens_per_sec"], "peak_rss_mb": m["peak_rss_mb"], "val_loss": m["val_loss"],
-            "steps": m["steps"]}
+            "cpu_seconds": cpu, "steps": m["steps"]}
 
 
 def run(nanogpt, backends, steps, repeats, source, baseline=None, threads=2, log=print):
@@ -145,6 +148,7 @@ def run(nanogpt, backends, steps, repeats, source, baseline=None, threads=2, log
         for name, backend, fn in (sides if r % 2 == 0 else sides[::-1]):
             result = fn()
             log(f"{name} ({backend}), run {r + 1}: {result['tokens_per_sec']:,.0f} tokens/s, "
+                f"{result['cpu_seconds']:,.0f} CPU s, "
                 f"peak RSS {result['peak_rss_mb']:,.0f} MB, val loss {result['val_loss']}")
             key = (name, backend)
             if key not in best or result["tokens_per_sec"] > best[key]["tokens_per_sec"]:
@@ -157,12 +161,12 @@ def run(nanogpt, backends, steps, repeats, source, baseline=None, threads=2, log
 
 def markdown(rows):
     """The rows as a Markdown table."""
-    lines = ["| side | backend | steps | tokens/s (best) | ratio to nanoGPT | peak RSS MB | val loss |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| side | backend | steps | tokens/s (best) | ratio to nanoGPT | CPU s (whole process) | peak RSS MB "
+             "| val loss |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loss = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "–"
         lines.append(f"| {r['side']} | {r['backend']} | {r['steps']} | {r['tokens_per_sec']:,.0f} | "
-                     f"{r['ratio']:.2f} | {r['peak_rss_mb']:,.0f} | {loss} |")
+                     f"{r['ratio']:.2f} | {r['cpu_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} | {loss} |")
     lines.append("")
     lines.append("tokens/s: training steps only (kerazoo: metrics.json, its first epoch's compile included; "
                  "nanoGPT: its printed iteration times without the evaluation iterations). Each side's best "
