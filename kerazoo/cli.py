@@ -134,22 +134,26 @@ def _parser():
     p.add_argument("--out", help="also write the report (with every RSS sample) to this JSON file")
 
     p = sub.add_parser("bench", help="measure speed side by side with a peer, in one run")
-    p.add_argument("suite", choices=["train", "generate", "serve", "data", "quantize", "all"],
+    p.add_argument("suite", choices=["train", "generate", "serve", "data", "quantize", "nanogpt", "all"],
                    help="train: model.fit tokens/s and MFU vs keras_hub GPT2 and a plain Keras LSTM; "
                         "generate: cached decoding vs keras_hub GPT2CausalLM / LlamaCausalLM.generate; "
                         "serve: the exported SavedModel vs in-process generation; all: the three in turn; "
                         "data: prepare MB/s and peak RSS vs the raw tokenizer library; "
-                        "quantize: int8 vs float32 decoding (and bits per byte with --run)")
+                        "quantize: int8 vs float32 decoding (and bits per byte with --run); "
+                        "nanogpt: recipes/shakespeare_char.toml vs nanoGPT's train.py (--nanogpt DIR)")
     p.add_argument("--backend", default="all",
                    help="tensorflow, jax, torch, a comma-separated list, or all (default; skips backends not installed)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per setting; the best is kept (default: 2 for generate, 3 for train)")
-    p.add_argument("--steps", type=int, default=20, help="train: optimizer steps per timed fit (default: 20)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train: optimizer steps per timed fit (default: 20); nanogpt: steps per run (default: 2000)")
     p.add_argument("--models", default="gpt,llama,lstm", help="generate: which decoders to time (default: gpt,llama,lstm)")
     p.add_argument("--out", default="bench", help="folder for the JSON and Markdown results (default: bench)")
     p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
     p.add_argument("--run", help="quantize: also score this trained run's validation split, float32 and int8")
     p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
+    p.add_argument("--nanogpt", help="nanogpt: a checkout of github.com/karpathy/nanoGPT to run beside kerazoo")
+    p.add_argument("--baseline", help="nanogpt: another kerazoo source tree to run beside this one (before/after)")
 
     p = sub.add_parser("curves", help="train one recipe on several backends and plot their loss curves side by side")
     p.add_argument("recipe", help="a recipe .toml file")

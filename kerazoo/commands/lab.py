@@ -29,7 +29,7 @@ def cmd_bench(args):
         raise ValueError(f"unknown backend '{unknown[0]}'; valid: tensorflow, jax, torch, all")
     if args.repeats is not None and args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     suites = ["train", "generate", "serve"] if args.suite == "all" else [args.suite]
     for suite in suites:
@@ -40,7 +40,7 @@ def cmd_bench(args):
 def _bench_train(args, backends):
     from kerazoo.lab import train_suite
 
-    rows = train_suite.run_all(backends, args.steps, args.repeats or 3)
+    rows = train_suite.run_all(backends, args.steps or 20, args.repeats or 3)
     _write_bench(args.out, "train", rows, train_suite.markdown(rows))
     print(f"plot: {train_suite.plot(rows, os.path.join(args.out, 'train.png'))}")
 
@@ -91,8 +91,20 @@ def _bench_quantize(args, backends):
     _write_bench(args.out, "quantize", rows + ([quality] if quality else []), quantize_suite.markdown(rows, quality))
 
 
+def _bench_nanogpt(args, backends):
+    from kerazoo.lab import nanogpt_suite
+
+    if not args.nanogpt:
+        raise ValueError("bench nanogpt needs --nanogpt DIR, a checkout of github.com/karpathy/nanoGPT")
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "..", "shared", "data", "tinyshakespeare.txt")
+    source = os.environ.get("KERAZOO_SHAKESPEARE", source)
+    rows = nanogpt_suite.run(args.nanogpt, backends, args.steps or 2000, args.repeats or 1, source, args.baseline)
+    _write_bench(args.out, "nanogpt", rows, nanogpt_suite.markdown(rows))
+
+
 BENCH_SUITES = {"train": _bench_train, "generate": _bench_generate, "serve": _bench_serve, "data": _bench_data,
-                "quantize": _bench_quantize}
+                "quantize": _bench_quantize, "nanogpt": _bench_nanogpt}
 
 
 def cmd_curves(args):

@@ -1,5 +1,15 @@
-"""Keras callbacks kerazoo adds to the standard ones."""
+"""Keras callbacks kerazoo adds to the standard ones.
 
+None of them has a per-batch hook. Keras converts every step's logs to
+Python numbers for any callback with an ``on_batch_end`` /
+``on_train_batch_end`` of its own, on the training thread unless every such
+callback is marked ``async_safe``: on JAX that waits for each step to finish
+before the next is dispatched, so the host's Python work (the data
+iterator, Keras' fit loop) no longer overlaps the step's computation. So
+steps are counted and a NaN loss is caught once per epoch (one check).
+"""
+
+import math
 import time
 
 import keras
@@ -38,11 +48,32 @@ class TrainingClock(keras.callbacks.Callback):
 
 
 class StepCounter(keras.callbacks.Callback):
-    """Counts optimizer steps run by this process (for tokens seen)."""
+    """Counts optimizer steps run by this process (for tokens seen), a whole epoch at a time.
+
+    A kerazoo run only stops at an epoch's end (the NaN check, early
+    stopping), so every epoch it finishes ran ``params["steps"]`` steps.
+    """
 
     def __init__(self):
         super().__init__()
         self.steps = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
+    def on_epoch_end(self, epoch, logs=None):
+        self.steps += int(self.params.get("steps") or 0)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the end of an epoch whose mean training loss is NaN or infinite.
+
+    Keras' ``TerminateOnNaN`` checks every batch, which costs a host sync per
+    step (see the module docstring). A NaN step makes the epoch's running
+    mean loss NaN too (and the weights stay NaN after it), so the check at
+    the epoch's end catches it, at most one epoch late; the run then fails
+    with "training diverged" as before.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Epoch {epoch + 1}: the training loss is {loss}; stopping")
+            self.model.stop_training = True

@@ -104,6 +104,11 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     improving, and the finished run would ship it.
     """
 
+    @property
+    def async_safe(self):
+        """Saving once per epoch, the batch hook does nothing: it may run off the training thread."""
+        return self.save_freq == "epoch"
+
     def _save_model(self, epoch, batch, logs):
         if self.save_weights_only:
             return super()._save_model(epoch, batch, logs)
@@ -134,6 +139,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # The runner deletes the backup itself once the run folder is complete.
         super().__init__(backup_dir, delete_checkpoint=False)
         self.history = []
+
+    @property
+    def async_safe(self):
+        """Committing once per epoch, the batch hook does nothing: it may run off the training thread."""
+        return self.save_freq == "epoch"
 
     def on_train_begin(self, logs=None):
         # No fallback to a ``.bkp`` copy: a committed state is always whole.

@@ -187,7 +187,7 @@ def standard_callbacks(t, work_dir):
             os.path.join(work_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True,
             initial_value_threshold=checkpointing.best_committed(work_dir),
         ),
-        keras.callbacks.TerminateOnNaN(),
+        zoo_callbacks.StopOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
         clock,
         counter,

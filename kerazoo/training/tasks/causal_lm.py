@@ -7,7 +7,7 @@
 
 The stream lives in a token store (``kerazoo.data.prepare_store``): built
 once per corpus and tokenizer, shared by every run, read in constant memory.
-``prepare`` below is the in-memory path the masked LM still reads.
+``prepare`` below is the in-memory path the n-gram still reads.
 """
 
 import dataclasses

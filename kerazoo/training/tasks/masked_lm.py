@@ -1,14 +1,16 @@
 """Masked-LM pre-training: BERT's objective on any corpus.
 
-    documents -> one token stream (tokenized once) -> windows of seq_len
+    documents -> the token store (kerazoo.data.prepare_store: tokenized once, shared, memory-mapped)
+              -> non-overlapping windows of seq_len, read from the shards in constant memory
               -> keras_hub MaskedLMMaskGenerator per batch: 15% of tokens selected,
                  of those 80% -> <mask>, 10% -> a random token, 10% kept
               -> the encoder predicts the original ids at the selected positions
 
 The loss is the cross-entropy at the selected positions only (their weight
 is 1, every other position 0, averaged over the weights). The validation
-windows are masked once with a fixed seed, so every check and the final
-evaluation score the same positions.
+windows (the first ``train.eval_tokens`` validation tokens) are masked once
+with a fixed seed, so every check and the final evaluation score the same
+positions.
 """
 
 import math
@@ -19,10 +21,12 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo import data as data_lib
+from kerazoo import text as tokenizers_lib
 from kerazoo.models import build
 from kerazoo.training.optim import jit_compile_for, make_optimizer
+from kerazoo.training.runs import resolve_tokenizer_path
 from kerazoo.training.tasks.base import Evaluation, Task, TaskData
-from kerazoo.training.tasks.causal_lm import prepare
+from kerazoo.training.tasks.causal_lm import prepare_store
 from kerazoo.text.special import MASK_ID, NUM_SPECIAL_TOKENS
 
 
@@ -48,17 +52,23 @@ def mask_generator(tokenizer, seq_len, rate=0.15):
     )
 
 
-def train_dataset(windows, generator, batch_size, seed):
-    """Shuffled, repeating ``(masked ids, original ids, weights)`` batches, masked afresh each time."""
-    if len(windows) < batch_size:
-        raise ValueError(f"too little text: {len(windows)} windows, fewer than train.batch_size={batch_size}")
-    base = tf.data.Dataset.from_tensor_slices(windows)
+def train_dataset(stream, generator, seq_len, batch_size, seed):
+    """Shuffled, repeating ``(masked ids, original ids, weights)`` batches, masked afresh each time.
 
-    def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
-        return base.shuffle(len(windows), seed=seed, reshuffle_each_iteration=True).repeat()
+    Args:
+        stream: the train split's ``TokenStream`` (read window by window, never whole).
+        generator: ``mask_generator(...)``.
+        seq_len: window length.
+        batch_size: windows per batch.
+        seed: the window order's seed.
 
-    ds = tf.data.Dataset.range(1).flat_map(stream).batch(batch_size, drop_remainder=True)
-    return ds.map(lambda w: data_lib.mask_tokens(generator, w)).prefetch(tf.data.AUTOTUNE)
+    Returns:
+        A ``tf.data.Dataset``.
+    """
+    # packed_windows' inputs are the non-overlapping windows [i * seq_len, (i + 1) * seq_len);
+    # its shifted targets are not used here.
+    windows = data_lib.packed_windows(stream, seq_len, batch_size, shuffle=True, seed=seed, repeat=True)
+    return windows.map(lambda x, _: data_lib.mask_tokens(generator, x)).prefetch(tf.data.AUTOTUNE)
 
 
 def fixed_masks(windows, generator, seed):
@@ -120,19 +130,26 @@ class MaskedLM(Task):
 
     def prepare(self, recipe, tokenizer, log):
         t, s = recipe.train, recipe.task
-        prep = prepare(recipe, tokenizer, log)
-        generator = mask_generator(prep.tokenizer, t.seq_len, s.mask_rate)
-        train_ds = train_dataset(data_lib.mlm_windows(prep.train_ids, t.seq_len), generator, t.batch_size, t.seed)
-        val_windows = data_lib.mlm_windows(prep.val_ids, t.seq_len)
+        if tokenizer is None and recipe.init_from:  # fine-tuning reads with the pre-trained run's tokenizer
+            tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(recipe.init_from))
+        prepared = prepare_store(recipe, tokenizer, log)
+        train, val = prepared.stream("train"), prepared.stream("val")
+        generator = mask_generator(prepared.tokenizer, t.seq_len, s.mask_rate)
+        train_ds = train_dataset(train, generator, t.seq_len, t.batch_size, t.seed)
+        # Bounded: the first train.eval_tokens validation tokens are masked and held in memory.
+        n = min(len(val), t.eval_tokens) if t.eval_tokens else len(val)
+        val_windows = data_lib.mlm_windows(val.read(0, n), t.seq_len)
         if len(val_windows) < 1:
-            raise ValueError(f"validation split too small: {len(prep.val_ids)} tokens do not fill one window of "
+            raise ValueError(f"validation split too small: {n} tokens do not fill one window of "
                              f"train.seq_len={t.seq_len}; raise data.val_fraction or lower train.seq_len")
+        if n < len(val):
+            log(f"masked-LM validation: the first {n:,} of {len(val):,} tokens (train.eval_tokens={t.eval_tokens:,})")
         vx, vy, vw = fixed_masks(val_windows, generator, t.seed)
         val_batch = min(t.batch_size, len(vx))
         n_val = len(vx) // val_batch
         val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
         val_ds = tf.data.Dataset.from_tensor_slices((vx, vy, vw)).batch(val_batch, drop_remainder=True)
-        return TaskData(prep.tokenizer, train_ds, val_ds, val_steps, {"val": (vx, vy, vw)})
+        return TaskData(prepared.tokenizer, train_ds, val_ds, val_steps, {"val": (vx, vy, vw), "store": prepared})
 
     def build_model(self, recipe, data):
         return compile_masked_lm(build(recipe.arch, tokenizer=data.tokenizer, **recipe.hparams), recipe.train)
@@ -143,7 +160,7 @@ class MaskedLM(Task):
                 f"tokens); {t.steps} steps of {t.batch_size}x{t.seq_len} tokens")
 
     def evaluate(self, model, recipe, data, log):
-        log("evaluating masked tokens on the whole validation split ...")
+        log("evaluating masked tokens on the validation windows ...")
         scores = evaluate_masked_lm(model, *data.extra["val"], recipe.train.batch_size)
         log(f"validation: masked-token loss {scores['loss']:.4f} nats | perplexity {scores['perplexity']:.2f} | "
             f"accuracy {scores['accuracy']:.2%} over {scores['tokens']:,} masked tokens")
