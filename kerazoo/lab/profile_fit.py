@@ -1,7 +1,7 @@
 """Where a ``recipes/shakespeare_char.toml`` training step spends its time, on the current backend.
 
-    KERAS_BACKEND=tensorflow python bench/profile_fit.py --steps 250
-    KERAS_BACKEND=jax python bench/profile_fit.py --steps 150 --jax-parts
+    KERAS_BACKEND=tensorflow python -m kerazoo.lab.profile_fit --steps 250
+    KERAS_BACKEND=jax python -m kerazoo.lab.profile_fit --steps 150 --jax-parts
 
 Times ``model.fit`` in one process under several settings, one after the
 other after a warm-up ``fit`` that compiles each: ``plain`` (no callbacks),
