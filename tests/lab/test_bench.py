@@ -143,8 +143,9 @@ def test_quantize_suite_rows_and_a_runs_bits_per_byte(monkeypatch, tiny_recipe, 
     from kerazoo.lab import quantize_suite
 
     monkeypatch.setattr(quantize_suite, "CONFIG", dict(vocab_size=64, num_layers=1, num_heads=2, hidden_dim=16, max_length=64))
-    rows = quantize_suite.run_current_backend(repeats=1, batches=(1,), new_tokens=8)
-    assert [(r["model"], r["batch"]) for r in rows] == [("gpt", 1), ("llama", 1)]
+    rows = quantize_suite.run_current_backend(repeats=1, batches=(1,), new_tokens=4, archs=("gpt",))
+    assert [(r["model"], r["batch"]) for r in rows] == [("gpt", 1)]
+    assert set(rows[0]["floor_tokens_per_s"]) == set(quantize_suite.FLOORS)
     for r in rows:
         assert r["int8_tokens_per_s"] > 0 and r["float32_tokens_per_s"] > 0
         assert r["int8_weight_mb"] < 0.6 * r["float32_weight_mb"]

@@ -42,7 +42,8 @@ def _int8_variables(model):
 
 
 @pytest.mark.core
-@pytest.mark.parametrize("arch, tie", [("gpt", True), ("gpt", False), ("llama", True), ("llama", False)])
+# gpt untied (the reverse head and its int8 scales), llama tied (the embedding as the head).
+@pytest.mark.parametrize("arch, tie", [("gpt", False), ("llama", True)])
 def test_cached_decoding_of_an_int8_model_equals_its_forward_pass(arch, tie):
     model = _model(arch, tie_embeddings=tie)
     x = _ids(2, 10)
