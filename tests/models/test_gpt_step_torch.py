@@ -3,11 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from kerazoo.models import build
 
 from tests.models.test_gpt_step import spread
+from tests.models.mirror_parity import check_mirror_against_chunked_step
 
 pytestmark = [
     pytest.mark.core,  # CI's PyTorch run is the core suite
@@ -33,17 +33,5 @@ def test_torch_step_logits_equal_the_keras_ops_step(rows, tie, logit_bias):
     onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     assert (step.blocks[0].ff1.packed is not None) == (rows > 1 and onednn and step.head.kernel.device.type == "cpu")
 
-    # The keras.ops step, run eagerly on torch: GPT.call_with_chunk over a
-    # chunk that spans the whole cache.
-    cache = model.init_cache(rows, LENGTH)
-    chunk, weights = model.read_chunk(cache, 0, LENGTH), model.decode_weights()
-    torch_cache = model.init_cache(rows, LENGTH)
-    spans = [(0, 4)] + [(t, t + 1) for t in range(4, 10)]  # a 4-position prefill, then one position at a time
-    for begin, end in spans:
-        expected, chunk = model.call_with_chunk(x[:, begin:end], cache, chunk, begin, 0, weights)
-        with torch.inference_mode():
-            got = step(torch.as_tensor(x[:, begin:end]).long(), torch_cache, begin)
-        np.testing.assert_allclose(got.numpy(), ops.convert_to_numpy(ops.stop_gradient(expected)), atol=1e-5)
-    # Both wrote the same keys and values.
-    for mirror, keras_ops in zip(torch_cache, chunk):
-        np.testing.assert_allclose(mirror.numpy()[:, :, :10], ops.convert_to_numpy(keras_ops)[:, :, :10], atol=1e-5)
+    # The keras.ops step, run eagerly on torch, against the mirror.
+    check_mirror_against_chunked_step(model, step, x, LENGTH)
