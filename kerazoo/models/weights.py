@@ -35,12 +35,17 @@ def kernel(layer):
     """
     if not _quantized(layer):
         return layer.kernel.value
+    return ops.divide(ops.cast(layer._kernel.value, layer.compute_dtype), _kernel_scale(layer))
+
+
+def _kernel_scale(layer):
+    """An int8 layer's kernel scale, laid out to broadcast against its kernel."""
     scale = layer.kernel_scale.value
     if hasattr(layer, "_adjust_scale_for_dequant"):
         # EinsumDense keeps its scale in the output's layout; Keras' own
         # gradient uses this method to lay it out like the kernel.
         scale = layer._adjust_scale_for_dequant(scale)
-    return ops.divide(ops.cast(layer._kernel.value, layer.compute_dtype), scale)
+    return scale
 
 
 def embeddings(layer):
@@ -105,10 +110,8 @@ def int8_columns(layer, in_dim):
     Returns:
         ``(int8 columns, scales)``: the float weight is ``columns / scales``.
     """
-    kernel, scale = layer._kernel.value, layer.kernel_scale.value
-    if hasattr(layer, "_adjust_scale_for_dequant"):
-        scale = layer._adjust_scale_for_dequant(scale)
-    scale = ops.broadcast_to(scale, ops.shape(kernel))
+    kernel = layer._kernel.value
+    scale = ops.broadcast_to(_kernel_scale(layer), ops.shape(kernel))
     return ops.reshape(kernel, (in_dim, -1)), ops.reshape(scale, (in_dim, -1))[0]
 
 
