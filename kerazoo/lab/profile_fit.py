@@ -39,7 +39,7 @@ def profile_fit(steps, modes):
     from kerazoo.training.recipes import load_recipe
     from kerazoo.training.tasks.causal_lm import CausalLM
 
-    recipe = load_recipe(os.path.join(os.path.dirname(__file__), "..", "recipes", "shakespeare_char.toml"))
+    recipe = load_recipe(os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "shakespeare_char.toml"))
     task = CausalLM()
     data = task.prepare(recipe, None, lambda *_: None)
     for mode in modes:
