@@ -29,6 +29,7 @@ from kerazoo.data.readers import (
     LABELLED_SUFFIXES,
     MAX_CORPUS_BYTES,
     TEXT_SUFFIXES,
+    labelled_rows,
     read_corpus,
     read_labelled,
     read_table,
