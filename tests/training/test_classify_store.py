@@ -1,0 +1,143 @@
+"""The classifier reads its rows from a row store: streamed, split per row, tokenized once, never a whole list."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+import kerazoo as kz
+from kerazoo import data as data_lib
+from kerazoo.data import readers, rows
+from kerazoo.training.recipes import load_recipe
+from kerazoo.training.tasks import classify
+
+WORDS = {"pos": ["good", "great", "fun"], "neg": ["bad", "dull", "awful"], "": ["the", "film", "plot", "was"]}
+
+
+def _rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        label = ["neg", "pos"][rng.integers(2)]
+        words = list(rng.choice(WORDS[label], 2)) + list(rng.choice(WORDS[""], int(rng.integers(1, 12))))
+        out.append((" ".join(words), label))
+    return out
+
+
+def _recipe(tmp_path, source, extra="", name="cls_store"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f"""
+name = "{name}"
+[data]
+source = "{source}"
+val_fraction = 0.25
+[tokenizer]
+kind = "char"
+[model]
+arch = "bilstm"
+embed_dim = 8
+hidden_dim = 8
+num_layers = 1
+[task]
+kind = "classify"
+[train]
+seq_len = 16
+batch_size = 8
+steps = 2
+eval_every = 2
+warmup_steps = 1
+{extra}
+""")
+    return load_recipe(str(path))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "rows.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in _rows(120)))
+    return str(path)
+
+
+def _no_whole_file(*args, **kwargs):
+    raise AssertionError("the classifier read a whole file into memory")
+
+
+def _quiet(*_):
+    pass
+
+
+def test_rows_stream_from_the_store_and_batches_equal_the_in_memory_path(corpus, tmp_path, monkeypatch):
+    recipe = _recipe(tmp_path, corpus)
+    all_rows = list(readers.labelled_rows(corpus))  # the reference, before the guard
+    for name in ("read_labelled", "read_table", "read_jsonl", "read_text_file"):
+        monkeypatch.setattr(readers, name, _no_whole_file)
+    monkeypatch.setattr(data_lib, "read_labelled", _no_whole_file)
+    logs = []
+    data = classify.Classify().prepare(recipe, None, logs.append)
+    store = data.extra["store"]
+    assert store.built and data.extra["names"] == ["neg", "pos"]
+    # The split is the seeded hash of each row's index.
+    sides = [rows.row_side(i, recipe.data.seed, 0.25) for i in range(len(all_rows))]
+    train = [r for r, s in zip(all_rows, sides) if s == "train"]
+    val = [r for r, s in zip(all_rows, sides) if s == "val"]
+    assert store.manifest["rows"] == {"train": len(train), "val": len(val)} and len(val) > 10
+    np.testing.assert_array_equal(store.labels("val"), [["neg", "pos"].index(l) for _, l in val])
+    # The tokenizer saw the train texts, as the in-memory path trained it.
+    assert data.tokenizer.get_vocabulary() == kz.train_tokenizer([t for t, _ in train], "char").get_vocabulary()
+    # Training batches: the in-memory pipeline over the same split gives the same batches, in order.
+    x = classify.pack(data.tokenizer, [t for t, _ in train], 16, pad_to=16).numpy()
+    y = [["neg", "pos"].index(l) for _, l in train]
+    reference = classify.train_dataset(x, y, 8, recipe.train.seed)
+    for (a, la), (b, lb) in zip(reference.take(12), data.train_ds.take(12)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(la.numpy(), lb.numpy())
+    # Validation batches during fit: the first rows, padded to seq_len.
+    vx, vy = next(iter(data.val_ds))
+    np.testing.assert_array_equal(vx.numpy(), classify.pack(data.tokenizer, [t for t, _ in val[:8]], 16, 16).numpy())
+    # A second run reads no row: the same store, reused.
+    monkeypatch.setattr(readers, "labelled_rows", _no_whole_file)
+    again = classify.Classify().prepare(recipe, None, logs.append)
+    assert not again.extra["store"].built and again.extra["store"].path == store.path
+    assert any("row store: reusing" in line for line in logs)
+
+
+def test_compressed_jsonl_gives_the_same_store_and_a_damaged_store_is_rebuilt(corpus, tmp_path):
+    plain = classify.Classify().prepare(_recipe(tmp_path, corpus), None, _quiet).extra["store"]
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        for text, label in readers.labelled_rows(corpus):
+            f.write(f'{{"text": "{text}", "label": "{label}"}}\n')
+    packed = classify.Classify().prepare(_recipe(tmp_path, str(path)), None, _quiet).extra["store"]
+    assert packed.path != plain.path  # another corpus, another key
+    for split in ("train", "val"):
+        a, b = plain.field("text", split), packed.field("text", split)
+        assert len(a) == len(b)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a.row(i), b.row(i))
+        np.testing.assert_array_equal(plain.labels(split), packed.labels(split))
+    # Truncate a shard: the next run finds it damaged and rebuilds rather than train on it.
+    shard = os.path.join(packed.path, "text", "shard-00000.train.bin")
+    with open(shard, "r+b") as f:
+        f.truncate(os.path.getsize(shard) - 2)
+    logs = []
+    again = classify.Classify().prepare(_recipe(tmp_path, str(path)), None, logs.append).extra["store"]
+    assert again.built and any("is damaged" in line for line in logs)
+    assert rows.verify(again.path) is None
+
+
+def test_evaluation_is_capped_by_eval_tokens_and_reported(corpus, tmp_path):
+    recipe = _recipe(tmp_path, corpus, "eval_tokens = 40\n", name="capped")
+    result = kz.run_recipe(recipe, str(tmp_path / "runs"), verbose=0, log=_quiet)
+    m = result.metrics
+    val = result.metrics["val_rows_total"]
+    assert 1 <= m["val_rows"] < val and sum(map(sum, m["confusion_matrix"]["matrix"])) == m["val_rows"]
+    assert f"of {val:,} (train.eval_tokens)" in classify.Classify().score_lines(result)[0]
+
+
+def test_more_labels_than_the_cap_is_one_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "many.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"row {i}\tl{i}\n" for i in range(40)))
+    monkeypatch.setattr(rows, "MAX_LABELS", 10)
+    with pytest.raises(ValueError, match="more than 10 distinct labels"):
+        classify.Classify().prepare(_recipe(tmp_path, str(path)), None, _quiet)
