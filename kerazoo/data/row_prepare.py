@@ -16,21 +16,24 @@ import time
 from kerazoo.data import prepare, rows, store
 
 
-def prepare_rows(what, corpus, settings, sided_rows, fields, tokenizer=None, tokenizer_spec=None,
+def prepare_rows(what, corpus, settings, read_rows, fields, tokenizer=None, tokenizer_spec=None, read_val_rows=None,
                  text_fields=(), labelled=False, where="", val_where="", what_rows="rows", log=print):
     """Builds (or reuses) the row store of a labelled or paired source.
 
     Args:
         what: the kind of rows ("labelled", "pairs"), part of the key.
         corpus: the corpus fingerprint (files, sizes, mtimes; or a built-in's name).
-        settings: the reading and split settings (JSON-able), part of the key.
-        sided_rows: a callable giving a fresh iterator of ``(side, row)``
-            (``rows.sided``), a row a tuple of strings: the fields, then the
-            label when ``labelled``.
+        settings: the reading and split settings (JSON-able, with
+            ``val_fraction`` and ``seed``), part of the key.
+        read_rows: a callable giving a fresh iterator of the rows, a row a
+            tuple of strings: the fields, then the label when ``labelled``.
         fields: names of the tokenized fields.
         tokenizer: the tokenizer to encode with; None trains one from
             ``tokenizer_spec`` on a bounded sample of the train rows (cached).
         tokenizer_spec: a ``prepare.TokenizerSpec``.
+        read_val_rows: the same for a separate validation source, or None
+            (then ``rows.row_side`` splits the rows; when it holds out none,
+            the row of the smallest hash is held out).
         text_fields: fields whose validation texts are kept raw.
         labelled: the last value of a row is a label.
         where, val_where: the source and the validation source, for errors.
@@ -47,12 +50,20 @@ def prepare_rows(what, corpus, settings, sided_rows, fields, tokenizer=None, tok
     from kerazoo import text
 
     spec_key = store.digest({"format": rows.FORMAT, "what": what, "corpus": corpus, **settings})
-    cached = []
+    cached, force = [], []
+
+    def sided_rows():
+        return rows.sided(read_rows(), read_val_rows() if read_val_rows else None, settings["val_fraction"],
+                          settings["seed"], force[0] if force else None)
 
     def survey():
         if not cached:
             sample_bytes = None if tokenizer is not None else tokenizer_spec.sample_bytes
             s = rows.Survey(sided_rows(), len(fields), labelled, sample_bytes, where)
+            if read_val_rows is None and not s.rows[rows.VAL] and s.rows[rows.TRAIN] >= 2:
+                # A small source the hash held out nothing of: hold out one row, as split_rows does.
+                force.append(rows.smallest_hash(s.rows[rows.TRAIN], settings["seed"]))
+                s = rows.Survey(sided_rows(), len(fields), labelled, sample_bytes, where)
             if labelled and len(s.labels) == 1:
                 raise ValueError(f"{where}: the label column holds a single label ({s.labels[0]!r}); "
                                  "a classifier needs at least 2")

@@ -40,25 +40,41 @@ MAX_LABELS = 1000
 _MASK = (1 << 64) - 1
 
 
-def row_side(index, seed, val_fraction):
-    """The split of row ``index``: "val" for a seeded ``val_fraction`` of the rows, else "train".
-
-    A splitmix64 hash of ``(seed, index)`` compared with ``val_fraction``:
-    decided row by row as the rows stream, in constant memory, and a row
-    keeps its side when rows are appended to the file.
-    """
+def row_hash(index, seed):
+    """A splitmix64 hash of ``(seed, index)``: a uniform 64-bit integer."""
     x = (index + (seed + 1) * 0x9E3779B97F4A7C15) & _MASK
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    x ^= x >> 31
-    return VAL if x < val_fraction * 2.0 ** 64 else TRAIN
+    return x ^ (x >> 31)
 
 
-def sided(rows, val_rows=None, val_fraction=0.1, seed=0):
-    """``(side, row)`` of a source (split by ``row_side``), or of a source and a separate validation source."""
+def row_side(index, seed, val_fraction):
+    """The split of row ``index``: "val" for a seeded ``val_fraction`` of the rows, else "train".
+
+    The row's hash (``row_hash``) compared with ``val_fraction``: decided row
+    by row as the rows stream, in constant memory, and a row keeps its side
+    when rows are appended to the file.
+    """
+    return VAL if row_hash(index, seed) < val_fraction * 2.0 ** 64 else TRAIN
+
+
+def smallest_hash(n, seed):
+    """The index of the row with the smallest hash among ``n``: the one held out when the hash held out none."""
+    return min(range(n), key=lambda i: row_hash(i, seed))
+
+
+def sided(rows, val_rows=None, val_fraction=0.1, seed=0, force_val=None):
+    """``(side, row)`` of a source split by ``row_side``, or of a source and a separate validation source.
+
+    Args:
+        rows: the source's rows.
+        val_rows: the rows of a separate validation source, or None.
+        val_fraction, seed: the split (``row_side``).
+        force_val: the index of a row held out whatever its hash (``smallest_hash``).
+    """
     if val_rows is None:
         for i, row in enumerate(rows):
-            yield row_side(i, seed, val_fraction), row
+            yield (VAL if i == force_val else row_side(i, seed, val_fraction)), row
         return
     for row in rows:
         yield TRAIN, row

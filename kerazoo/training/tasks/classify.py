@@ -20,7 +20,6 @@ import tensorflow as tf
 from kerazoo import data as data_lib
 from kerazoo.data import prepare as prepare_lib
 from kerazoo.data import row_datasets
-from kerazoo.data import rows as rows_lib
 from kerazoo.data.row_prepare import prepare_rows
 from kerazoo import text as tokenizers_lib
 from kerazoo.models.classifier import Classifier, encoder_config_of, load_encoder_weights
@@ -157,12 +156,9 @@ def _row_store(recipe, tokenizer, tokenizer_spec, log):
     settings = {"column": d.column, "label_column": d.label_column, "val_source": d.val_source,
                 "val_column": val_column, "val_fraction": d.val_fraction, "seed": d.seed, "split": "row_hash"}
 
-    def sided():
-        val = data_lib.labelled_rows(d.val_source, val_column, d.label_column) if d.val_source else None
-        return rows_lib.sided(data_lib.labelled_rows(d.source, d.column, d.label_column), val,
-                              d.val_fraction, d.seed)
-
-    return prepare_rows("labelled", corpus, settings, sided, ("text",), tokenizer, tokenizer_spec,
+    read = lambda: data_lib.labelled_rows(d.source, d.column, d.label_column)  # noqa: E731
+    val = (lambda: data_lib.labelled_rows(d.val_source, val_column, d.label_column)) if d.val_source else None
+    return prepare_rows("labelled", corpus, settings, read, ("text",), tokenizer, tokenizer_spec, read_val_rows=val,
                         labelled=True, where=d.source, val_where=d.val_source, log=log)
 
 
