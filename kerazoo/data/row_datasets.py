@@ -31,6 +31,29 @@ def row_indices(n, shuffle=False, seed=0, repeat=False):
     return tf.data.Dataset.range(1).flat_map(passes)
 
 
+def rows_within(field, limit, cost):
+    """How many first rows of a field fit in ``limit`` tokens (the final evaluation's cap), at least 1.
+
+    Args:
+        field: a ``RowField``.
+        limit: the most tokens (``train.eval_tokens``; 0: every row).
+        cost: row lengths (an int array) -> the tokens each row counts for.
+
+    Returns:
+        The number of rows, read from the offsets index in bounded chunks.
+    """
+    if not limit:
+        return len(field)
+    seen_tokens, seen_rows = 0, 0
+    for lengths in field.lengths():
+        total = np.cumsum(cost(lengths)) + seen_tokens
+        inside = int(np.searchsorted(total, limit, side="right"))
+        if inside < len(lengths):
+            return max(1, seen_rows + inside)
+        seen_tokens, seen_rows = int(total[-1]), seen_rows + len(lengths)
+    return len(field)
+
+
 def classifier_row(ids, max_length):
     """One classifier row, ``<s> ids </s>`` cut to ``max_length`` (``packing.classifier_ids_tf`` for one row)."""
     return np.concatenate([[BOS_ID], ids[: max_length - 2], [EOS_ID]]).astype(np.int32)

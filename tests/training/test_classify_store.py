@@ -141,3 +141,14 @@ def test_more_labels_than_the_cap_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(rows, "MAX_LABELS", 10)
     with pytest.raises(ValueError, match="more than 10 distinct labels"):
         classify.Classify().prepare(_recipe(tmp_path, str(path)), None, _quiet)
+
+
+def test_kerazoo_prepare_builds_the_row_store_that_train_reuses(corpus, tmp_path, capsys):
+    from kerazoo.cli import main
+
+    recipe = _recipe(tmp_path, corpus, name="prepared")
+    assert main(["prepare", recipe.path]) == 0
+    assert "(built)" in capsys.readouterr().out
+    logs = []
+    data = classify.Classify().prepare(recipe, None, logs.append)
+    assert not data.extra["store"].built and any("row store: reusing" in line for line in logs)

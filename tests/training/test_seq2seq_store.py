@@ -132,3 +132,14 @@ def test_evaluation_is_capped_by_eval_tokens_and_reported(tsv, tmp_path):
     assert len(evaluation.extra["outputs"]) == len(evaluation.extra["val_pairs"]) == m["val_pairs"]
     assert any(f"the first {m['val_pairs']:,} of {m['val_pairs_total']:,} held-out pairs (train.eval_tokens=30)" in line
                for line in logs)
+
+
+def test_kerazoo_prepare_builds_the_pair_store(tsv, tmp_path, capsys):
+    from kerazoo.cli import main
+
+    recipe = _recipe(tmp_path, tsv)
+    assert main(["prepare", recipe.path]) == 0
+    out = capsys.readouterr().out
+    assert "row store: " in out and "(built)" in out
+    assert main(["prepare", recipe.path]) == 0
+    assert "(reused)" in capsys.readouterr().out

@@ -146,8 +146,22 @@ def classify(model, texts, batch_size=32):
             for p in probs]
 
 
-def _row_store(recipe, tokenizer, tokenizer_spec, log):
-    """The recipe's labelled rows in a row store (streamed, split by a seeded hash per row, tokenized once)."""
+def row_store(recipe, tokenizer=None, log=print):
+    """The recipe's labelled rows in a row store (streamed, split by a seeded hash per row, tokenized once).
+
+    Args:
+        recipe: a validated classify ``Recipe``.
+        tokenizer: the tokenizer to encode with; None: ``model.init_from``'s,
+            ``tokenizer.path``, or one trained on a sample of the train rows.
+        log: where progress lines go.
+
+    Returns:
+        A ``kerazoo.data.rows.RowStore`` with a "text" field and labels.
+    """
+    k = recipe.tokenizer
+    if tokenizer is None and (recipe.init_from or k.path):
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(recipe.init_from or k.path))
+    tokenizer_spec = prepare_lib.TokenizerSpec(k.kind, vocab_size_for(k), k.lowercase, k.sample_bytes)
     d = recipe.data
     val_column = d.val_column or d.column
     corpus = {"train": prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(d.source))}
@@ -185,29 +199,6 @@ def _tokenizer_and_encoder(recipe, tokenizer, log):
     if tokenizer is None and k.path:
         tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
     return tokenizer, None
-
-
-def eval_rows(field, seq_len, eval_tokens):
-    """How many validation rows the final evaluation scores: the first rows within ``eval_tokens`` packed tokens.
-
-    Args:
-        field: the validation ``RowField``.
-        seq_len: tokens per row at most.
-        eval_tokens: the cap (0: every row).
-
-    Returns:
-        The number of rows (at least 1).
-    """
-    if not eval_tokens:
-        return len(field)
-    seen_tokens, seen_rows = 0, 0
-    for lengths in field.lengths():
-        total = np.cumsum(np.minimum(lengths, seq_len - 2) + 2) + seen_tokens
-        inside = int(np.searchsorted(total, eval_tokens, side="right"))
-        if inside < len(lengths):
-            return max(1, seen_rows + inside)
-        seen_tokens, seen_rows = int(total[-1]), seen_rows + len(lengths)
-    return len(field)
 
 
 def build_classifier(recipe, tokenizer, encoder, names):
@@ -320,10 +311,9 @@ class Classify(Task):
             check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
 
     def prepare(self, recipe, tokenizer, log):
-        d, t, k = recipe.data, recipe.train, recipe.tokenizer
+        d, t = recipe.data, recipe.train
         tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, log)
-        tok_spec = prepare_lib.TokenizerSpec(k.kind, vocab_size_for(k), k.lowercase, k.sample_bytes)
-        store = _row_store(recipe, tokenizer, tok_spec, log)
+        store = row_store(recipe, tokenizer, log)
         names = store.label_names
         if len(names) < 2:
             raise ValueError(f"{d.source}: column '{d.label_column}' holds a single label ({names[0]!r}); "
@@ -357,7 +347,7 @@ class Classify(Task):
     def evaluate(self, model, recipe, data, log):
         t, names, store = recipe.train, data.extra["names"], data.extra["store"]
         val = store.field("text", "val")
-        n = eval_rows(val, t.seq_len, t.eval_tokens)
+        n = row_datasets.rows_within(val, t.eval_tokens, lambda lengths: np.minimum(lengths, t.seq_len - 2) + 2)
         scope = (f"the first {n:,} of {len(val):,} rows (train.eval_tokens={t.eval_tokens:,})" if n < len(val)
                  else f"the whole validation set ({n:,} rows)")
         log(f"evaluating on {scope} ...")

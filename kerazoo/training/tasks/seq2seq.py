@@ -93,20 +93,6 @@ def target_tokens(field, max_length, n_rows=None):
     return total
 
 
-def eval_pairs(field, max_length, eval_tokens):
-    """The held-out pairs the final evaluation decodes: the first ones within ``eval_tokens`` target tokens (>= 1)."""
-    if not eval_tokens:
-        return len(field)
-    seen_tokens, seen_rows = 0, 0
-    for lengths in field.lengths():
-        total = np.cumsum(np.minimum(lengths, max_length - 1) + 1) + seen_tokens
-        inside = int(np.searchsorted(total, eval_tokens, side="right"))
-        if inside < len(lengths):
-            return max(1, seen_rows + inside)
-        seen_tokens, seen_rows = int(total[-1]), seen_rows + len(lengths)
-    return len(field)
-
-
 def _val_dataset(source, target, t, hp):
     """Validation batches for the checks during ``fit``, and the batches per check."""
     batch_size = min(t.batch_size, len(source))
@@ -187,7 +173,8 @@ class Seq2SeqTask(Task):
     def evaluate(self, model, recipe, data, log):
         t, hp, prep = recipe.train, recipe.hparams, data.extra
         (train_src, train_tgt), (val_src, val_tgt) = prep["train"], prep["val"]
-        n = eval_pairs(val_tgt, hp["max_length"], t.eval_tokens)
+        # The cap counts target tokens (``</s>`` included): what the loss scores and decoding writes.
+        n = row_datasets.rows_within(val_tgt, t.eval_tokens, lambda n: np.minimum(n, hp["max_length"] - 1) + 1)
         scope = (f"the first {n:,} of {len(val_src):,} held-out pairs (train.eval_tokens={t.eval_tokens:,})"
                  if n < len(val_src) else f"{n:,} held-out pairs")
         log(f"evaluating on {scope} (greedy decoding) ...")
