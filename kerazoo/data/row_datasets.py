@@ -20,6 +20,10 @@ from kerazoo.text.special import BOS_ID, EOS_ID, PAD_ID
 MAX_SHUFFLE_BUFFER = 1 << 20
 
 
+# Rows read per call of the classifier's fetch (then unbatched): the order is unchanged.
+FETCH_ROWS = 256
+
+
 def row_indices(n, shuffle=False, seed=0, repeat=False):
     """Row indices ``0 .. n-1``, shuffled (seeded, afresh each pass) and repeated as asked."""
     def passes(_):
@@ -81,15 +85,18 @@ def classifier_rows(field, store, split, seq_len, shuffle=False, seed=0, repeat=
     Returns:
         A ``tf.data.Dataset`` of ``(int32 [None], int32 [])``.
     """
-    def fetch(i):
-        i = int(i)
-        return classifier_row(field.row(i), seq_len), store.labels(split, i, i + 1)[0]
+    def fetch(indices):
+        x = classifier_matrix([field.row(int(i)) for i in indices], seq_len, seq_len)
+        labels = np.asarray([store.labels(split, int(i), int(i) + 1)[0] for i in indices], np.int32)
+        return x, (x != PAD_ID).sum(axis=1).astype(np.int32), labels
 
-    def read(i):
-        ids, label = tf.numpy_function(fetch, [i], (tf.int32, tf.int32), stateful=False)
-        return tf.ensure_shape(ids, [None]), tf.ensure_shape(label, [])
+    def read(indices):
+        x, lengths, labels = tf.numpy_function(fetch, [indices], (tf.int32, tf.int32, tf.int32), stateful=False)
+        return tf.ensure_shape(x, [None, seq_len]), tf.ensure_shape(lengths, [None]), tf.ensure_shape(labels, [None])
 
-    return row_indices(len(field), shuffle, seed, repeat).map(read)
+    # Rows are fetched FETCH_ROWS at a time and unbatched: one Python call per row costs more than the read.
+    ds = row_indices(len(field), shuffle, seed, repeat).batch(FETCH_ROWS).map(read).unbatch()
+    return ds.map(lambda ids, n, label: (ids[:n], label))
 
 
 def classifier_batches(field, store, split, seq_len, batch_size, n_rows):
