@@ -16,13 +16,14 @@ import time
 from kerazoo.data import prepare, rows, store
 
 
-def prepare_rows(what, corpus, settings, read_rows, fields, tokenizer=None, tokenizer_spec=None, read_val_rows=None,
+def prepare_rows(what, fingerprint, settings, read_rows, fields, tokenizer=None, tokenizer_spec=None, read_val_rows=None,
                  text_fields=(), labelled=False, where="", val_where="", what_rows="rows", log=print):
     """Builds (or reuses) the row store of a labelled or paired source.
 
     Args:
         what: the kind of rows ("labelled", "pairs"), part of the key.
-        corpus: the corpus fingerprint (files, sizes, mtimes; or a built-in's name).
+        fingerprint: a callable giving the corpus fingerprint (files, sizes,
+            mtimes; or a built-in's name), taken before and after building.
         settings: the reading and split settings (JSON-able, with
             ``val_fraction`` and ``seed``), part of the key.
         read_rows: a callable giving a fresh iterator of the rows, a row a
@@ -45,10 +46,12 @@ def prepare_rows(what, corpus, settings, read_rows, fields, tokenizer=None, toke
 
     Raises:
         ValueError: an empty source or split side, too many labels, an
-            unknown validation label, or a bad row (naming the file and line).
+            unknown validation label, a bad row (naming the file and line),
+            or a corpus that changed while being prepared.
     """
     from kerazoo import text
 
+    corpus = fingerprint()
     spec_key = store.digest({"format": rows.FORMAT, "what": what, "corpus": corpus, **settings})
     cached, force = [], []
 
@@ -89,6 +92,9 @@ def prepare_rows(what, corpus, settings, read_rows, fields, tokenizer=None, toke
     def build(staging):
         out = rows.write_rows(staging, tokenizer, sided_rows(), fields, text_fields,
                               survey().labels if labelled else None, val_where or where)
+        if fingerprint() != corpus:
+            raise ValueError(f"{where} changed while being prepared (a file's size or mtime); "
+                             "prepare it again once it is complete")
         out.update(corpus=corpus, settings=settings, tokenizer=prepare.tokenizer_fingerprint(tokenizer))
         return out
 

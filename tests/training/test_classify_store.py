@@ -152,3 +152,19 @@ def test_kerazoo_prepare_builds_the_row_store_that_train_reuses(corpus, tmp_path
     logs = []
     data = classify.Classify().prepare(recipe, None, logs.append)
     assert not data.extra["store"].built and any("row store: reusing" in line for line in logs)
+
+
+def test_a_source_that_changes_while_being_prepared_is_refused_and_leaves_no_store(corpus, tmp_path, monkeypatch):
+    write_rows = rows.write_rows
+
+    def write_and_append(staging, *args, **kwargs):
+        out = write_rows(staging, *args, **kwargs)
+        with open(corpus, "a") as f:
+            f.write("a late row\tpos\n")
+        return out
+
+    monkeypatch.setattr(rows, "write_rows", write_and_append)
+    with pytest.raises(ValueError, match="changed while being prepared"):
+        classify.Classify().prepare(_recipe(tmp_path, corpus, name="changing"), None, _quiet)
+    root = os.path.join(os.environ["KERAZOO_CACHE"], "rows")
+    assert not [name for name in os.listdir(root) if name.endswith(".partial")]

@@ -164,9 +164,10 @@ def row_store(recipe, tokenizer=None, log=print):
     tokenizer_spec = prepare_lib.TokenizerSpec(k.kind, vocab_size_for(k), k.lowercase, k.sample_bytes)
     d = recipe.data
     val_column = d.val_column or d.column
-    corpus = {"train": prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(d.source))}
-    if d.val_source:
-        corpus["val"] = prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(d.val_source))
+    def corpus():
+        sources = [d.source] + ([d.val_source] if d.val_source else [])
+        return [prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(source)) for source in sources]
+
     settings = {"column": d.column, "label_column": d.label_column, "val_source": d.val_source,
                 "val_column": val_column, "val_fraction": d.val_fraction, "seed": d.seed, "split": "row_hash"}
 

@@ -62,7 +62,7 @@ def prepare_pairs(recipe, tokenizer=None, log=print):
     settings = {"source_column": d.source_column, "target_column": d.target_column, "header": d.header,
                 "val_fraction": d.val_fraction, "seed": d.seed, "split": "row_hash"}
 
-    corpus = prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(d.source))
+    corpus = lambda: prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(d.source))  # noqa: E731
     # One tokenizer for both sides (trained on sources and targets): it learns both languages together.
     read = lambda: pairs_lib.pair_rows(d.source, d.source_column, d.target_column, d.header)  # noqa: E731
     store = prepare_rows("pairs", corpus, settings, read, ("source", "target"), tokenizer, tok_spec,
