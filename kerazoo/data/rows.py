@@ -83,7 +83,16 @@ def sided(rows, val_rows=None, val_fraction=0.1, seed=0, force_val=None):
 
 
 class Survey:
-    """What one streaming pass learns before building: row counts, train bytes, labels, a tokenizer sample."""
+    """What one streaming pass learns before building: row counts, train bytes, labels, a tokenizer sample.
+
+    Args:
+        sided_rows: ``(side, row)`` pairs (``sided``).
+        n_fields: how many leading values of a row are text to tokenize.
+        labelled: the last value of a row is a label (collected, capped at ``MAX_LABELS``).
+        sample_bytes: keep the training texts up to this many bytes (0: all;
+            None: none, a tokenizer is given).
+        where: the source, for errors.
+    """
 
     def __init__(self, sided_rows, n_fields, labelled, sample_bytes, where):
         self.rows = {TRAIN: 0, VAL: 0}

@@ -168,3 +168,15 @@ def test_a_source_that_changes_while_being_prepared_is_refused_and_leaves_no_sto
         classify.Classify().prepare(_recipe(tmp_path, corpus, name="changing"), None, _quiet)
     root = os.path.join(os.environ["KERAZOO_CACHE"], "rows")
     assert not [name for name in os.listdir(root) if name.endswith(".partial")]
+
+
+def test_the_tokenizer_sample_is_bounded_and_seeded():
+    data = [(rows.TRAIN, (f"text {i} " * 5, "x")) for i in range(400)] + [(rows.VAL, ("held out", "x"))]
+    survey = rows.Survey(iter(data), 1, True, 1000, "t")
+    assert survey.rows == {"train": 400, "val": 1} and not survey.complete
+    sample, taken = rows.tokenizer_sample(iter(data), survey, 1, 1000, seed=0)
+    assert 500 < taken < 1100 and "held out" not in sample  # about sample_bytes, drawn at that rate
+    assert sample == rows.tokenizer_sample(iter(data), survey, 1, 1000, seed=0)[0]
+    assert sample != [t for _, (t, _) in data[:len(sample)]]  # drawn over the whole file, not its head
+    everything = rows.Survey(iter(data), 1, True, 0, "t")
+    assert everything.complete and len(rows.tokenizer_sample(iter(data), everything, 1, 0, 0)[0]) == 400
