@@ -128,11 +128,17 @@ def test_compressed_jsonl_gives_the_same_store_and_a_damaged_store_is_rebuilt(co
 
 def test_evaluation_is_capped_by_eval_tokens_and_reported(corpus, tmp_path):
     recipe = _recipe(tmp_path, corpus, "eval_tokens = 40\n", name="capped")
-    result = kz.run_recipe(recipe, str(tmp_path / "runs"), verbose=0, log=_quiet)
-    m = result.metrics
-    val = result.metrics["val_rows_total"]
+    task = classify.Classify()
+    data = task.prepare(recipe, None, _quiet)
+    logs = []
+    evaluation = task.evaluate(task.build_model(recipe, data), recipe, data, logs.append)
+    m, val = evaluation.metrics, evaluation.metrics["val_rows_total"]
     assert 1 <= m["val_rows"] < val and sum(map(sum, m["confusion_matrix"]["matrix"])) == m["val_rows"]
-    assert f"of {val:,} (train.eval_tokens)" in classify.Classify().score_lines(result)[0]
+    packed = np.minimum(next(data.extra["store"].field("text", "val").lengths()), 16 - 2) + 2
+    assert packed[:m["val_rows"]].sum() <= 40 < packed[:m["val_rows"] + 1].sum()
+    assert any(f"the first {m['val_rows']:,} of {val:,} rows (train.eval_tokens=40)" in line for line in logs)
+    result = type("Result", (), {"metrics": m})()
+    assert f"of {val:,} (train.eval_tokens)" in task.score_lines(result)[0]
 
 
 def test_more_labels_than_the_cap_is_one_clear_error(tmp_path, monkeypatch):

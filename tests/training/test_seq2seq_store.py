@@ -120,17 +120,27 @@ def test_compressed_jsonl_reuse_and_a_damaged_store(tsv, tmp_path):
     assert rebuilt.built and any("is damaged (target: unreadable manifest" in line for line in logs)
 
 
-def test_evaluation_is_capped_by_eval_tokens_and_reported(tsv, tmp_path):
+def test_evaluation_is_capped_by_eval_tokens_and_reported(tsv, tmp_path, monkeypatch):
     recipe = _recipe(tmp_path, tsv, "eval_tokens = 30\n")
     task = seq2seq.Seq2SeqTask()
     data = task.prepare(recipe, None, _quiet)
-    model = task.build_model(recipe, data)
+    seen = {}
+
+    def fake_evaluate(model, sources, targets, references):  # the real one runs in test_seq2seq.py
+        seen.update(sources=sources, targets=targets, references=references)
+        return {"loss": 1.0, "perplexity": 2.7, "tokens": sum(len(t) + 1 for t in targets), "bleu": 0.0,
+                "rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}, ["out"] * len(sources)
+
+    monkeypatch.setattr(seq2seq, "evaluate_seq2seq", fake_evaluate)
+    monkeypatch.setattr(seq2seq, "translate", lambda *args, **kwargs: "sample")
     logs = []
-    evaluation = task.evaluate(model, recipe, data, logs.append)
+    evaluation = task.evaluate(type("Model", (), {"max_length": 6})(), recipe, data, logs.append)
     m = evaluation.metrics
-    assert 1 <= m["val_pairs"] < m["val_pairs_total"] and m["val_tokens"] <= 30
-    assert len(evaluation.extra["outputs"]) == len(evaluation.extra["val_pairs"]) == m["val_pairs"]
-    assert any(f"the first {m['val_pairs']:,} of {m['val_pairs_total']:,} held-out pairs (train.eval_tokens=30)" in line
+    n, store = m["val_pairs"], data.extra["store"]
+    assert 1 <= n < m["val_pairs_total"] and m["val_tokens"] <= 30 < m["val_tokens"] + 6
+    assert seen["references"] == store.texts("target", "val", 0, n) and len(seen["sources"]) == n
+    assert [p for p, _ in evaluation.extra["val_pairs"]] == store.texts("source", "val", 0, n)
+    assert any(f"the first {n:,} of {m['val_pairs_total']:,} held-out pairs (train.eval_tokens=30)" in line
                for line in logs)
 
 
