@@ -86,6 +86,9 @@ CLASSIFY_DATA = [
     ("ragged row in the validation file", "text\tlabel\n" + GOOD_ROWS, "text\tlabel\ngood film\n",
      r"row has 1 fields"),
     ("empty label", "text\tlabel\n" + GOOD_ROWS + "odd film\t\n", None, r"empty label|label"),
+    # Issue 23: labels are found in one streaming pass, capped (a text column named as the label column).
+    ("more distinct labels than the cap", "text\tlabel\n" + "".join(f"film {i}\tfilm {i}\n" for i in range(1001)),
+     None, r"more than 1,000 distinct labels"),
 ]
 
 

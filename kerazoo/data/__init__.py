@@ -19,6 +19,11 @@ them, ``prepare.prepare_store`` tokenizes once into shards (``store``), and
 
     prepare_store(CorpusSpec(source), tokenizer_spec=TokenizerSpec(...)) -> PreparedStore
     random_windows(store.stream("train"), seq_len, batch_size)            -> tf.data of (x, y)
+
+Labelled rows (classify) and source/target pairs (seq2seq) go through a row
+store: ``labelled_rows`` / ``pairs.pair_rows`` stream them, ``rows.row_side``
+splits them by a seeded hash per row, ``row_prepare.prepare_rows`` tokenizes
+them once, and ``row_datasets`` reads them back row by row.
 """
 
 from kerazoo.data.masking import mask_tokens
@@ -29,6 +34,7 @@ from kerazoo.data.readers import (
     LABELLED_SUFFIXES,
     MAX_CORPUS_BYTES,
     TEXT_SUFFIXES,
+    labelled_rows,
     read_corpus,
     read_labelled,
     read_table,

@@ -7,6 +7,10 @@ The flow, top to bottom:
     tokenize_pairs(tokenizer, pairs, ...)              -> id lists, tokenized once
     seq2seq_dataset(sources, targets, ...)             -> tf.data of teacher-forcing batches
 
+That is the in-memory path (``sft`` and small tools use it). The seq2seq
+task streams instead: ``pair_rows`` -> a row store (``kerazoo.data.rows``:
+split by a seeded hash per row, tokenized once) -> ``row_datasets.pair_dataset``.
+
 Teacher forcing: the encoder reads ``source </s>``, the decoder reads
 ``<s> target`` and learns to predict ``target </s>``; batches are padded with
 id 0, which the loss ignores (``SparseCategoricalCrossentropy(ignore_class=0)``).
@@ -21,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo.data import docstrings, readers, windows
+from kerazoo.data import sources as sources_lib
 from kerazoo.models.seq2seq import DECODER_INPUT, ENCODER_INPUT
 from kerazoo.text import packing
 from kerazoo.text.special import PAD_ID
@@ -128,6 +133,38 @@ def read_pairs(source, source_column="source", target_column="target", header=Tr
     if not pairs:
         raise ValueError(f"{source} holds no (source, target) pairs with text on both sides")
     return pairs
+
+
+def pair_rows(source, source_column="source", target_column="target", header=True):
+    """Streams (source, target) pairs, one row at a time (``read_pairs`` without the list).
+
+    Args:
+        source: ``.tsv`` / ``.csv`` / ``.jsonl`` files (a file, folder or glob,
+            each possibly compressed), or a built-in pair corpus (small,
+            generated in memory).
+        source_column, target_column, header: as ``read_pairs``.
+
+    Yields:
+        ``(source, target)`` stripped strings; rows with an empty side are skipped.
+
+    Raises:
+        ValueError: a missing file or column, another format or a malformed row, naming the file.
+    """
+    if source.startswith(readers.BUILTIN_PREFIX):
+        rows = iter(read_pairs(source))
+    else:
+        rows = _file_pair_rows(readers.expand_source(source), [source_column, target_column], header)
+    for s, t in rows:
+        s, t = s.strip(), t.strip()
+        if s and t:
+            yield s, t
+
+
+def _file_pair_rows(paths, columns, header):
+    for path in paths:
+        if sources_lib.base_suffix(path) not in (".jsonl", ".ndjson", ".csv", ".tsv"):
+            raise ValueError(f"{path}: pairs come from .tsv, .csv or .jsonl files, not '{path.rsplit('.', 1)[-1]}'")
+        yield from sources_lib.file_rows(path, columns, header)
 
 
 def split_pairs(pairs, val_fraction=0.1, seed=0):

@@ -229,3 +229,31 @@ def read_labelled(path, text_column="text", label_column="label"):
             raise ValueError(f"{path}: row {i + 1} has an empty label in column '{label_column}'")
     return [r[0] for r in rows], [r[1].strip() for r in rows]
 
+
+
+def labelled_rows(source, text_column="text", label_column="label"):
+    """Streams (text, label) rows of CSV / TSV / JSONL files, possibly compressed, in bounded memory.
+
+    Args:
+        source: a file, a folder or a glob of ``.csv``, ``.tsv`` (header row)
+            or ``.jsonl`` files (each may end in ``.gz``, ``.bz2``, ``.xz``, ``.zst``).
+        text_column: the field holding the text.
+        label_column: the field holding the label (any value; kept as a stripped string).
+
+    Yields:
+        ``(text, label)`` string pairs, in file order.
+
+    Raises:
+        ValueError: a missing file or column, another format, an empty label
+            or a malformed row, naming the file.
+    """
+    if not any(ch in source for ch in "*?[") and not os.path.exists(source):
+        raise ValueError(f"labelled data file {source} does not exist")
+    for path in expand_source(source):
+        if sources.base_suffix(path) not in LABELLED_SUFFIXES:
+            raise ValueError(f"labelled data file {path}: expected {', '.join(LABELLED_SUFFIXES)}")
+        for i, (text, label) in enumerate(sources.file_rows(path, [text_column, label_column]), start=1):
+            label = label.strip()
+            if not label:
+                raise ValueError(f"{path}: row {i} has an empty label in column '{label_column}'")
+            yield text, label

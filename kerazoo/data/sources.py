@@ -225,8 +225,8 @@ def _check_value(path, lineno, column, value):
     return value
 
 
-def _jsonl_pieces(lines, column):
-    """One document per JSON-lines record: the ``column`` field."""
+def _jsonl_rows(lines, columns, as_text):
+    """The ``columns`` fields of every JSON-lines record, each passed through ``as_text(lineno, column, value)``."""
     for line in lines:
         if not line.strip():
             continue
@@ -236,34 +236,75 @@ def _jsonl_pieces(lines, column):
             raise ValueError(f"{lines.path}:{lines.lineno}: invalid JSON ({e.msg})") from None
         if not isinstance(record, dict):
             raise ValueError(f"{lines.path}:{lines.lineno}: expected a JSON object, got {type(record).__name__}")
-        if column not in record:
-            raise ValueError(f"{lines.path}:{lines.lineno}: column '{column}' not found; "
-                             f"columns: {', '.join(map(str, record)) or 'none'}")
-        yield True, _check_value(lines.path, lines.lineno, column, record[column])
+        for column in columns:
+            if column not in record:
+                raise ValueError(f"{lines.path}:{lines.lineno}: column '{column}' not found; "
+                                 f"columns: {', '.join(map(str, record)) or 'none'}")
+        yield tuple(as_text(lines.lineno, c, record[c]) for c in columns)
 
 
-def _table_pieces(lines, column, path):
-    """One document per CSV/TSV row: the ``column`` field (header row first)."""
+def _table_rows(lines, columns, path, header=True):
+    """The ``columns`` fields of every CSV/TSV row (named by the header row, or by 1-based position)."""
     tsv = base_suffix(path) == ".tsv"
     # QUOTE_NONE for TSV: corpora such as SST-2 use bare quote characters.
     # strict: a malformed quote is an error, not a row that swallows the file.
     reader = csv.reader(lines, delimiter="\t" if tsv else ",",
                         quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL, strict=True)
     try:
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path} is empty: expected a header row naming the columns")
-        if column not in header:
-            raise ValueError(f"{path}: column '{column}' not found; columns: {', '.join(header)}")
-        index = header.index(column)
-        for row in reader:
+        first = next(reader, None)
+        if not first:
+            raise ValueError(f"{path} is empty: expected a header row naming the columns" if header
+                             else f"{path} is empty: it holds no rows")
+        names = first if header else [str(i) for i in range(1, len(first) + 1)]
+        for column in columns:
+            if column not in names:
+                raise ValueError(f"{path}: column '{column}' not found; columns: {', '.join(names)}" if header else
+                                 f"{path}: column '{column}' not found; with data.header = false, columns are "
+                                 f"named by position: {', '.join(names)}")
+        index = [names.index(c) for c in columns]
+        rows = reader if header else _chain_first(first, reader)
+        for row in rows:
             if not row:
                 continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{reader.line_num}: row has {len(row)} fields, the header has {len(header)}")
-            yield True, row[index]
+            if len(row) != len(names):
+                raise ValueError(f"{path}:{reader.line_num}: row has {len(row)} fields, the "
+                                 f"{'header' if header else 'first row'} has {len(names)}")
+            yield tuple(row[i] for i in index)
     except csv.Error as e:
         raise ValueError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
+
+
+def file_rows(path, columns, header=True):
+    """Streams named fields of a JSONL / CSV / TSV file (possibly compressed), one row at a time.
+
+    Args:
+        path: a regular ``.jsonl`` / ``.ndjson`` / ``.csv`` / ``.tsv`` file.
+        columns: the field names to take (by position "1", "2", ... when
+            ``header`` is False).
+        header: whether a CSV / TSV file starts with a header row.
+
+    Yields:
+        One tuple of strings per row, in ``columns`` order (JSON values that
+        are not strings are written as ``str`` gives them).
+
+    Raises:
+        ValueError: a missing column, a malformed row or an unreadable file, naming it.
+    """
+    check_regular(path)
+    csv.field_size_limit(MAX_LINE_CHARS)
+    lines = _Lines(path)
+    try:
+        if base_suffix(path) in (".jsonl", ".ndjson"):
+            yield from _jsonl_rows(lines, columns, lambda lineno, column, value: str(value))
+        else:
+            yield from _table_rows(lines, columns, path, header)
+    finally:
+        lines.close()
 
 
 def file_pieces(path, column="text", boundary="file"):
@@ -287,9 +328,10 @@ def file_pieces(path, column="text", boundary="file"):
     try:
         suffix = base_suffix(path)
         if suffix in (".jsonl", ".ndjson"):
-            yield from _jsonl_pieces(lines, column)
+            check = lambda lineno, col, value: _check_value(path, lineno, col, value)  # noqa: E731
+            yield from ((True, text) for (text,) in _jsonl_rows(lines, [column], check))
         elif suffix in (".csv", ".tsv"):
-            yield from _table_pieces(lines, column, path)
+            yield from ((True, text) for (text,) in _table_rows(lines, [column], path))
         else:
             yield from _text_pieces(lines, boundary)
     finally:

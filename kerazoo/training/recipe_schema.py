@@ -72,7 +72,7 @@ class TrainSection:
     steps: int = 1000  # optimizer steps in all
     eval_every: int = 200  # steps between validation checks and checkpoints
     eval_batches: int = 20  # validation batches per check (0: the whole split)
-    eval_tokens: int = 2_000_000  # causal_lm, masked_lm: validation tokens scored at the end, at most (0: the whole split)
+    eval_tokens: int = 2_000_000  # validation tokens scored at the end, at most (classify, seq2seq: whole rows; 0: all)
     learning_rate: float = 1e-3  # peak learning rate
     warmup_steps: int = 100  # linear warm-up steps, then cosine decay
     min_lr_ratio: float = 0.1  # final learning rate as a share of the peak

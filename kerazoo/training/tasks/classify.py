@@ -1,7 +1,9 @@
 """Text classification: a pooled head on an encoder, fine-tuned on labelled rows.
 
-    CSV / TSV / JSONL (text and label columns) -> label names (sorted) -> ids
-    texts -> tokenized once -> packed: <s> ids </s>, cut to train.seq_len, padded
+    CSV / TSV / JSONL (text and label columns, files, folders, globs, compressed)
+          -> streamed once into a row store (kerazoo.data.rows: a seeded hash per row
+             splits it, label names sorted, tokenized once, cached)
+          -> rows read back one by one: <s> ids </s>, cut to train.seq_len, padded per length bucket
           -> Classifier (bert | bilstm | pooled rnn/gru/lstm) -> label logits
 
 With ``[model] init_from`` the encoder and its tokenizer come from a finished
@@ -16,6 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from kerazoo import data as data_lib
+from kerazoo.data import prepare as prepare_lib
+from kerazoo.data import row_datasets
+from kerazoo.data.row_prepare import prepare_rows
 from kerazoo import text as tokenizers_lib
 from kerazoo.models.classifier import Classifier, encoder_config_of, load_encoder_weights
 from kerazoo.training.recipes import vocab_size_for
@@ -89,19 +94,22 @@ def classification_metrics(y_true, y_pred, names):
     }
 
 
+def probabilities(model, ids):
+    """Class probabilities of one batch of packed ids ``(batch, length)`` (float32)."""
+    logits = keras.ops.convert_to_numpy(model(np.asarray(ids), training=False)).astype(np.float64)
+    logits -= logits.max(axis=-1, keepdims=True)
+    probs = np.exp(logits)
+    return (probs / probs.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def predict_probabilities(model, tokenizer, texts, batch_size=32):
     """Class probabilities of texts, in ``batch_size`` rows per forward pass.
 
     Returns:
         A float32 array ``(len(texts), num_labels)``.
     """
-    out = []
-    for start in range(0, len(texts), batch_size):
-        ids = pack(tokenizer, texts[start:start + batch_size], model.max_length)
-        logits = keras.ops.convert_to_numpy(model(ids.numpy(), training=False)).astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        probs = np.exp(logits)
-        out.append((probs / probs.sum(axis=-1, keepdims=True)).astype(np.float32))
+    out = [probabilities(model, pack(tokenizer, texts[start:start + batch_size], model.max_length).numpy())
+           for start in range(0, len(texts), batch_size)]
     if not out:
         return np.zeros((0, len(model.label_names)), np.float32)
     return np.concatenate(out)
@@ -138,29 +146,39 @@ def classify(model, texts, batch_size=32):
             for p in probs]
 
 
-def _read_data(recipe, log):
-    """Train and validation (texts, labels), from data.source and data.val_source or a split."""
+def row_store(recipe, tokenizer=None, log=print):
+    """The recipe's labelled rows in a row store (streamed, split by a seeded hash per row, tokenized once).
+
+    Args:
+        recipe: a validated classify ``Recipe``.
+        tokenizer: the tokenizer to encode with; None: ``model.init_from``'s,
+            ``tokenizer.path``, or one trained on a sample of the train rows.
+        log: where progress lines go.
+
+    Returns:
+        A ``kerazoo.data.rows.RowStore`` with a "text" field and labels.
+    """
+    k = recipe.tokenizer
+    if tokenizer is None and (recipe.init_from or k.path):
+        tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(recipe.init_from or k.path))
+    tokenizer_spec = prepare_lib.TokenizerSpec(k.kind, vocab_size_for(k), k.lowercase, k.sample_bytes)
     d = recipe.data
-    texts, labels = data_lib.read_labelled(d.source, d.column, d.label_column)
-    if d.val_source:
-        val_texts, val_labels = data_lib.read_labelled(d.val_source, d.val_column or d.column, d.label_column)
-        train = (texts, labels)
-    else:
-        tr, va = data_lib.split_rows(len(texts), d.val_fraction, d.seed)
-        train = ([texts[i] for i in tr], [labels[i] for i in tr])
-        val_texts, val_labels = [texts[i] for i in va], [labels[i] for i in va]
-    names = sorted(set(train[1]))
-    if len(names) < 2:
-        raise ValueError(f"{d.source}: column '{d.label_column}' holds a single label ({names[0]!r}); "
-                         "a classifier needs at least 2")
-    log(f"data: {d.source}: {len(train[0]):,} train / {len(val_texts):,} validation rows"
-        + (f" (validation: {d.val_source})" if d.val_source else "")
-        + f"; labels: {', '.join(names)}")
-    return train, (val_texts, val_labels), names
+    val_column = d.val_column or d.column
+    def corpus():
+        sources = [d.source] + ([d.val_source] if d.val_source else [])
+        return [prepare_lib.corpus_fingerprint(prepare_lib.CorpusSpec(source)) for source in sources]
+
+    settings = {"column": d.column, "label_column": d.label_column, "val_source": d.val_source,
+                "val_column": val_column, "val_fraction": d.val_fraction, "seed": d.seed, "split": "row_hash"}
+
+    read = lambda: data_lib.labelled_rows(d.source, d.column, d.label_column)  # noqa: E731
+    val = (lambda: data_lib.labelled_rows(d.val_source, val_column, d.label_column)) if d.val_source else None
+    return prepare_rows("labelled", corpus, settings, read, ("text",), tokenizer, tokenizer_spec, read_val_rows=val,
+                        labelled=True, where=d.source, val_where=d.val_source, log=log)
 
 
-def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
-    """The tokenizer and, with init_from, the pre-trained encoder model."""
+def _tokenizer_and_encoder(recipe, tokenizer, log):
+    """The given tokenizer (None: train one on the rows) and, with init_from, the pre-trained encoder model."""
     from kerazoo.training.runs import load_run
 
     k = recipe.tokenizer
@@ -181,9 +199,6 @@ def _tokenizer_and_encoder(recipe, tokenizer, train_texts, log):
         return encoder.tokenizer, encoder
     if tokenizer is None and k.path:
         tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(k.path))
-    if tokenizer is None:
-        tokenizer = tokenizers_lib.train_tokenizer(train_texts, k.kind, vocab_size_for(k), lowercase=k.lowercase)
-        log(f"tokenizer: trained {k.kind} with {tokenizer.vocabulary_size()} tokens")
     return tokenizer, None
 
 
@@ -212,12 +227,13 @@ def length_buckets(seq_len):
 
 
 def train_dataset(x, y, batch_size, seed):
-    """Shuffled, repeating training batches, padded to a few bucket lengths.
+    """Shuffled, repeating training batches of in-memory rows, padded to a few bucket lengths.
 
     Texts of similar length share a batch, padded only to their bucket
     (8, 16, 32, ... ``seq_len`` tokens): short texts (most of SST-2's are a
     few words) do not pay for the longest one, and the compiled train step
-    sees only a handful of shapes.
+    sees only a handful of shapes. ``Classify`` reads the same batches from
+    its row store (``store_train_dataset``).
 
     Args:
         x: packed ids ``(n, seq_len)`` padded with ``PAD_ID``.
@@ -231,12 +247,35 @@ def train_dataset(x, y, batch_size, seed):
     lengths = (x != PAD_ID).sum(axis=1).astype(np.int32)
     y = np.asarray(y, np.int32)
     base = tf.data.Dataset.from_tensor_slices((x, lengths, y)).map(lambda ids, n, label: (ids[:n], label))
-    buckets = length_buckets(x.shape[1])
 
     def stream(_):  # fresh seeded order per iterator (see data.lm_dataset)
         return base.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
 
-    ds = tf.data.Dataset.range(1).flat_map(stream).bucket_by_sequence_length(
+    return bucket_batches(tf.data.Dataset.range(1).flat_map(stream), x.shape[1], batch_size)
+
+
+def store_train_dataset(store, seq_len, batch_size, seed):
+    """``train_dataset`` over a row store's train split: rows read one by one, never all in memory.
+
+    Args:
+        store: a ``RowStore`` of labelled rows.
+        seq_len: tokens per row at most.
+        batch_size: rows per batch.
+        seed: shuffle seed (the same order as ``train_dataset``'s up to
+            ``row_datasets.MAX_SHUFFLE_BUFFER`` rows).
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(ids, labels)``.
+    """
+    rows = row_datasets.classifier_rows(store.field("text", "train"), store, "train", seq_len,
+                                        shuffle=True, seed=seed, repeat=True)
+    return bucket_batches(rows, seq_len, batch_size)
+
+
+def bucket_batches(rows, seq_len, batch_size):
+    """Rows ``(ids, label)`` batched by length bucket (``length_buckets``), padded to the bucket size."""
+    buckets = length_buckets(seq_len)
+    ds = rows.bucket_by_sequence_length(
         lambda ids, label: tf.shape(ids)[0],
         bucket_boundaries=[b + 1 for b in buckets[:-1]] + [buckets[-1] + 1],
         bucket_batch_sizes=[batch_size] * (len(buckets) + 1),
@@ -273,24 +312,29 @@ class Classify(Task):
             check_init_from(recipe.init_from, recipe.arch, recipe.path or "<recipe>")
 
     def prepare(self, recipe, tokenizer, log):
-        t = recipe.train
-        (train_texts, train_labels), (val_texts, val_labels), names = _read_data(recipe, log)
-        y_train = label_ids(train_labels, names, recipe.data.source)
-        y_val = label_ids(val_labels, names, recipe.data.val_source or recipe.data.source)
-        tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, train_texts, log)
-        x_train = pack(tokenizer, train_texts, t.seq_len, pad_to=t.seq_len).numpy()
-        x_val = pack(tokenizer, val_texts, t.seq_len, pad_to=t.seq_len).numpy()
-        cut = int((np.asarray(tokenizer.tokenize(train_texts).row_lengths()) > t.seq_len - 2).sum())
-        log(f"tokens: {int((x_train != PAD_ID).sum()):,} train / {int((x_val != PAD_ID).sum()):,} validation"
+        d, t = recipe.data, recipe.train
+        tokenizer, encoder = _tokenizer_and_encoder(recipe, tokenizer, log)
+        store = row_store(recipe, tokenizer, log)
+        names = store.label_names
+        if len(names) < 2:
+            raise ValueError(f"{d.source}: column '{d.label_column}' holds a single label ({names[0]!r}); "
+                             "a classifier needs at least 2")
+        train, val = store.field("text", "train"), store.field("text", "val")
+        log(f"data: {d.source}: {len(train):,} train / {len(val):,} validation rows"
+            + (f" (validation: {d.val_source})" if d.val_source else "") + f"; labels: {', '.join(names)}")
+        cut = sum(int((n > t.seq_len - 2).sum()) for n in train.lengths())
+        tokens = {f.stream.split: sum(int((np.minimum(n, t.seq_len - 2) + 2).sum()) for n in f.lengths())
+                  for f in (train, val)}
+        log(f"tokens: {tokens['train']:,} train / {tokens['val']:,} validation"
             + (f"; {cut:,} training texts cut to train.seq_len={t.seq_len}" if cut else ""))
-        if len(x_train) < t.batch_size:
-            raise ValueError(f"{len(x_train)} training rows are fewer than train.batch_size={t.batch_size}")
-        val_batch = min(t.batch_size, len(x_val))
-        n_val = len(x_val) // val_batch
+        if len(train) < t.batch_size:
+            raise ValueError(f"{len(train)} training rows are fewer than train.batch_size={t.batch_size}")
+        val_batch = min(t.batch_size, len(val))
+        n_val = len(val) // val_batch
         val_steps = min(t.eval_batches, n_val) if t.eval_batches else n_val
-        val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch, drop_remainder=True)
-        return TaskData(tokenizer, train_dataset(x_train, y_train, t.batch_size, t.seed), val_ds, val_steps,
-                        {"encoder": encoder, "names": names, "val_texts": val_texts, "y_val": y_val})
+        val_ds = row_datasets.classifier_batches(val, store, "val", t.seq_len, val_batch, val_steps * val_batch)
+        return TaskData(store.tokenizer, store_train_dataset(store, t.seq_len, t.batch_size, t.seed), val_ds,
+                        val_steps, {"encoder": encoder, "names": names, "store": store})
 
     def build_model(self, recipe, data):
         model = build_classifier(recipe, data.tokenizer, data.extra["encoder"], data.extra["names"])
@@ -302,18 +346,25 @@ class Classify(Task):
                 f"{t.steps} steps of {t.batch_size} texts x {t.seq_len} tokens")
 
     def evaluate(self, model, recipe, data, log):
-        names, y_val = data.extra["names"], data.extra["y_val"]
-        log("evaluating on the whole validation set ...")
-        probs = predict_probabilities(model, data.tokenizer, data.extra["val_texts"], recipe.train.batch_size)
+        t, names, store = recipe.train, data.extra["names"], data.extra["store"]
+        val = store.field("text", "val")
+        n = row_datasets.rows_within(val, t.eval_tokens, lambda lengths: np.minimum(lengths, t.seq_len - 2) + 2)
+        scope = (f"the first {n:,} of {len(val):,} rows (train.eval_tokens={t.eval_tokens:,})" if n < len(val)
+                 else f"the whole validation set ({n:,} rows)")
+        log(f"evaluating on {scope} ...")
+        batches = (val.rows(start, min(n, start + t.batch_size)) for start in range(0, n, t.batch_size))
+        probs = np.concatenate([probabilities(model, row_datasets.classifier_matrix(b, t.seq_len)) for b in batches])
+        y_val = store.labels("val", 0, n)
         scores = classification_metrics(y_val, probs.argmax(-1), names)
         nll = -np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)).mean()
         log(f"validation: accuracy {scores['accuracy']:.2%} | macro-F1 {scores['macro_f1']:.4f} | "
-            f"loss {nll:.4f} over {len(y_val):,} rows")
+            f"loss {nll:.4f} over {scope}")
         return Evaluation({
             "val_accuracy": scores["accuracy"],
             "val_macro_f1": scores["macro_f1"],
             "val_loss": float(nll),
-            "val_rows": len(y_val),
+            "val_rows": n,
+            "val_rows_total": len(val),
             "labels": list(names),
             "per_label": scores["per_label"],
             "confusion_matrix": scores["confusion_matrix"],
@@ -327,5 +378,7 @@ class Classify(Task):
 
     def score_lines(self, result):
         m = result.metrics
+        of = (f" of {m['val_rows_total']:,} (train.eval_tokens)"
+              if m.get("val_rows_total", m["val_rows"]) > m["val_rows"] else "")
         return [f"validation: accuracy {m['val_accuracy']:.2%} | macro-F1 {m['val_macro_f1']:.4f} "
-                f"over {m['val_rows']:,} rows"]
+                f"over {m['val_rows']:,}{of} rows"]
