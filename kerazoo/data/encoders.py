@@ -27,7 +27,7 @@ import itertools
 import numpy as np
 
 # Pieces per tokenizer call.
-TF_BATCH_PIECES = 256
+TF_BATCH_PIECES = 2048
 TF_BATCH_CHARS = 1 << 20
 # The library spreads one call over its threads: a call needs several pieces
 # per thread, and its Python lists of ids bound how large it may be.

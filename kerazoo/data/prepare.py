@@ -246,10 +246,13 @@ class _Writing:
         firsts = np.fromiter((item[2] for item in batch), bool, n)
         # isascii() is O(1): most text skips the encode that counts UTF-8 bytes.
         n_bytes = np.fromiter((len(t) if t.isascii() else len(t.encode("utf-8")) for *_, t in batch), np.int64, n)
-        lengths = np.asarray(lengths, np.int64)
-        flat = np.insert(flat, (np.cumsum(lengths) - lengths)[firsts], DOCUMENT_START_ID)
-        lengths = lengths + firsts
+        # Each piece's ids move right by the document starts before it (and its own): one scatter.
+        lengths = np.asarray(lengths, np.int64) + firsts
         ends = np.cumsum(lengths)
+        out = np.full(int(ends[-1]), DOCUMENT_START_ID, flat.dtype)
+        shift = np.repeat(np.cumsum(firsts), lengths - firsts)
+        out[np.arange(len(flat)) + shift] = flat
+        flat = out
         token_sides = np.repeat(sides, lengths)
         new_doc = docs != np.concatenate([[self.last_doc], docs[:-1]])
         a = 0
