@@ -1,8 +1,8 @@
 """``prepare_store``: a corpus read, split and tokenized once into a token store.
 
     corpus_pieces(source)           stream the corpus (kerazoo.data.sources)
-    plan_split(...)                 pass 1: which document validates (kerazoo.data.plan)
-    tokenizer_sample(...)           a bounded, seeded sample trains the tokenizer (cached too)
+    plan_split(...)                 pass 1: which document validates (kerazoo.data.plan), and in
+                                    the same read a bounded, seeded sample trains the tokenizer
     encode on every core            pass 2: pieces -> ids in order (kerazoo.data.encoders)
     ShardWriter / finalize          shards, fsync, manifest last, rename (kerazoo.data.store)
 
@@ -99,7 +99,7 @@ def tokenizer_fingerprint(tokenizer):
     return h.hexdigest()[:20]
 
 
-def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
+def _train_tokenizer(spec, tok_spec, get_plan, log):
     """Trains the tokenizer on a sample of the train split, or loads the one cached for this data."""
     from kerazoo import text
 
@@ -109,10 +109,8 @@ def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
         tokenizer = text.load_tokenizer(folder)
         log(f"tokenizer: {tok_spec.kind} with {tokenizer.vocabulary_size()} tokens, cached at {folder}")
         return tokenizer
-    plan = get_plan()
     started = time.perf_counter()
-    sample, taken = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan,
-                                              tok_spec.sample_bytes, spec.seed)
+    sample, taken = get_plan(tok_spec.sample_bytes).sample
     tokenizer = text.train_tokenizer(sample, tok_spec.kind, tok_spec.vocab_size, lowercase=tok_spec.lowercase,
                                      max_size=True)
     achieved = tokenizer.vocabulary_size()
@@ -151,14 +149,20 @@ def prepare_store(spec, tokenizer=None, tokenizer_spec=None, log=print, workers=
     pieces = lambda: readers.corpus_pieces(spec.source, spec.column, spec.boundary)  # noqa: E731
     cached_plan = []
 
-    def get_plan():
+    def get_plan(sample_bytes=None):
+        # One read of the corpus plans the split (and draws the tokenizer's sample when asked).
         if not cached_plan:
-            cached_plan.append(plan_lib.plan_split(pieces(), spec.val_fraction, spec.seed, spec.split))
+            started = time.perf_counter()
+            cached_plan.append(plan_lib.plan_split(pieces(), spec.val_fraction, spec.seed, spec.split, sample_bytes))
+            plan = cached_plan[0]
+            log(f"token store: planned a {plan.mode} split of {len(plan.keep):,} documents "
+                f"({plan.total_bytes / 1e6:,.1f} MB) in {time.perf_counter() - started:.1f}s"
+                + (" with the tokenizer's sample" if sample_bytes is not None else ""))
         return cached_plan[0]
 
     fingerprint = corpus_fingerprint(spec)
     if tokenizer is None:
-        tokenizer = _train_tokenizer(spec, tokenizer_spec or TokenizerSpec(), pieces, get_plan, log)
+        tokenizer = _train_tokenizer(spec, tokenizer_spec or TokenizerSpec(), get_plan, log)
     key = f"{spec_key(spec)}-{tokenizer_fingerprint(tokenizer)}"
     root = os.path.join(store.cache_dir(), "stores")
     os.makedirs(root, exist_ok=True)
