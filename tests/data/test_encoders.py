@@ -56,3 +56,22 @@ def test_unigram_and_char_keep_the_layers_op(pydocs):
         assert encoder.engine == "tf_text"
         flat, lengths = encoder.encode(pydocs[:5])
         np.testing.assert_array_equal(flat, np.concatenate(layer_ids(tokenizer, pydocs[:5])))
+
+
+@pytest.mark.parametrize("kind,vocab_size", [("unigram", 700), ("char", None), ("byte", None), ("wordpiece", 600)])
+def test_long_pieces_cut_after_newlines_give_the_layers_ids(pydocs, kind, vocab_size):
+    tokenizer = tokenizers.train_tokenizer(pydocs, kind, vocab_size, **({"max_size": True} if kind != "wordpiece" else {}))
+    encoder = encoders.Encoder(tokenizer, 2)
+    assert encoder.cut_chars and encoder.engine == "tf_text"
+    joined = "".join(pydocs)
+    texts = [joined[:80_000], "short one\n", joined[:encoder.cut_chars - 100]]
+    parts = encoders.cut_after_newlines(texts[0], encoder.cut_chars)
+    assert len(parts) > 1 and "".join(parts) == texts[0]
+    flat, lengths = encoder.encode(texts)
+    expected = layer_ids(tokenizer, texts)
+    if kind == "unigram":
+        # Between segmentations of equal score the op's choice depends on where the text starts
+        # (docs/data.md): a long text's ids are the layer's ids of its parts.
+        expected[0] = np.concatenate(layer_ids(tokenizer, parts))
+    np.testing.assert_array_equal(lengths, [len(ids) for ids in expected])
+    np.testing.assert_array_equal(flat, np.concatenate(expected))
