@@ -13,7 +13,8 @@ process so that peak RSS is that process's own:
   (``SentencePieceProcessor.encode``), the ceiling any pipeline on top of
   that library can reach, and the tokenizer layer's TensorFlow op alone,
   the ceiling for ids identical to the layer's (what ``prepare`` runs for
-  unigram, see ``kerazoo.data.encoders``);
+  unigram, see ``kerazoo.data.encoders``), on the 1 MB pieces and on them
+  cut as prepare cuts them (``op_mb_per_s``);
 - optionally (``steps``), ``kerazoo train`` runs a few steps of a small gpt
   from the store.
 
@@ -130,32 +131,39 @@ with open(sys.argv[2], encoding="utf-8", newline="") as f:
 print(total, tokens, time.perf_counter() - started)
 """
 
-# The tokenizer layer's own op (TF Text's SentencePiece kernel), one thread per core.
+# The tokenizer layer's own op (TF Text's SentencePiece kernel), one thread per
+# core, on the same 1 MB pieces as the library and then on those pieces cut as
+# prepare cuts them for the op (``encoders.cut_after_newlines``).
 OP_ENCODER = r"""
 import concurrent.futures, os, sys, time
 import tensorflow as tf
 from kerazoo import text
+from kerazoo.data import encoders
 tokenizer = text.load_tokenizer(sys.argv[1])
 tokenizer.tokenize(tf.constant(["warm up"]))
-threads, limit, total, tokens = os.cpu_count(), int(sys.argv[3]), 0, 0
-count = lambda piece: int(tokenizer.tokenize(tf.constant([piece])).flat_values.shape[0])
-started = time.perf_counter()
-with open(sys.argv[2], encoding="utf-8", newline="") as f, concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    while total < limit:
-        pieces = [p for p in (f.read(1 << 20) for _ in range(threads * 4)) if p]
-        if not pieces:
-            break
-        total += sum(len(p.encode()) for p in pieces)
-        tokens += sum(pool.map(count, pieces))
-print(total, tokens, time.perf_counter() - started)
+threads, limit = os.cpu_count(), int(sys.argv[3])
+count = lambda pieces: int(tokenizer.tokenize(tf.constant(pieces)).flat_values.shape[0])
+for cut in (0, encoders.CUT_CHARS):
+    total, tokens, started = 0, 0, time.perf_counter()
+    with open(sys.argv[2], encoding="utf-8", newline="") as f, concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        while total < limit:
+            pieces = [p for p in (f.read(1 << 20) for _ in range(threads * 4)) if p]
+            if not pieces:
+                break
+            total += sum(len(p.encode()) for p in pieces)
+            calls = [encoders.cut_after_newlines(p, cut) if cut else [p] for p in pieces]
+            tokens += sum(pool.map(count, calls))
+    print(total, tokens, time.perf_counter() - started)
 """
 
 
 def _floor(script, model, corpus, env):
-    """One floor's ``(MB/s, peak RSS MB, tokens)`` on the first ``FLOOR_BYTES`` of the corpus."""
+    """A floor's ``([MB/s per measurement], peak RSS MB, tokens)`` on the first ``FLOOR_BYTES`` of the corpus."""
     _, rss, out = measure([sys.executable, "-c", script, model, corpus, str(FLOOR_BYTES)], env)
-    n_bytes, tokens, seconds = out.split("kerazoo-bench-peak-rss-kb")[0].split()[-3:]
-    return round(int(n_bytes) / 1e6 / float(seconds), 2), round(rss), int(tokens)
+    lines = [line.split() for line in out.split("kerazoo-bench-peak-rss-kb")[0].splitlines()]
+    figures = [(int(n), int(t), float(sec)) for n, t, sec in (line for line in lines if len(line) == 3
+                                                              and line[0].isdigit() and line[1].isdigit())]
+    return [round(n / 1e6 / sec, 2) for n, _, sec in figures], round(rss), figures[0][1]
 
 
 def _recipe(folder, corpus, tokenizer_dir, steps, kind="unigram"):
@@ -205,8 +213,8 @@ def run_one(size, text, tokenizers_dirs, folder, steps=0):
             recipe = _recipe(folder, corpus, tokenizer_dir, steps, kind)
             prep_s, prep_rss, prep_out = measure([sys.executable, "-m", "kerazoo.cli", "prepare", recipe], env)
             encode = re.search(r"encoded [\d.]+ MB in [\d.]+s \(([\d.]+) MB/s, (\w+) on", prep_out)
-            raw_mb_s, raw_rss, raw_tokens = _floor(RAW_ENCODER, proto_path, corpus, env)
-            op_mb_s, op_rss, _ = _floor(OP_ENCODER, tokenizer_dir, corpus, env)
+            (raw_mb_s,), raw_rss, raw_tokens = _floor(RAW_ENCODER, proto_path, corpus, env)
+            (op_whole_mb_s, op_mb_s), op_rss, _ = _floor(OP_ENCODER, tokenizer_dir, corpus, env)
             row = {
                 "kind": kind,
                 "corpus_mb": round(actual / 1e6, 1),
@@ -221,6 +229,7 @@ def run_one(size, text, tokenizers_dirs, folder, steps=0):
                 "raw_peak_rss_mb": raw_rss,
                 "raw_tokens_in_floor": raw_tokens,
                 "op_mb_per_s": op_mb_s,
+                "op_1mb_pieces_mb_per_s": op_whole_mb_s,
                 "op_peak_rss_mb": op_rss,
                 "floor_mb": round(min(actual, FLOOR_BYTES) / 1e6, 1),
             }
@@ -268,12 +277,12 @@ def run_all(sizes, out, steps=0, log=print, kinds=KINDS):
 def markdown(rows):
     """The results as a Markdown table."""
     head = ("| tokenizer | corpus MB | prepare MB/s (end to end) | encode stage MB/s (engine) | "
-            "SentencePiece library MB/s | layer's op MB/s | end to end / library | encode stage / library | "
+            "SentencePiece library MB/s | layer's op MB/s (on 1 MB pieces) | end to end / library | encode stage / library | "
             "prepare peak RSS MB | library peak RSS MB | train peak RSS MB (steps) |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r.get('tokenizer', '')} | {r['corpus_mb']} | {r['prepare_mb_per_s']} | "
              f"{r['prepare_encode_mb_per_s']} ({r.get('prepare_engine', '')}) | {r['raw_mb_per_s']} | "
-             f"{r.get('op_mb_per_s', '–')} | {r['prepare_vs_raw']} | {r.get('encode_vs_raw', '–')} | "
+             f"{r.get('op_mb_per_s', '–')} ({r.get('op_1mb_pieces_mb_per_s', '–')}) | {r['prepare_vs_raw']} | {r.get('encode_vs_raw', '–')} | "
              f"{r['prepare_peak_rss_mb']} | {r['raw_peak_rss_mb']} | "
              + (f"{r['train_peak_rss_mb']} ({r['train_steps']})" if "train_peak_rss_mb" in r else "–") + " |"
              for r in rows]

@@ -23,6 +23,7 @@ def test_bench_data_tiny(tmp_path, monkeypatch, capsys):
     for row in rows:
         assert row["corpus_mb"] == pytest.approx(0.3, abs=0.01)
         assert row["prepare_mb_per_s"] > 0 and row["raw_mb_per_s"] > 0 and row["op_mb_per_s"] > 0
+        assert row["op_1mb_pieces_mb_per_s"] > 0
         assert row["raw_tokens_in_floor"] > 10_000
         # The launcher measures each process alone: the library's encoder never loads TensorFlow,
         # prepare does (a child forked from this pytest process would report this process's peak).
