@@ -30,13 +30,14 @@ import numpy as np
 TF_BATCH_PIECES = 2048
 TF_BATCH_CHARS = 1 << 20
 # The op encodes pieces of tens of thousands of characters about twice as fast
-# as pieces of 1 M, so longer pieces are cut after a newline into parts of about
-# this size for the kinds whose pieces never cross a newline (``CUT_KINDS``).
-# char, byte and wordpiece ids are unchanged; unigram's are the layer's ids of
+# as pieces of 1 M (the library's BPE about 1.5x), so longer pieces are cut
+# after a newline into parts of about this size for the kinds whose pieces
+# never cross a newline (``CUT_KINDS``). bpe, char, byte and wordpiece ids are
+# unchanged; unigram's are the layer's ids of
 # each part, which differ from the layer on the whole text only where two
 # segmentations score the same (tests/data/test_encoders.py, docs/data.md).
 CUT_CHARS = 1 << 15
-CUT_KINDS = ("unigram", "char", "byte", "wordpiece")
+CUT_KINDS = ("unigram", "bpe", "char", "byte", "wordpiece")
 # The library spreads one call over its threads: a call needs several pieces
 # per thread, and its Python lists of ids bound how large it may be.
 SP_BATCH_PIECES = 8192
@@ -55,7 +56,7 @@ class Encoder:
         self.tokenizer, self.workers = tokenizer, max(1, workers)
         self.processor = sentencepiece_processor(tokenizer)
         self.engine = "sentencepiece" if self.processor is not None else "tf_text"
-        self.cut_chars = CUT_CHARS if self.processor is None and _kind(tokenizer) in CUT_KINDS else 0
+        self.cut_chars = CUT_CHARS if _kind(tokenizer) in CUT_KINDS else 0
         if self.processor is not None:
             self.batch_pieces, self.batch_chars = SP_BATCH_PIECES, SP_BATCH_CHARS_PER_THREAD * self.workers
         else:
@@ -71,16 +72,19 @@ class Encoder:
             ``(flat, lengths)``: NumPy arrays; text ``i``'s ids are
             ``flat[sum(lengths[:i]):sum(lengths[:i + 1])]``.
         """
+        if not self.cut_chars:
+            return self._encode(texts)
+        parts, owners = [], []
+        for i, text in enumerate(texts):
+            for part in cut_after_newlines(text, self.cut_chars):
+                parts.append(part)
+                owners.append(i)
+        flat, part_lengths = self._encode(parts)
+        return flat, np.bincount(owners, part_lengths, len(texts)).astype(np.int64)
+
+    def _encode(self, texts):
         if self.processor is None:
-            if not self.cut_chars:
-                return _encode_tf(self.tokenizer, texts)
-            parts, owners = [], []
-            for i, text in enumerate(texts):
-                for part in cut_after_newlines(text, self.cut_chars):
-                    parts.append(part)
-                    owners.append(i)
-            flat, part_lengths = _encode_tf(self.tokenizer, parts)
-            return flat, np.bincount(owners, part_lengths, len(texts)).astype(np.int64)
+            return _encode_tf(self.tokenizer, texts)
         if self.tokenizer.lowercase:
             texts = [t.decode("utf-8") for t in _case_fold(texts)]
         out = self.processor.encode(texts, num_threads=self.workers)
