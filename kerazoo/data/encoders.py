@@ -13,11 +13,10 @@ Two engines give the ids:
 
 Why only ``bpe`` uses the library: the store must hold the ids the layer (and
 so the exported graph) gives. TF Text bundles its own copy of SentencePiece.
-For BPE the two give the same ids (``tests/data/test_encoders.py``, and on
-pieces of 1 M characters). For unigram they break ties between segmentations
+For BPE the two give the same ids (``tests/data/test_encoders.py``). For unigram they break ties between segmentations
 of equal score differently: on CPython's docs, "*" x 19 is 10 + 9 stars for
-the op and 9 + 10 for the library (both sums -17.39), so a few ids in a
-thousand differ there. Unigram therefore keeps the op.
+the op and 9 + 10 for the library (both sums -17.39), so some ids differ
+there. Unigram therefore keeps the op.
 """
 
 import collections
@@ -33,9 +32,9 @@ TF_BATCH_CHARS = 1 << 20
 # as pieces of 1 M (the library's BPE about 1.5x), so longer pieces are cut
 # after a newline into parts of about this size for the kinds whose pieces
 # never cross a newline (``CUT_KINDS``). bpe, char, byte and wordpiece ids are
-# unchanged; unigram's are the layer's ids of
-# each part, which differ from the layer on the whole text only where two
-# segmentations score the same (tests/data/test_encoders.py, docs/data.md).
+# unchanged; unigram's are the layer's ids of each part, which differ from the
+# layer on the whole text only where two segmentations score the same
+# (tests/data/test_encoders.py, docs/data.md).
 CUT_CHARS = 1 << 15
 CUT_KINDS = ("unigram", "bpe", "char", "byte", "wordpiece")
 # The library spreads one call over its threads: a call needs several pieces
