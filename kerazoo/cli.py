@@ -152,6 +152,7 @@ def _parser():
     p.add_argument("--sizes", default="10MB,100MB,1GB", help="data: corpus sizes to prepare (default: 10MB,100MB,1GB)")
     p.add_argument("--run", help="quantize: also score this trained run's validation split, float32 and int8")
     p.add_argument("--train-steps", type=int, default=0, help="data: also train a small gpt this many steps per size")
+    p.add_argument("--kinds", default="unigram,bpe", help="data: tokenizer kinds to prepare with (default: unigram,bpe)")
     p.add_argument("--nanogpt", help="nanogpt: a checkout of github.com/karpathy/nanoGPT to run beside kerazoo")
     p.add_argument("--baseline", help="nanogpt: another kerazoo source tree to run beside this one (before/after)")
 

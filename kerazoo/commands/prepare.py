@@ -36,14 +36,15 @@ def bench_data(args, backends=None):
     """``kerazoo bench data``: prepare MB/s and peak RSS at several corpus sizes beside the raw encoder.
 
     Args:
-        args: the parsed command line (``sizes``, ``train_steps``, ``out``).
+        args: the parsed command line (``sizes``, ``kinds``, ``train_steps``, ``out``).
         backends: unused (the suite measures tokenization, not a backend).
     """
     from kerazoo.lab import data_suite
     from kerazoo.training.runs import write_json, write_text
 
     sizes = data_suite.parse_sizes(args.sizes)
-    rows = data_suite.run_all(sizes, args.out, steps=args.train_steps)
+    kinds = tuple(k.strip() for k in getattr(args, "kinds", ",".join(data_suite.KINDS)).split(",") if k.strip())
+    rows = data_suite.run_all(sizes, args.out, steps=args.train_steps, kinds=kinds)
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "data.json"), rows)
     table = data_suite.markdown(rows)

@@ -6,9 +6,14 @@ document, the held-out mask, character and byte totals); ``split_items``
 then streams the corpus a second time and labels every piece with its side.
 The result is the same split as ``split_corpus(read_corpus(...))``: the same
 blank documents dropped, the same seeded shuffle, the same tail cut.
+
+The same first pass can also draw the tokenizer's training sample
+(``plan_split(..., sample_bytes=N)``), so that a prepare that trains its
+tokenizer reads the corpus twice (plan + sample, then encode), not three times.
 """
 
 import dataclasses
+import heapq
 
 import numpy as np
 
@@ -29,6 +34,8 @@ class SplitPlan:
         cut_chars: tail split: characters of the kept text that train.
         total_bytes: UTF-8 bytes of everything read (for progress and sampling).
         train_fraction: the share of the text that trains.
+        sample: ``(texts, sampled_bytes)`` drawn by ``plan_split`` when it was
+            given ``sample_bytes``, else None.
     """
 
     keep: np.ndarray
@@ -37,6 +44,7 @@ class SplitPlan:
     cut_chars: int
     total_bytes: int
     train_fraction: float
+    sample: object = None
 
     @property
     def skipped(self):
@@ -44,14 +52,21 @@ class SplitPlan:
         return int(len(self.keep) - self.keep.sum())
 
 
-def _documents(pieces):
-    """Per document: (non-blank, characters, bytes), streamed from the pieces."""
-    blank, chars, size, started = True, 0, 0, False
+def _documents(pieces, sampler=None):
+    """Per document: (non-blank, characters, bytes), streamed from the pieces.
+
+    ``sampler`` (a ``PassSample``) is offered every piece with its position:
+    the document's index and the characters of non-blank documents before it.
+    """
+    blank, chars, size, started, doc, kept_chars = True, 0, 0, False, 0, 0
     for first, text in pieces:
         if first and started:
             yield not blank, chars, size
-            blank, chars, size = True, 0, 0
+            kept_chars += chars if not blank else 0
+            blank, chars, size, doc = True, 0, 0, doc + 1
         started = True
+        if sampler is not None:
+            sampler.offer(doc, kept_chars + chars, text)
         blank = blank and not text.strip()
         chars += len(text)
         size += len(text.encode("utf-8"))
@@ -59,7 +74,69 @@ def _documents(pieces):
         yield not blank, chars, size
 
 
-def plan_split(pieces, val_fraction=0.1, seed=0, mode="auto"):
+class PassSample:
+    """A seeded, bounded sample of pieces drawn while the corpus streams past once.
+
+    Every piece gets a seeded random key; the pieces with the smallest keys
+    are kept within ``budget`` bytes (a bottom-k sample, so it needs no total
+    in advance). Which pieces train is only known at the end of the pass, so
+    ``texts`` then drops validation and blank documents and cuts at the tail
+    split. A corpus under the budget is kept whole: its sample is the whole
+    train split, as ``tokenizer_sample`` gives.
+
+    Args:
+        budget: the most UTF-8 bytes held (0: no limit).
+        seed: seed of the keys.
+    """
+
+    def __init__(self, budget, seed=0):
+        self.budget, self.rng = budget, np.random.default_rng(seed)
+        self.heap, self.bytes, self.count, self.keys = [], 0, 0, iter(())
+
+    def _key(self):
+        key = next(self.keys, None)
+        if key is None:
+            self.keys = iter(self.rng.random(4096).tolist())
+            key = next(self.keys)
+        return key
+
+    def offer(self, doc, char_start, text):
+        """Considers one piece (document ``doc``, ``char_start`` kept characters before it)."""
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        heapq.heappush(self.heap, (-self._key(), self.count, doc, char_start, text, size))
+        self.count += 1
+        self.bytes += size
+        while self.budget and self.bytes > self.budget and len(self.heap) > 1:
+            self.bytes -= heapq.heappop(self.heap)[5]
+
+    def texts(self, plan, sample_bytes):
+        """The sampled training text in corpus order, at most ``sample_bytes`` (the crossing piece included).
+
+        Returns:
+            ``(texts, sampled_bytes)``.
+        """
+        held = sorted(self.heap, key=lambda item: item[1])
+        kept_before = np.cumsum(plan.keep, dtype=np.int64) - 1 if plan.val is not None else None
+        texts, taken = [], 0
+        for _, _, doc, start, text, size in held:
+            if not plan.keep[doc]:
+                continue
+            if plan.val is not None:
+                if plan.val[kept_before[doc]]:
+                    continue
+            elif start >= plan.cut_chars:
+                continue
+            elif start + len(text) > plan.cut_chars:
+                text = text[: plan.cut_chars - start]
+                size = len(text.encode("utf-8"))
+            texts.append(text)
+            taken += size
+            if sample_bytes and taken >= sample_bytes:
+                break
+        return texts, taken
+
+
+def plan_split(pieces, val_fraction=0.1, seed=0, mode="auto", sample_bytes=None):
     """Reads a corpus stream once and decides its split (``split_corpus``'s rules).
 
     Args:
@@ -67,6 +144,9 @@ def plan_split(pieces, val_fraction=0.1, seed=0, mode="auto"):
         val_fraction: share held out, in (0, 1).
         seed: seed of the shuffled split.
         mode: "auto", "shuffle" or "tail" (see ``split_corpus``).
+        sample_bytes: when not None, also draw a tokenizer sample of at most
+            this many bytes of the train split in the same pass (``PassSample``,
+            seeded by ``seed``; 0: the whole train split) into ``plan.sample``.
 
     Returns:
         A ``SplitPlan``.
@@ -79,8 +159,11 @@ def plan_split(pieces, val_fraction=0.1, seed=0, mode="auto"):
         raise ValueError(f"unknown split mode '{mode}'; valid: {', '.join(SPLIT_MODES)}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    # The budget allows for the validation share, which is only known at the end.
+    sampler = None if sample_bytes is None else PassSample(
+        int(sample_bytes / (1.0 - val_fraction) * 1.05) if sample_bytes else 0, seed)
     keep, kept_chars, total_bytes = bytearray(), 0, 0
-    for non_blank, chars, size in _documents(pieces):
+    for non_blank, chars, size in _documents(pieces, sampler):
         keep.append(1 if non_blank else 0)
         kept_chars += chars if non_blank else 0
         total_bytes += size
@@ -100,11 +183,17 @@ def plan_split(pieces, val_fraction=0.1, seed=0, mode="auto"):
         val[order[:n_val]] = True
         if val.all():
             raise ValueError("the corpus is too small to split into train and validation")
-        return SplitPlan(keep, val, mode, 0, total_bytes, 1.0 - n_val / n)
+        return _with_sample(SplitPlan(keep, val, mode, 0, total_bytes, 1.0 - n_val / n), sampler, sample_bytes)
     cut = int(round(kept_chars * (1.0 - val_fraction)))
     if cut <= 0 or cut >= kept_chars:
         raise ValueError("the corpus is too small to split into train and validation")
-    return SplitPlan(keep, None, mode, cut, total_bytes, cut / kept_chars)
+    return _with_sample(SplitPlan(keep, None, mode, cut, total_bytes, cut / kept_chars), sampler, sample_bytes)
+
+
+def _with_sample(plan, sampler, sample_bytes):
+    if sampler is not None:
+        plan.sample = sampler.texts(plan, sample_bytes)
+    return plan
 
 
 def split_items(pieces, plan, start_doc=0):

@@ -1,17 +1,15 @@
 """``prepare_store``: a corpus read, split and tokenized once into a token store.
 
     corpus_pieces(source)           stream the corpus (kerazoo.data.sources)
-    plan_split(...)                 pass 1: which document validates (kerazoo.data.plan)
-    tokenizer_sample(...)           a bounded, seeded sample trains the tokenizer (cached too)
-    encode in threads               pass 2: pieces -> ids, on every core, in order
+    plan_split(...)                 pass 1: which document validates (kerazoo.data.plan), and in
+                                    the same read a bounded, seeded sample trains the tokenizer
+    encode on every core            pass 2: pieces -> ids in order (kerazoo.data.encoders)
     ShardWriter / finalize          shards, fsync, manifest last, rename (kerazoo.data.store)
 
 Stores and trained tokenizers live under ``store.cache_dir()``; see the
 ``kerazoo.data.store`` docstring for the layout and the key.
 """
 
-import collections
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -24,12 +22,9 @@ import time
 import numpy as np
 
 from kerazoo.data import plan as plan_lib
-from kerazoo.data import readers, sources, store
+from kerazoo.data import encoders, readers, sources, store
 from kerazoo.data.stream import open_stream
 
-# Pieces tokenized per call: enough text that the tokenizer op's overhead is small.
-BATCH_PIECES = 256
-BATCH_CHARS = 1 << 20
 DEFAULT_SAMPLE_BYTES = 20_000_000
 
 
@@ -104,7 +99,7 @@ def tokenizer_fingerprint(tokenizer):
     return h.hexdigest()[:20]
 
 
-def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
+def _train_tokenizer(spec, tok_spec, get_plan, log):
     """Trains the tokenizer on a sample of the train split, or loads the one cached for this data."""
     from kerazoo import text
 
@@ -114,10 +109,8 @@ def _train_tokenizer(spec, tok_spec, pieces, get_plan, log):
         tokenizer = text.load_tokenizer(folder)
         log(f"tokenizer: {tok_spec.kind} with {tokenizer.vocabulary_size()} tokens, cached at {folder}")
         return tokenizer
-    plan = get_plan()
     started = time.perf_counter()
-    sample, taken = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan,
-                                              tok_spec.sample_bytes, spec.seed)
+    sample, taken = get_plan(tok_spec.sample_bytes).sample
     tokenizer = text.train_tokenizer(sample, tok_spec.kind, tok_spec.vocab_size, lowercase=tok_spec.lowercase,
                                      max_size=True)
     achieved = tokenizer.vocabulary_size()
@@ -156,14 +149,20 @@ def prepare_store(spec, tokenizer=None, tokenizer_spec=None, log=print, workers=
     pieces = lambda: readers.corpus_pieces(spec.source, spec.column, spec.boundary)  # noqa: E731
     cached_plan = []
 
-    def get_plan():
+    def get_plan(sample_bytes=None):
+        # One read of the corpus plans the split (and draws the tokenizer's sample when asked).
         if not cached_plan:
-            cached_plan.append(plan_lib.plan_split(pieces(), spec.val_fraction, spec.seed, spec.split))
+            started = time.perf_counter()
+            cached_plan.append(plan_lib.plan_split(pieces(), spec.val_fraction, spec.seed, spec.split, sample_bytes))
+            plan = cached_plan[0]
+            log(f"token store: planned a {plan.mode} split of {len(plan.keep):,} documents "
+                f"({plan.total_bytes / 1e6:,.1f} MB) in {time.perf_counter() - started:.1f}s"
+                + (" with the tokenizer's sample" if sample_bytes is not None else ""))
         return cached_plan[0]
 
     fingerprint = corpus_fingerprint(spec)
     if tokenizer is None:
-        tokenizer = _train_tokenizer(spec, tokenizer_spec or TokenizerSpec(), pieces, get_plan, log)
+        tokenizer = _train_tokenizer(spec, tokenizer_spec or TokenizerSpec(), get_plan, log)
     key = f"{spec_key(spec)}-{tokenizer_fingerprint(tokenizer)}"
     root = os.path.join(store.cache_dir(), "stores")
     os.makedirs(root, exist_ok=True)
@@ -186,59 +185,8 @@ def prepare_store(spec, tokenizer=None, tokenizer_spec=None, log=print, workers=
     return PreparedStore(final, manifest, tokenizer, True)
 
 
-def _encode(tokenizer, texts):
-    """Token ids of a batch of texts as (flat ids, row lengths)."""
-    import tensorflow as tf
-
-    out = tokenizer.tokenize(tf.constant(texts))
-    if hasattr(out, "flat_values"):
-        return out.flat_values.numpy(), out.row_lengths().numpy()
-    out = out.numpy()
-    return out.reshape(-1), np.full(len(texts), out.shape[1])
-
-
-def _batches(items):
-    """Items grouped into tokenizer calls of bounded size."""
-    batch, chars = [], 0
-    for item in items:
-        batch.append(item)
-        chars += len(item[3])
-        if len(batch) >= BATCH_PIECES or chars >= BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
-
-
-def encoded(tokenizer, items, workers):
-    """``(item, ids)`` in order, tokenized by ``workers`` threads.
-
-    TensorFlow ops release the GIL, so threads encode batches in parallel
-    without copying the tokenizer into worker processes; at most
-    ``2 x workers`` batches are in flight, which bounds memory.
-    """
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        pending = collections.deque()
-
-        def drain_one():
-            batch, future = pending.popleft()
-            flat, lengths = future.result()
-            ends = np.cumsum(lengths)
-            for item, end, n in zip(batch, ends, lengths):
-                yield item, flat[end - n:end]
-
-        for batch in _batches(items):
-            pending.append((batch, pool.submit(_encode, tokenizer, [item[3] for item in batch])))
-            if len(pending) > 2 * workers:
-                yield from drain_one()
-        while pending:
-            yield from drain_one()
-
-
 def _build(final, spec, fingerprint, tokenizer, get_plan, pieces, log, workers, shard_tokens):
     """Writes a store into ``<final>.partial`` (continuing a killed build) and renames it into place."""
-    from kerazoo.text.packing import DOCUMENT_START_ID
-
     staging = final + ".partial"
     os.makedirs(staging, exist_ok=True)
     done = store.finished_shards(staging)
@@ -249,19 +197,14 @@ def _build(final, spec, fingerprint, tokenizer, get_plan, pieces, log, workers, 
     dtype = "uint16" if tokenizer.vocabulary_size() <= 1 << 16 else "uint32"
     workers = workers or os.cpu_count() or 1
     progress = store.Progress(plan.total_bytes)
-    writer, last_doc, shards = store.ShardWriter(staging, len(done), dtype), start_doc, list(done)
+    encoder = encoders.Encoder(tokenizer, workers)
+    shards = list(done)
+    state = _Writing(store.ShardWriter(staging, len(done), dtype), start_doc, shards, staging, dtype, shard_tokens)
     started = time.perf_counter()
     items = plan_lib.split_items(pieces(), plan, start_doc)
-    for (doc, side, first, text), ids in encoded(tokenizer, items, workers):
-        if doc != last_doc and writer.tokens >= shard_tokens:
-            shards.append(writer.close(doc))
-            writer = store.ShardWriter(staging, len(shards), dtype)
-        last_doc = doc
-        if first:
-            ids = np.concatenate([[DOCUMENT_START_ID], ids])
-        n_bytes = len(text.encode("utf-8"))
-        writer.add(store.SPLITS[side], first, ids, n_bytes)
-        progress.update(n_bytes)
+    for batch, flat, lengths in encoders.encoded_batches(encoder, items):
+        progress.update(state.write(batch, flat, lengths))
+    writer = state.writer
     shards.append(writer.close(len(plan.keep)))
     progress.close()
     if corpus_fingerprint(spec) != fingerprint:
@@ -274,12 +217,63 @@ def _build(final, spec, fingerprint, tokenizer, get_plan, pieces, log, workers, 
         "data": dataclasses.asdict(spec), "split_mode": plan.mode, "skipped_blank_documents": plan.skipped,
         "tokenizer": {"fingerprint": tokenizer_fingerprint(tokenizer), "class": type(tokenizer).__name__,
                       "vocabulary_size": tokenizer.vocabulary_size()},
-        "dtype": dtype, "shards": shards, "totals": totals,
+        "dtype": dtype, "shards": shards, "totals": totals, "encoder": encoder.engine,
     }
     store.finalize(staging, final, manifest)
     seconds = time.perf_counter() - started
     log(f"token store: built {final}: {totals['train']['tokens']:,} train / {totals['val']['tokens']:,} "
         f"validation tokens in {len(shards)} shard(s); encoded {progress.done / 1e6:.1f} MB in {seconds:.1f}s "
-        f"({progress.done / 1e6 / max(seconds, 1e-9):.2f} MB/s, {workers} threads)"
+        f"({progress.done / 1e6 / max(seconds, 1e-9):.2f} MB/s, {encoder.engine} on {encoder.workers} threads)"
         + (f"; skipped {plan.skipped:,} blank documents" if plan.skipped else ""))
     return manifest
+
+
+class _Writing:
+    """Writes encoded batches into shards, closing a shard at the first document boundary past its size.
+
+    One batch is split, offset and written with NumPy (a few calls per batch,
+    not per document): per-document Python work would cost as much as the
+    encoding itself on corpora of short documents.
+    """
+
+    def __init__(self, writer, last_doc, shards, staging, dtype, shard_tokens):
+        self.writer, self.last_doc, self.shards = writer, last_doc, shards
+        self.staging, self.dtype, self.shard_tokens = staging, dtype, shard_tokens
+
+    def write(self, batch, flat, lengths):
+        """Writes one batch's ids (``</s>`` before each document's first piece); returns its UTF-8 bytes."""
+        from kerazoo.text.packing import DOCUMENT_START_ID
+
+        n = len(batch)
+        docs = np.fromiter((item[0] for item in batch), np.int64, n)
+        sides = np.fromiter((item[1] for item in batch), np.int8, n)
+        firsts = np.fromiter((item[2] for item in batch), bool, n)
+        # isascii() is O(1): most text skips the encode that counts UTF-8 bytes.
+        n_bytes = np.fromiter((len(t) if t.isascii() else len(t.encode("utf-8")) for *_, t in batch), np.int64, n)
+        # Each piece's ids move right by the document starts before it (and its own): one scatter.
+        lengths = np.asarray(lengths, np.int64) + firsts
+        ends = np.cumsum(lengths)
+        out = np.full(int(ends[-1]), DOCUMENT_START_ID, flat.dtype)
+        shift = np.repeat(np.cumsum(firsts), lengths - firsts)
+        out[np.arange(len(flat)) + shift] = flat
+        flat = out
+        token_sides = np.repeat(sides, lengths)
+        new_doc = docs != np.concatenate([[self.last_doc], docs[:-1]])
+        a = 0
+        while a < n:
+            before = self.writer.tokens + ends[a:] - lengths[a:] - (ends[a] - lengths[a])
+            cut = np.nonzero(new_doc[a:] & (before >= self.shard_tokens))[0]
+            b = a + int(cut[0]) if len(cut) else n
+            for side in (0, 1):
+                mask = sides[a:b] == side
+                if mask.any():
+                    lo, hi = ends[a] - lengths[a], ends[b - 1]
+                    ids = flat[lo:hi][token_sides[lo:hi] == side]
+                    self.writer.add(store.SPLITS[side], ids, lengths[a:b][mask], firsts[a:b][mask],
+                                    n_bytes[a:b][mask])
+            if b < n:
+                self.shards.append(self.writer.close(int(docs[b])))
+                self.writer = store.ShardWriter(self.staging, len(self.shards), self.dtype)
+            a = b
+        self.last_doc = int(docs[-1])
+        return int(n_bytes.sum())

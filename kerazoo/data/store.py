@@ -113,16 +113,29 @@ class ShardWriter:
     def tokens(self):
         return sum(c["tokens"] for c in self.counts.values())
 
-    def add(self, split, starts_document, ids, n_bytes):
-        """Appends one piece's ids (with ``</s>`` already in front of a document's first)."""
+    def add(self, split, ids, lengths, starts_document, n_bytes):
+        """Appends consecutive pieces of one split in one write.
+
+        Args:
+            split: "train" or "val".
+            ids: the pieces' ids, concatenated (with ``</s>`` already in front
+                of each document's first piece).
+            lengths: the ids of each piece.
+            starts_document: per piece, True when it opens a document.
+            n_bytes: per piece, its UTF-8 bytes.
+        """
         ids_file, docs_file = self.files[split]
         c = self.counts[split]
-        if starts_document:
-            docs_file.write(np.array([c["tokens"], c["bytes"]], np.int64).tobytes())
-            c["docs"] += 1
-        ids_file.write(np.asarray(ids, self.dtype).tobytes())
-        c["tokens"] += len(ids)
-        c["bytes"] += n_bytes
+        lengths, n_bytes = np.asarray(lengths, np.int64), np.asarray(n_bytes, np.int64)
+        starts = np.asarray(starts_document, bool)
+        if starts.any():
+            token_at = c["tokens"] + np.cumsum(lengths) - lengths
+            byte_at = c["bytes"] + np.cumsum(n_bytes) - n_bytes
+            docs_file.write(np.stack([token_at[starts], byte_at[starts]], 1).astype(np.int64).tobytes())
+            c["docs"] += int(starts.sum())
+        ids_file.write(np.asarray(ids).astype(self.dtype, copy=False).tobytes())
+        c["tokens"] += int(lengths.sum())
+        c["bytes"] += int(n_bytes.sum())
 
     def close(self, end_doc):
         """Flushes and fsyncs the shard, then writes its description (what makes it count)."""

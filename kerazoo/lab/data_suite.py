@@ -8,14 +8,21 @@ process so that peak RSS is that process's own:
 
 - ``kerazoo prepare`` builds the token store from scratch (read, split,
   encode on every core, write shards);
-- SentencePiece's own encoder (``SentencePieceProcessor.encode`` with a
-  thread per core) encodes the same text in 1 MB pieces: the ceiling any
-  pipeline on top of that library can reach;
+- the two floors, on the same text (its first ``FLOOR_BYTES``) in 1 MB
+  pieces with a thread per core: SentencePiece's own encoder
+  (``SentencePieceProcessor.encode``), the ceiling any pipeline on top of
+  that library can reach, and the tokenizer layer's TensorFlow op alone,
+  the ceiling for ids identical to the layer's (what ``prepare`` runs for
+  unigram, see ``kerazoo.data.encoders``), on the 1 MB pieces and on them
+  cut as prepare cuts them (``op_mb_per_s``);
 - optionally (``steps``), ``kerazoo train`` runs a few steps of a small gpt
   from the store.
 
-The ratio is measured side by side in one run, so the machine's load mostly
-cancels; absolute MB/s depend on it.
+Each tokenizer kind of ``kinds`` (default unigram and bpe) is one row per
+size. The ratio is measured side by side in one run, so the machine's load
+mostly cancels; absolute MB/s depend on it. Peak RSS is read by a small
+launcher process (``LAUNCHER``): a child forked straight from this process
+would count this process's own memory in its peak.
 """
 
 import glob
@@ -30,6 +37,9 @@ import time
 
 DEFAULT_TEXT = "/work/shared/data"
 VOCAB_SIZE = 4096
+KINDS = ("unigram", "bpe")
+# The floors are rates: they are measured on at most this much of each corpus.
+FLOOR_BYTES = 300_000_000
 _UNITS = {"KB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -77,6 +87,19 @@ def write_corpus(path, text, size):
     return os.path.getsize(path)
 
 
+# Runs a command and prints its peak RSS (KiB) last. Started from this small
+# process, the command's peak is its own: a child of the (large) bench process
+# would carry the parent's resident pages into its ru_maxrss across exec.
+LAUNCHER = r"""
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+sys.stdout.flush()
+print("kerazoo-bench-peak-rss-kb", usage.ru_maxrss, flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure(cmd, env):
     """Runs a command; returns ``(seconds, peak RSS in MB, stdout)`` of that process alone.
 
@@ -84,22 +107,22 @@ def measure(cmd, env):
         RuntimeError: when it fails, with its last lines.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    out = proc.stdout
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {out.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    peak = re.findall(r"kerazoo-bench-peak-rss-kb (\d+)", out)
+    return seconds, int(peak[-1]) / 1024, out
 
 
 RAW_ENCODER = r"""
 import sys, time, sentencepiece as spm, os
 sp = spm.SentencePieceProcessor(model_proto=open(sys.argv[1], "rb").read())
-threads, total, tokens, started = os.cpu_count(), 0, 0, time.perf_counter()
+threads, limit, total, tokens, started = os.cpu_count(), int(sys.argv[3]), 0, 0, time.perf_counter()
 with open(sys.argv[2], encoding="utf-8", newline="") as f:
-    while True:
+    while total < limit:
         pieces = [p for p in (f.read(1 << 20) for _ in range(threads * 4)) if p]
         if not pieces:
             break
@@ -108,16 +131,50 @@ with open(sys.argv[2], encoding="utf-8", newline="") as f:
 print(total, tokens, time.perf_counter() - started)
 """
 
+# The tokenizer layer's own op (TF Text's SentencePiece kernel), one thread per
+# core, on the same 1 MB pieces as the library and then on those pieces cut as
+# prepare cuts them for the op (``encoders.cut_after_newlines``).
+OP_ENCODER = r"""
+import concurrent.futures, os, sys, time
+import tensorflow as tf
+from kerazoo import text
+from kerazoo.data import encoders
+tokenizer = text.load_tokenizer(sys.argv[1])
+tokenizer.tokenize(tf.constant(["warm up"]))
+threads, limit = os.cpu_count(), int(sys.argv[3])
+count = lambda pieces: int(tokenizer.tokenize(tf.constant(pieces)).flat_values.shape[0])
+for cut in (0, encoders.CUT_CHARS):
+    total, tokens, started = 0, 0, time.perf_counter()
+    with open(sys.argv[2], encoding="utf-8", newline="") as f, concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        while total < limit:
+            pieces = [p for p in (f.read(1 << 20) for _ in range(threads * 4)) if p]
+            if not pieces:
+                break
+            total += sum(len(p.encode()) for p in pieces)
+            calls = [encoders.cut_after_newlines(p, cut) if cut else [p] for p in pieces]
+            tokens += sum(pool.map(count, calls))
+    print(total, tokens, time.perf_counter() - started)
+"""
 
-def _recipe(folder, corpus, tokenizer_dir, steps):
-    path = os.path.join(folder, "bench_data.toml")
+
+def _floor(script, model, corpus, env):
+    """A floor's ``([MB/s per measurement], peak RSS MB, tokens)`` on the first ``FLOOR_BYTES`` of the corpus."""
+    _, rss, out = measure([sys.executable, "-c", script, model, corpus, str(FLOOR_BYTES)], env)
+    lines = [line.split() for line in out.split("kerazoo-bench-peak-rss-kb")[0].splitlines()]
+    figures = [(int(n), int(t), float(sec)) for n, t, sec in (line for line in lines if len(line) == 3
+                                                              and line[0].isdigit() and line[1].isdigit())]
+    return [round(n / 1e6 / sec, 2) for n, _, sec in figures], round(rss), figures[0][1]
+
+
+def _recipe(folder, corpus, tokenizer_dir, steps, kind="unigram"):
+    path = os.path.join(folder, f"bench_data_{kind}.toml")
     with open(path, "w") as f:
         f.write(f"""name = "bench_data"
 [data]
 source = "{corpus}"
 boundary = "blank_line"
 [tokenizer]
-kind = "unigram"
+kind = "{kind}"
 path = "{tokenizer_dir}"
 [model]
 arch = "gpt"
@@ -138,41 +195,60 @@ sample_tokens = 8
     return path
 
 
-def run_one(size, text, tokenizer_dir, proto_path, folder, steps=0):
-    """Measures prepare, the raw encoder (and optionally train) on one corpus size."""
+def run_one(size, text, tokenizers_dirs, folder, steps=0):
+    """Measures prepare and the two floors (and optionally train) on one corpus size, per tokenizer kind.
+
+    Args:
+        tokenizers_dirs: ``{kind: (tokenizer folder, SentencePiece model file)}``.
+
+    Returns:
+        One row per kind; ``train_*`` on the first kind's row only.
+    """
     corpus = os.path.join(folder, f"corpus-{size}.txt")
     actual = write_corpus(corpus, text, size)
-    env = dict(os.environ, KERAZOO_CACHE=os.path.join(folder, f"cache-{size}"))
-    recipe = _recipe(folder, corpus, tokenizer_dir, steps)
-    prep_s, prep_rss, prep_out = measure([sys.executable, "-m", "kerazoo.cli", "prepare", recipe], env)
-    encode = re.search(r"encoded [\d.]+ MB in [\d.]+s \(([\d.]+) MB/s", prep_out)
-    raw_s, raw_rss, raw_out = measure([sys.executable, "-c", RAW_ENCODER, proto_path, corpus], env)
-    raw_bytes, raw_tokens, raw_encode_s = raw_out.split()[-3:]
-    row = {
-        "corpus_mb": round(actual / 1e6, 1),
-        "prepare_seconds": round(prep_s, 1),
-        "prepare_mb_per_s": round(actual / 1e6 / prep_s, 2),
-        "prepare_peak_rss_mb": round(prep_rss),
-        # The encoding stage alone, as prepare's own log line reports it
-        # (without the process start, the framework import and the split pass).
-        "prepare_encode_mb_per_s": float(encode.group(1)) if encode else None,
-        "raw_encode_seconds": round(float(raw_encode_s), 1),
-        "raw_mb_per_s": round(int(raw_bytes) / 1e6 / float(raw_encode_s), 2),
-        "raw_peak_rss_mb": round(raw_rss),
-        "raw_tokens": int(raw_tokens),
-    }
-    row["prepare_vs_raw"] = round(row["prepare_mb_per_s"] / row["raw_mb_per_s"], 2)
-    if steps:
-        train_s, train_rss, _ = measure([sys.executable, "-m", "kerazoo.cli", "train", recipe, "--quiet",
-                                         "--runs-dir", os.path.join(folder, f"runs-{size}")], env)
-        row.update(train_steps=steps, train_seconds=round(train_s, 1), train_peak_rss_mb=round(train_rss))
-    os.unlink(corpus)
-    shutil.rmtree(env["KERAZOO_CACHE"], ignore_errors=True)
-    return row
+    rows = []
+    try:
+        for kind, (tokenizer_dir, proto_path) in tokenizers_dirs.items():
+            env = dict(os.environ, KERAZOO_CACHE=os.path.join(folder, f"cache-{size}-{kind}"))
+            recipe = _recipe(folder, corpus, tokenizer_dir, steps, kind)
+            prep_s, prep_rss, prep_out = measure([sys.executable, "-m", "kerazoo.cli", "prepare", recipe], env)
+            encode = re.search(r"encoded [\d.]+ MB in [\d.]+s \(([\d.]+) MB/s, (\w+) on", prep_out)
+            (raw_mb_s,), raw_rss, raw_tokens = _floor(RAW_ENCODER, proto_path, corpus, env)
+            (op_whole_mb_s, op_mb_s), op_rss, _ = _floor(OP_ENCODER, tokenizer_dir, corpus, env)
+            row = {
+                "kind": kind,
+                "corpus_mb": round(actual / 1e6, 1),
+                "prepare_seconds": round(prep_s, 1),
+                "prepare_mb_per_s": round(actual / 1e6 / prep_s, 2),
+                "prepare_peak_rss_mb": round(prep_rss),
+                # The encoding stage alone, as prepare's own log line reports it
+                # (without the process start, the framework import and the split pass).
+                "prepare_encode_mb_per_s": float(encode.group(1)) if encode else None,
+                "prepare_engine": encode.group(2) if encode else None,
+                "raw_mb_per_s": raw_mb_s,
+                "raw_peak_rss_mb": raw_rss,
+                "raw_tokens_in_floor": raw_tokens,
+                "op_mb_per_s": op_mb_s,
+                "op_1mb_pieces_mb_per_s": op_whole_mb_s,
+                "op_peak_rss_mb": op_rss,
+                "floor_mb": round(min(actual, FLOOR_BYTES) / 1e6, 1),
+            }
+            row["prepare_vs_raw"] = round(row["prepare_mb_per_s"] / raw_mb_s, 2)
+            if encode:
+                row["encode_vs_raw"] = round(row["prepare_encode_mb_per_s"] / raw_mb_s, 2)
+            if steps and not rows:
+                train_s, train_rss, _ = measure([sys.executable, "-m", "kerazoo.cli", "train", recipe, "--quiet",
+                                                 "--runs-dir", os.path.join(folder, f"runs-{size}")], env)
+                row.update(train_steps=steps, train_seconds=round(train_s, 1), train_peak_rss_mb=round(train_rss))
+            shutil.rmtree(env["KERAZOO_CACHE"], ignore_errors=True)
+            rows.append(row)
+    finally:
+        os.unlink(corpus)
+    return rows
 
 
-def run_all(sizes, out, steps=0, log=print):
-    """Runs every size; returns the rows (one per size)."""
+def run_all(sizes, out, steps=0, log=print, kinds=KINDS):
+    """Runs every size and tokenizer kind; returns the rows (one per size and kind)."""
     from kerazoo import text as tokenizers
 
     text, origin = base_text()
@@ -180,17 +256,19 @@ def run_all(sizes, out, steps=0, log=print):
     # The system temp folder, never --out: the corpora and stores there are large and transient.
     folder = tempfile.mkdtemp(prefix="kerazoo-bench-data-")
     try:
-        tokenizer = tokenizers.train_tokenizer([text[:20_000_000]], "unigram", VOCAB_SIZE, max_size=True)
-        tokenizer_dir = os.path.join(folder, "tokenizer")
-        tokenizers.save_tokenizer(tokenizer, tokenizer_dir)
-        proto_path = os.path.join(folder, "tokenizer.model")
-        with open(proto_path, "wb") as f:
-            f.write(tokenizer.proto)
+        dirs, names = {}, {}
+        for kind in kinds:
+            tokenizer = tokenizers.train_tokenizer([text[:20_000_000]], kind, VOCAB_SIZE, max_size=True)
+            dirs[kind] = (os.path.join(folder, f"tokenizer-{kind}"), os.path.join(folder, f"{kind}.model"))
+            tokenizers.save_tokenizer(tokenizer, dirs[kind][0])
+            with open(dirs[kind][1], "wb") as f:
+                f.write(tokenizer.proto)
+            names[kind] = f"{kind} {tokenizer.vocabulary_size()}"
         rows = []
         for size in sizes:
-            rows.append(dict(run_one(size, text, tokenizer_dir, proto_path, folder, steps), text=origin,
-                             tokenizer=f"unigram {tokenizer.vocabulary_size()}", cpus=os.cpu_count()))
-            log(json.dumps(rows[-1]))
+            for row in run_one(size, text, dirs, folder, steps):
+                rows.append(dict(row, text=origin, tokenizer=names[row["kind"]], cpus=os.cpu_count()))
+                log(json.dumps(rows[-1]))
         return rows
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -198,11 +276,13 @@ def run_all(sizes, out, steps=0, log=print):
 
 def markdown(rows):
     """The results as a Markdown table."""
-    head = ("| corpus MB | prepare MB/s (end to end) | prepare encode stage MB/s | SentencePiece encode MB/s | "
-            "ratio (end to end) | prepare peak RSS MB | encoder peak RSS MB | train peak RSS MB (steps) |\n"
-            "|---|---|---|---|---|---|---|---|\n")
-    lines = [f"| {r['corpus_mb']} | {r['prepare_mb_per_s']} | {r['prepare_encode_mb_per_s']} | {r['raw_mb_per_s']} | "
-             f"{r['prepare_vs_raw']} | "
+    head = ("| tokenizer | corpus MB | prepare MB/s (end to end) | encode stage MB/s (engine) | "
+            "SentencePiece library MB/s | layer's op MB/s (on 1 MB pieces) | end to end / library | encode stage / library | "
+            "prepare peak RSS MB | library peak RSS MB | train peak RSS MB (steps) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = [f"| {r.get('tokenizer', '')} | {r['corpus_mb']} | {r['prepare_mb_per_s']} | "
+             f"{r['prepare_encode_mb_per_s']} ({r.get('prepare_engine', '')}) | {r['raw_mb_per_s']} | "
+             f"{r.get('op_mb_per_s', '–')} ({r.get('op_1mb_pieces_mb_per_s', '–')}) | {r['prepare_vs_raw']} | {r.get('encode_vs_raw', '–')} | "
              f"{r['prepare_peak_rss_mb']} | {r['raw_peak_rss_mb']} | "
              + (f"{r['train_peak_rss_mb']} ({r['train_steps']})" if "train_peak_rss_mb" in r else "–") + " |"
              for r in rows]

@@ -203,6 +203,24 @@ def test_tokenizer_sample_is_bounded_and_seeded(tmp_path):
     assert plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan, 2000, seed=1) == (texts, taken)
 
 
+@pytest.mark.parametrize("split", ["shuffle", "tail"])
+def test_the_planning_pass_draws_the_same_bounded_sample(tmp_path, split):
+    source = make_corpus(tmp_path / "corpus", n_files=60)
+    pieces = lambda: data.readers.corpus_pieces(source)  # noqa: E731
+    plan = plan_lib.plan_split(pieces(), mode=split, sample_bytes=0)
+    train_text = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), plan), plan, 0)
+    # Under the budget: the whole train split, as the second read gives it (the tail cut included).
+    assert plan.sample == train_text
+    assert plan_lib.plan_split(pieces(), mode=split, sample_bytes=10**9).sample == train_text
+    bounded = plan_lib.plan_split(pieces(), mode=split, seed=3, sample_bytes=2000)
+    texts, taken = bounded.sample
+    train_text = plan_lib.tokenizer_sample(plan_lib.split_items(pieces(), bounded), bounded, 0)  # seed 3's split
+    assert 1000 < taken < 2000 + max(len(t.encode()) for t in train_text[0])
+    assert set(texts) < set(train_text[0]) and taken == sum(len(t.encode()) for t in texts)
+    assert plan_lib.plan_split(pieces(), mode=split, seed=3, sample_bytes=2000).sample == (texts, taken)
+    assert plan_lib.plan_split(pieces(), mode=split, seed=4, sample_bytes=2000).sample != (texts, taken)
+
+
 def test_disk_full_leaves_no_readable_store(tmp_path, cache, monkeypatch):
     import errno
 
