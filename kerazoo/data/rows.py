@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from kerazoo.data import prepare, store
+from kerazoo.data import encoders, store
 from kerazoo.data.stream import TokenStream
 
 FORMAT = 1
@@ -350,11 +350,14 @@ def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_nam
             for name, text in zip(fields, row):
                 if name in raw and side == VAL:
                     data = text.encode("utf-8")
-                    raw[name].shard.add(side, True, np.frombuffer(data, np.uint8), len(data))
+                    raw[name].shard.add(side, np.frombuffer(data, np.uint8), [len(data)], [True], [len(data)])
                 yield side, name, None, text
 
-    for (side, name, _, text), ids in prepare.encoded(tokenizer, items(), workers or os.cpu_count() or 1):
-        writers[name].shard.add(side, True, ids, len(text.encode("utf-8")))
+    encoder = encoders.Encoder(tokenizer, workers or os.cpu_count() or 1)
+    for batch, flat, lengths in encoders.encoded_batches(encoder, items()):
+        ends = np.cumsum(lengths)
+        for (side, name, _, text), end, n in zip(batch, ends, lengths):
+            writers[name].shard.add(side, flat[end - n:end], [n], [True], [len(text.encode("utf-8"))])
     n_rows = counts[TRAIN] + counts[VAL]
     for w in list(writers.values()) + list(raw.values()):
         w.close(n_rows)
