@@ -230,15 +230,9 @@ class RowStore:
 
 def verify(folder):
     """Why a row store cannot be read, or None when it is intact (``store.verify`` for each field)."""
-    try:
-        with open(os.path.join(folder, "manifest.json")) as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        return "no manifest"
-    except (OSError, ValueError) as e:
-        return f"unreadable manifest ({e})"
-    if manifest.get("format") != FORMAT:
-        return f"format {manifest.get('format')}, expected {FORMAT}"
+    manifest, reason = store.load_manifest(folder, FORMAT)
+    if reason:
+        return reason
     try:
         for name in manifest["fields"] + [f + "_text" for f in manifest["text_fields"]]:
             reason = store.verify(os.path.join(folder, name))

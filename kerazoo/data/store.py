@@ -173,6 +173,30 @@ def finished_shards(folder):
     return done
 
 
+def load_manifest(folder, expected_format):
+    """A store folder's ``manifest.json``, checked for its format number.
+
+    Args:
+        folder: a token store or row store folder.
+        expected_format: the format number the reader understands.
+
+    Returns:
+        ``(manifest, None)``, or ``(None, reason)`` when it is missing,
+        unreadable or of another format.
+    """
+    try:
+        with open(os.path.join(folder, "manifest.json")) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        return None, "no manifest"
+    except (OSError, ValueError) as e:
+        return None, f"unreadable manifest ({e})"
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        return None, f"format {found}, expected {expected_format}"
+    return manifest, None
+
+
 def verify(folder):
     """Why a store folder cannot be read, or None when it is intact.
 
@@ -183,15 +207,9 @@ def verify(folder):
         None, or a short reason (missing manifest, wrong format, a file of
         the wrong size or checksum).
     """
-    try:
-        with open(os.path.join(folder, "manifest.json")) as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        return "no manifest"
-    except (OSError, ValueError) as e:
-        return f"unreadable manifest ({e})"
-    if manifest.get("format") != FORMAT:
-        return f"format {manifest.get('format')}, expected {FORMAT}"
+    manifest, reason = load_manifest(folder, FORMAT)
+    if reason:
+        return reason
     itemsize = np.dtype(manifest["dtype"]).itemsize
     try:
         for shard in manifest["shards"]:
