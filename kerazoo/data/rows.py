@@ -96,18 +96,21 @@ class Survey:
 
     def __init__(self, sided_rows, n_fields, labelled, sample_bytes, where):
         self.rows = {TRAIN: 0, VAL: 0}
-        self.train_bytes, labels = 0, set()
+        self.train_bytes, labels, seen = 0, set(), set()
         self.sample = [[] for _ in range(n_fields)]
         taken = 0
         for side, row in sided_rows:
             self.rows[side] += 1
+            if labelled:
+                # The cap counts both sides: which side a label lands on must not decide the error.
+                seen.add(row[-1])
+                if len(seen) > MAX_LABELS:
+                    raise ValueError(f"{where}: the label column holds more than {MAX_LABELS:,} distinct labels "
+                                     "(is it the text column?); a classifier takes at most that many")
             if side != TRAIN:
                 continue
             if labelled:
                 labels.add(row[-1])
-                if len(labels) > MAX_LABELS:
-                    raise ValueError(f"{where}: the label column holds more than {MAX_LABELS:,} distinct labels "
-                                     "(is it the text column?); a classifier takes at most that many")
             size = sum(len(t.encode("utf-8")) for t in row[:n_fields])
             self.train_bytes += size
             if sample_bytes is not None and (not sample_bytes or taken < sample_bytes):
@@ -337,8 +340,9 @@ def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_nam
         for side, row in sided_rows:
             if label_names is not None:
                 if row[-1] not in index:
-                    raise ValueError(f"{where}: unknown label {row[-1]!r} (not in the training labels: "
-                                     f"{', '.join(label_names)})")
+                    shown = ", ".join(label_names[:10]) + (", ..." if len(label_names) > 10 else "")
+                    raise ValueError(f"{where}: unknown label {row[-1]!r} (not among the {len(label_names):,} "
+                                     f"training labels: {shown})")
                 label_files[side].write(np.int32(index[row[-1]]).tobytes())
             counts[side] += 1
             for name, text in zip(fields, row):
