@@ -353,9 +353,16 @@ def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_nam
 
     encoder = encoders.Encoder(tokenizer, workers or os.cpu_count() or 1)
     for batch, flat, lengths in encoders.encoded_batches(encoder, items()):
+        # One write per field and side per batch (as prepare's shards take them), rows kept in order.
+        lengths = np.asarray(lengths)
         ends = np.cumsum(lengths)
-        for (side, name, _, text), end, n in zip(batch, ends, lengths):
-            writers[name].shard.add(side, flat[end - n:end], [n], [True], [len(text.encode("utf-8"))])
+        groups = {}
+        for i, (side, name, _, _) in enumerate(batch):
+            groups.setdefault((name, side), []).append(i)
+        for (name, side), rows_at in groups.items():
+            ids = np.concatenate([flat[ends[i] - lengths[i]:ends[i]] for i in rows_at])
+            n_bytes = [len(batch[i][3].encode("utf-8")) for i in rows_at]
+            writers[name].shard.add(side, ids, lengths[rows_at], np.ones(len(rows_at), bool), n_bytes)
     n_rows = counts[TRAIN] + counts[VAL]
     for w in list(writers.values()) + list(raw.values()):
         w.close(n_rows)
