@@ -31,7 +31,7 @@ def test_train_leaves_a_complete_run_folder(arch, tiny_recipe, tmp_path, capsys)
     assert m["steps"] == 4 and m["tokens_seen"] == 4 * 4 * 32
     assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]), rel_tol=1e-9)
     assert math.isclose(m["val_bits_per_byte"], m["val_loss"] * m["val_tokens"] / math.log(2) / m["val_bytes"], rel_tol=1e-9)
-    assert m["tokens_per_sec"] > 0
+    assert m["tokens_per_sec"] > 0 and m["steady_tokens_per_sec"] > 0  # two epochs: the second one is steady
     assert "bits/byte" in out and "perplexity" in out and "sample:" in out
     assert len(json.load(open(os.path.join(run, "history.json")))) == 2
 

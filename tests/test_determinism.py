@@ -10,7 +10,7 @@ import kerazoo as kz
 QUIET = dict(verbose=0, log=lambda *_: None)
 # Wall-clock numbers differ run to run by nature; everything else must match bit for bit.
 # Measured, not computed: times and the process's peak memory vary run to run.
-TIMING = {"tokens_per_sec", "train_seconds", "wall_seconds", "peak_rss_mb"}
+TIMING = {"tokens_per_sec", "steady_tokens_per_sec", "train_seconds", "wall_seconds", "peak_rss_mb"}
 
 
 def _run(tiny_recipe, runs_dir, seed):

@@ -20,11 +20,15 @@ class TrainingClock(keras.callbacks.Callback):
 
     Keras' progress bar reports time per epoch including the validation pass;
     tokens/s must count training alone, so we time the two separately.
+    ``epoch_seconds`` keeps each epoch's training time: the first one of a
+    process also holds the step's trace and XLA compile, so a steady rate
+    leaves it out (as peers' per-iteration timings leave out their first).
     """
 
     def __init__(self):
         super().__init__()
         self.train_seconds = 0.0
+        self.epoch_seconds = []
         self._epoch_start = None
         self._test_start = None
         self._test_seconds = 0.0
@@ -43,7 +47,9 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._epoch_start is not None:
-            self.train_seconds += time.perf_counter() - self._epoch_start - self._test_seconds
+            seconds = time.perf_counter() - self._epoch_start - self._test_seconds
+            self.train_seconds += seconds
+            self.epoch_seconds.append(seconds)
             self._epoch_start = None
 
 
@@ -77,3 +83,22 @@ class StopOnNaN(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(loss):
             print(f"Epoch {epoch + 1}: the training loss is {loss}; stopping")
             self.model.stop_training = True
+
+
+def steady_rate(clock, counter, per_step):
+    """Units per second of training after this process's first epoch.
+
+    Args:
+        clock: the run's ``TrainingClock``.
+        counter: its ``StepCounter`` (every epoch runs the same number of steps).
+        per_step: units (tokens, rows) per optimizer step.
+
+    Returns:
+        The rate over the second and later epochs, or None when the process
+        ran fewer than two.
+    """
+    epochs = len(clock.epoch_seconds)
+    later = sum(clock.epoch_seconds[1:])
+    if epochs < 2 or not later:
+        return None
+    return counter.steps * (epochs - 1) / epochs * per_step / later

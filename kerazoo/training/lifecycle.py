@@ -317,6 +317,8 @@ def _run_locked(task, recipe, parallel, runs_dir, work_dir, resume, data, model,
         # This process's steps only: a resumed run's earlier steps were timed by another clock.
         f"{unit}_per_sec": ((counter.steps * per_step if seen is None else seen) / clock.train_seconds
                             if clock.train_seconds else None),
+        # The same rate without this process's first epoch (its trace and compile), where there was a second.
+        f"steady_{unit}_per_sec": zoo_callbacks.steady_rate(clock, counter, per_step) if seen is None else None,
         "train_seconds": clock.train_seconds,
         "wall_seconds": time.perf_counter() - started,
         "peak_rss_mb": peak_rss_mb(),

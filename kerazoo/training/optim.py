@@ -31,11 +31,16 @@ def make_optimizer(t):
         warmup_target=t.learning_rate if t.warmup_steps else None,
         warmup_steps=t.warmup_steps,
     )
+    # Keras' ``clipnorm`` clips each weight's gradient by its own norm;
+    # ``global_clipnorm`` clips all of them by their joint norm, as nanoGPT's
+    # ``grad_clip`` (torch's ``clip_grad_norm_``) does. The joint clip is also
+    # the cheaper one on PyTorch, where each per-weight clip is several eager ops.
+    clip = {"global_clipnorm" if t.clip_global else "clipnorm": t.clipnorm or None}
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=t.weight_decay,
         beta_2=ADAM_BETA_2,
-        clipnorm=t.clipnorm or None,
+        **clip,
     )
     # Decay matrices only: decaying biases and LayerNorm scales hurts and is
     # not what GPT-2 / nanoGPT do.

@@ -78,6 +78,7 @@ class TrainSection:
     min_lr_ratio: float = 0.1  # final learning rate as a share of the peak
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     clipnorm: float = 1.0  # gradient norm clip (0: off)
+    clip_global: bool = False  # clip the norm of all gradients together (nanoGPT, torch's clip_grad_norm_), not each weight's
     early_stopping_patience: int = 0  # validation checks without improvement before stopping (0: off)
     tensorboard: bool = False  # write TensorBoard logs into the run folder
     seed: int = 0  # seed of initialisation, dropout and shuffling

@@ -49,3 +49,13 @@ def test_step_counter_counts_whole_epochs_and_nan_stops_at_the_epoch_end():
         model.stop_training = False
         stop.on_epoch_end(1, {"loss": bad})
         assert model.stop_training
+
+
+def test_steady_rate_leaves_out_the_first_epoch():
+    from kerazoo.training.callbacks import StepCounter, TrainingClock, steady_rate
+
+    clock, counter = TrainingClock(), StepCounter()
+    clock.epoch_seconds, counter.steps = [5.0, 1.0, 3.0], 30  # 10 steps an epoch; the first one compiled
+    assert steady_rate(clock, counter, per_step=8) == pytest.approx(20 * 8 / 4.0)
+    clock.epoch_seconds, counter.steps = [5.0], 10
+    assert steady_rate(clock, counter, per_step=8) is None

@@ -4,7 +4,7 @@ import glob
 
 import pytest
 
-from kerazoo.training.recipes import RecipeError, dump_recipe, load_recipe, parse_recipe
+from kerazoo.training.recipes import RecipeError, TrainSection, dump_recipe, load_recipe, parse_recipe
 
 MINIMAL = {"model": {"arch": "lstm"}}
 
@@ -42,6 +42,7 @@ def test_shakespeare_recipes_match_nanogpt(path, nanogpt):
     assert t.windows == "random"  # nanoGPT's get_batch draws every window at a random offset
     assert (t.learning_rate, t.learning_rate * t.min_lr_ratio, t.warmup_steps, t.weight_decay, t.clipnorm) == pytest.approx(
         (1e-3, 1e-4, 100, 0.1, 1.0))
+    assert t.clip_global  # nanoGPT's grad_clip is torch's clip_grad_norm_: one norm over all gradients
 
 
 def test_the_llama_shakespeare_recipe_has_the_gpt_recipes_budget_and_data():
@@ -124,3 +125,11 @@ def test_sample_tokens_must_fit_the_context(tmp_path):
 def test_recipe_path_that_is_a_folder(tmp_path):
     with pytest.raises(RecipeError, match="is a folder"):
         load_recipe(str(tmp_path))
+
+
+@pytest.mark.parametrize("clip_global, expected", [(False, (0.5, None)), (True, (None, 0.5))])
+def test_clip_global_picks_keras_joint_gradient_clip(clip_global, expected):
+    from kerazoo.training.optim import make_optimizer
+
+    opt = make_optimizer(TrainSection(clipnorm=0.5, clip_global=clip_global))
+    assert (opt.clipnorm, opt.global_clipnorm) == expected
