@@ -42,7 +42,9 @@ def test_shakespeare_recipes_match_nanogpt(path, nanogpt):
     assert t.windows == "random"  # nanoGPT's get_batch draws every window at a random offset
     assert (t.learning_rate, t.learning_rate * t.min_lr_ratio, t.warmup_steps, t.weight_decay, t.clipnorm) == pytest.approx(
         (1e-3, 1e-4, 100, 0.1, 1.0))
-    assert t.clip_global  # nanoGPT's grad_clip is torch's clip_grad_norm_: one norm over all gradients
+    # nanoGPT's grad_clip is torch's clip_grad_norm_, one norm over all gradients. The GPU recipe keeps
+    # Keras' per-weight clip its documented H100 figure was measured with (not re-run on a GPU since).
+    assert t.clip_global == (path == "recipes/shakespeare_char.toml")
 
 
 def test_the_llama_shakespeare_recipe_has_the_gpt_recipes_budget_and_data():
