@@ -177,6 +177,18 @@ class GPT(ChunkedLM, FunctionalZooModel, keras.Model):
         self.tokenizer = tokenizer
         self._register_torch_params()
 
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph's logits; on PyTorch, through its plain-torch mirror where that applies.
+
+        See ``kerazoo.models.gpt.train_torch`` for why, and when it applies.
+        """
+        if keras.config.backend() == "torch":
+            from kerazoo.models.gpt import train_torch
+
+            if train_torch.applies(self, training):
+                return train_torch.forward(self, inputs)
+        return super().call(inputs, training=training, mask=mask)
+
     # --- cached decoding -------------------------------------------------
     # The cache is a tuple (keys_0, values_0, keys_1, values_1, ...), one
     # (batch, num_heads, length, head_dim) tensor each, updated in place by
