@@ -37,8 +37,20 @@ from kerazoo.training.tasks.base import Evaluation, Task, TaskData
 
 
 def given_tokenizer(recipe, tokenizer):
-    """The tokenizer before the role tokens when one is given: the caller's, the init_from run's,
-    tokenizer.path's; None when the row store is to train one (checked for the role tokens first)."""
+    """The tokenizer before the role tokens, when one is given.
+
+    Args:
+        recipe: an sft recipe.
+        tokenizer: the caller's tokenizer, or None.
+
+    Returns:
+        The caller's, the init_from run's or ``tokenizer.path``'s tokenizer
+        (unwrapped from its role tokens), or None when the row store is to
+        train one.
+
+    Raises:
+        ValueError: a role token is already in its vocabulary (before any row is read).
+    """
     if tokenizer is None and recipe.init_from:
         tokenizer = tokenizers_lib.load_tokenizer(resolve_tokenizer_path(recipe.init_from))
     if tokenizer is None and recipe.tokenizer.path:
