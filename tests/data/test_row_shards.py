@@ -89,7 +89,7 @@ def test_a_store_in_many_shards_reads_the_same_rows_as_one_in_a_single_shard(tmp
 
 def test_sigkill_during_a_row_store_build_then_resume_gives_the_same_bytes(tmp_path, monkeypatch):
     source = tmp_path / "labelled.tsv"
-    _write_rows(source, 15_000, labelled=True)
+    _write_rows(source, 10_000, labelled=True)
     path = _recipe(tmp_path, source, "classify")
     env = dict(os.environ, KERAZOO_CACHE=str(tmp_path / "cache"), KERAZOO_SHARD_TOKENS="5000")
     proc = subprocess.Popen([sys.executable, "-m", "kerazoo.cli", "prepare", path], env=env,
