@@ -32,25 +32,24 @@ def finished_chunks(folders, dtypes, log=print):
     Returns:
         name -> the kept shards' descriptions (the same number in every folder).
     """
-    done = {}
+    found, n = {}, None
     for name, folder in folders.items():
         os.makedirs(folder, exist_ok=True)
-        metas = store.finished_shards(folder)
-        for i, meta in enumerate(metas):
+        found[name] = store.finished_shards(folder)
+        intact = len(found[name])
+        for i, meta in enumerate(found[name]):
             reason = store.shard_problem(folder, meta, np.dtype(dtypes[name]).itemsize)
             if reason:
                 log(f"row store: dropping {name}/shard-{meta['index']:05d} and later ones ({reason})")
-                metas = metas[:i]
+                intact = i
                 break
-        done[name] = metas
-    n = min(len(m) for m in done.values())
+        n = intact if n is None else min(n, intact)
     for name, folder in folders.items():
         # The descriptions go first: a kill while removing leaves shards that finished_shards drops.
-        for meta in done[name][n:]:
+        for meta in found[name][n:]:
             os.unlink(os.path.join(folder, f"shard-{meta['index']:05d}.json"))
-        done[name] = done[name][:n]
         store.finished_shards(folder)
-    return done
+    return {name: metas[:n] for name, metas in found.items()}
 
 
 class ChunkWriter:
