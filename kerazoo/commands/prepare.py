@@ -5,7 +5,7 @@ import os
 
 def cmd_prepare(args):
     """Runs ``kerazoo prepare``: builds (or finds) the recipe's token store (causal_lm) or row store
-    (classify, seq2seq) and prints where it is.
+    (classify, seq2seq, sft) and prints where it is.
 
     Args:
         args: the parsed command line.
@@ -17,15 +17,18 @@ def cmd_prepare(args):
     from kerazoo.training.tasks.causal_lm import prepare_store
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe.task_kind in ("classify", "seq2seq"):
-        from kerazoo.training.tasks import classify, seq2seq
+    if recipe.task_kind in ("classify", "seq2seq", "sft"):
+        from kerazoo.training.tasks import classify, seq2seq, sft
 
-        rows = (classify.row_store(recipe, None, print) if recipe.task_kind == "classify"
-                else seq2seq.prepare_pairs(recipe, None, print)["store"])
+        if recipe.task_kind == "sft":
+            rows = sft.exchange_store(recipe, None, print)[0]
+        else:
+            rows = (classify.row_store(recipe, None, print) if recipe.task_kind == "classify"
+                    else seq2seq.prepare_pairs(recipe, None, print)["store"])
         print(f"row store: {rows.path} ({'built' if rows.built else 'reused'})")
         return 0
     if recipe.task_kind != "causal_lm":
-        raise ValueError(f"kerazoo prepare builds the stores of causal_lm, classify and seq2seq recipes; "
+        raise ValueError(f"kerazoo prepare builds the stores of causal_lm, classify, seq2seq and sft recipes; "
                          f"{args.recipe} trains '{recipe.task_kind}', which reads its data when it trains")
     prepared = prepare_store(recipe, None, print)
     print(f"token store: {prepared.path} ({'built' if prepared.built else 'reused'})")

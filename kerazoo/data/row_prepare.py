@@ -3,7 +3,8 @@
     sided rows              stream the rows, each with its side (``rows.sided``: a seeded hash per row)
     Survey                  pass 1: row counts, train bytes, label names (capped), a bounded tokenizer sample
     train the tokenizer     on that sample, cached like ``prepare``'s (skipped with a tokenizer given)
-    write_rows              pass 2: every row tokenized into the store (``rows.write_rows``)
+    write_rows              pass 2: every row tokenized into the store (``rows.write_rows``),
+                            continuing after the shards a killed build finished
 
 A second run with the same data and tokenizer reads no row: it finds the
 cached tokenizer and the intact store by key.
@@ -91,7 +92,7 @@ def prepare_rows(what, fingerprint, settings, read_rows, fields, tokenizer=None,
 
     def build(staging):
         out = rows.write_rows(staging, tokenizer, sided_rows(), fields, text_fields,
-                              survey().labels if labelled else None, val_where or where)
+                              survey().labels if labelled else None, val_where or where, log=log)
         if fingerprint() != corpus:
             raise ValueError(f"{where} changed while being prepared (a file's size or mtime); "
                              "prepare it again once it is complete")

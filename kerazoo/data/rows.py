@@ -11,15 +11,18 @@ Layout of one store, ``<cache>/rows/<key>/``::
 
     manifest.json                 written last: corpus, tokenizer, split, fields, labels, row counts
     <field>/                      one token store per tokenized field ("text", or "source" and "target"):
-        manifest.json, shard-00000.{train,val}.bin, .docs.bin  -- a row is a document, its ids unpacked
+        manifest.json, shard-NNNNN.{train,val}.bin, .docs.bin, shard-NNNNN.json  -- a row is a document
     <field>_text/                 the raw UTF-8 of validation rows a task shows (seq2seq references)
-    labels.train.bin, labels.val.bin   int32 label ids (classify)
+    label/                        the label id of each row, a one-id document (classify)
 
 The key hashes the corpus fingerprint (files, sizes, mtimes), the reading
 and split settings and the tokenizer's fingerprint, as ``prepare.spec_key``
 does. A store is built in ``<key>.partial/`` and renamed into place after its
-manifest (``store.finalize``); a killed build starts over. Opening checks
-every file's size and checksum: a damaged store is rebuilt, never read.
+manifest (``store.finalize``). The build is resumable as ``prepare``'s is:
+every folder is cut into shards at the same rows (``row_shards``), and a
+killed build keeps the finished shards, checked, and continues from the
+next row. Opening checks every file's size and checksum: a damaged store is
+rebuilt, never read.
 """
 
 import json
@@ -29,10 +32,11 @@ import time
 
 import numpy as np
 
-from kerazoo.data import encoders, store
+from kerazoo.data import encoders, row_shards, store
 from kerazoo.data.stream import TokenStream
 
-FORMAT = 1
+# 2: shards cut at rows (resumable), labels in a "label" folder.
+FORMAT = 2
 TRAIN, VAL = "train", "val"
 # Distinct labels a classifier may have: a label column holding free text
 # (the wrong column) is refused after this many instead of growing without bound.
@@ -161,24 +165,37 @@ class RowField:
     def __init__(self, folder, split):
         with open(os.path.join(folder, "manifest.json")) as f:
             manifest = json.load(f)
-        shard = manifest["shards"][0][split]
         self.stream = TokenStream(folder, manifest, split)
-        self.n, self.n_tokens = shard["docs"], shard["tokens"]
-        self._fd = os.open(os.path.join(folder, shard["docs_file"]), os.O_RDONLY)
+        # Per shard holding rows of this split: (first row, rows, first token, tokens, offsets file).
+        self._shards, row, token = [], 0, 0
+        for shard in manifest["shards"]:
+            s = shard[split]
+            if s["docs"]:
+                fd = os.open(os.path.join(folder, s["docs_file"]), os.O_RDONLY)
+                self._shards.append((row, s["docs"], token, s["tokens"], fd))
+            row, token = row + s["docs"], token + s["tokens"]
+        self.n, self.n_tokens = row, token
+        self._firsts = np.asarray([sh[0] for sh in self._shards], np.int64)
 
     def __len__(self):
         return self.n
 
     def spans(self, start, stop):
-        """Token ``(starts, ends)`` of rows ``[start, stop)`` (one read of the offsets index)."""
+        """Token ``(starts, ends)`` of rows ``[start, stop)`` (one read of the offsets index per shard)."""
         stop = min(stop, self.n)
-        if stop <= start:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        raw = os.pread(self._fd, (stop + 1 - start) * 16, start * 16)
-        firsts = np.frombuffer(raw, np.int64)[0::2]
-        if len(firsts) == stop - start:  # the last row ends where the stream does
-            firsts = np.append(firsts, self.n_tokens)
-        return firsts[:-1], firsts[1:]
+        starts, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        k = max(int(np.searchsorted(self._firsts, start, side="right")) - 1, 0)
+        while start < stop and k < len(self._shards) and self._shards[k][0] < stop:
+            first, n, base, n_tokens, fd = self._shards[k]
+            a, b = max(start, first) - first, min(stop, first + n) - first
+            raw = os.pread(fd, (min(b + 1, n) - a) * 16, a * 16)
+            firsts = np.frombuffer(raw, np.int64)[0::2]
+            if b == n:  # the shard's last row ends where its stream does
+                firsts = np.append(firsts, n_tokens)
+            starts.append(firsts[:-1] + base)
+            ends.append(firsts[1:] + base)
+            k += 1
+        return np.concatenate(starts), np.concatenate(ends)
 
     def rows(self, start, stop):
         """The ids of rows ``[start, stop)``: a list of int32 arrays (one read of their tokens)."""
@@ -212,7 +229,7 @@ class RowStore:
     def __init__(self, path, manifest, tokenizer, built):
         self.path, self.manifest, self.tokenizer, self.built = path, manifest, tokenizer, built
         self.label_names = manifest.get("labels", [])
-        self._label_fds = {}
+        self._label_streams = {}
 
     def field(self, name, split):
         """A ``RowField`` of a tokenized field ("text", "source", "target") in "train" or "val"."""
@@ -226,9 +243,10 @@ class RowStore:
         """Label ids of rows ``[start, stop)`` of a split (int32), read from the file (never held whole)."""
         n = self.manifest["rows"][split]
         stop = n if stop is None else min(stop, n)
-        if split not in self._label_fds:
-            self._label_fds[split] = os.open(os.path.join(self.path, f"labels.{split}.bin"), os.O_RDONLY)
-        return np.frombuffer(os.pread(self._label_fds[split], max(stop - start, 0) * 4, start * 4), np.int32)
+        if split not in self._label_streams:  # one id per row: row i is token i
+            with open(os.path.join(self.path, "label", "manifest.json")) as f:
+                self._label_streams[split] = TokenStream(os.path.join(self.path, "label"), json.load(f), split)
+        return self._label_streams[split].read(start, max(stop, start))
 
 
 def verify(folder):
@@ -237,32 +255,13 @@ def verify(folder):
     if reason:
         return reason
     try:
-        for name in manifest["fields"] + [f + "_text" for f in manifest["text_fields"]]:
+        for name in manifest["folders"]:
             reason = store.verify(os.path.join(folder, name))
             if reason:
                 return f"{name}: {reason}"
-        for split, check in manifest.get("label_files", {}).items():
-            path = os.path.join(folder, f"labels.{split}.bin")
-            size = os.path.getsize(path)
-            if size != manifest["rows"][split] * 4 or store.file_checksum(path, size) != check:
-                return f"labels.{split}.bin is damaged"
     except (OSError, KeyError, TypeError) as e:
         return f"damaged ({e})"
     return None
-
-
-class _Writer:
-    """The shards of one field (both splits) in its own folder: one shard, since a killed build starts over."""
-
-    def __init__(self, folder, dtype):
-        os.makedirs(folder)
-        self.folder, self.dtype = folder, dtype
-        self.shard = store.ShardWriter(folder, 0, dtype)
-
-    def close(self, n_rows):
-        meta = self.shard.close(n_rows)
-        store.write_json_durably(os.path.join(self.folder, "manifest.json"),
-                                 {"format": store.FORMAT, "dtype": self.dtype, "shards": [meta]})
 
 
 def open_or_build(key, describe, build, log):
@@ -271,7 +270,8 @@ def open_or_build(key, describe, build, log):
     Args:
         key: the store's key (``<cache>/rows/<key>``).
         describe: a short name for log lines.
-        build: ``build(staging_folder) -> manifest`` writes a store's files.
+        build: ``build(staging_folder) -> manifest`` writes a store's files,
+            continuing what a killed build left in the staging folder.
         log: where progress lines go.
 
     Returns:
@@ -291,9 +291,7 @@ def open_or_build(key, describe, build, log):
             log(f"row store: {final} is damaged ({reason}); rebuilding it")
             shutil.rmtree(final)
         staging = final + ".partial"
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
-        os.makedirs(staging)
+        os.makedirs(staging, exist_ok=True)  # a killed build's shards stay: build continues them
         started = time.perf_counter()
         try:
             manifest = build(staging)
@@ -301,7 +299,7 @@ def open_or_build(key, describe, build, log):
             store.finalize(staging, final, manifest)
         except OSError as e:  # disk full, permissions: the partial folder is never read as a store
             raise RuntimeError(f"preparing the row store {final} failed: {e}") from None
-        except BaseException:
+        except ValueError:  # bad input: nothing of it is kept
             shutil.rmtree(staging, ignore_errors=True)
             raise
     log(f"row store: built {final} ({describe}): {manifest['rows'][TRAIN]:,} train / {manifest['rows'][VAL]:,} "
@@ -309,11 +307,12 @@ def open_or_build(key, describe, build, log):
     return final, manifest, True
 
 
-def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_names=None, where="", workers=None):
-    """Tokenizes streamed rows into a row store's files (the one encoding pass).
+def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_names=None, where="", workers=None,
+               shard_tokens=None, log=print):
+    """Tokenizes streamed rows into a row store's files (the one encoding pass), continuing a killed build.
 
     Args:
-        staging: the empty staging folder.
+        staging: the staging folder (holding what a killed build finished, or nothing).
         tokenizer: encodes every field.
         sided_rows: ``(side, row)`` pairs, a row a tuple of strings
             (the tokenized fields first, then the label when labelled).
@@ -322,56 +321,63 @@ def write_rows(staging, tokenizer, sided_rows, fields, text_fields=(), label_nam
         label_names: the known labels (classify), or None.
         where: the source, for errors.
         workers: encoding threads (default: every core).
+        shard_tokens: tokens per shard (default ``KERAZOO_SHARD_TOKENS`` or
+            ``store.SHARD_TOKENS``, as ``prepare``'s).
+        log: where a resume is reported.
 
     Returns:
-        The manifest's ``rows``, ``fields``, ``text_fields``, ``labels`` and ``label_files`` entries.
+        The manifest's ``rows``, ``fields``, ``text_fields``, ``labels`` and ``folders`` entries.
 
     Raises:
         ValueError: a validation row whose label is not a training label.
     """
     dtype = "uint16" if tokenizer.vocabulary_size() <= 1 << 16 else "uint32"
-    writers = {f: _Writer(os.path.join(staging, f), dtype) for f in fields}
-    raw = {f: _Writer(os.path.join(staging, f + "_text"), "uint8") for f in text_fields}
+    dtypes = {f: dtype for f in fields}
+    dtypes.update({f + "_text": "uint8" for f in text_fields})
+    if label_names is not None:
+        dtypes["label"] = "uint16" if len(label_names) <= 1 << 16 else "uint32"
+    folders = {name: os.path.join(staging, name) for name in dtypes}
+    done = row_shards.finished_chunks(folders, dtypes, log)
+    start_row = done[fields[0]][-1]["end_doc"] if done[fields[0]] else 0
+    if start_row:
+        log(f"row store: resuming a killed build after {len(done[fields[0]])} finished shards ({start_row:,} rows)")
+    shard_tokens = shard_tokens or int(os.environ.get("KERAZOO_SHARD_TOKENS", store.SHARD_TOKENS))
+    chunks = row_shards.ChunkWriter(folders, dtypes, done, shard_tokens)
     index = {n: i for i, n in enumerate(label_names or [])}
-    label_files = {s: open(os.path.join(staging, f"labels.{s}.bin"), "wb") for s in (TRAIN, VAL)} if label_names else {}
     counts = {TRAIN: 0, VAL: 0}
 
     def items():
-        for side, row in sided_rows:
-            if label_names is not None:
-                if row[-1] not in index:
-                    shown = ", ".join(label_names[:10]) + (", ..." if len(label_names) > 10 else "")
-                    raise ValueError(f"{where}: unknown label {row[-1]!r} (not among the {len(label_names):,} "
-                                     f"training labels: {shown})")
-                label_files[side].write(np.int32(index[row[-1]]).tobytes())
+        # Every row is read (counted, its label checked); rows a killed build finished are not encoded again.
+        for i, (side, row) in enumerate(sided_rows):
+            if label_names is not None and row[-1] not in index:
+                shown = ", ".join(label_names[:10]) + (", ..." if len(label_names) > 10 else "")
+                raise ValueError(f"{where}: unknown label {row[-1]!r} (not among the {len(label_names):,} "
+                                 f"training labels: {shown})")
             counts[side] += 1
-            for name, text in zip(fields, row):
-                if name in raw and side == VAL:
-                    data = text.encode("utf-8")
-                    raw[name].shard.add(side, np.frombuffer(data, np.uint8), [len(data)], [True], [len(data)])
-                yield side, name, None, text
+            if i >= start_row:
+                label = index[row[-1]] if label_names is not None else None
+                for name, text in zip(fields, row):
+                    yield i, side, (name, label), text
+
+    def extra(batch):
+        # Labels and raw validation texts go with their rows' chunk, one write per folder and side.
+        def write(a, b, add):
+            part = batch[a:b]
+            for side in (TRAIN, VAL):
+                labels = [label for _, s, (name, label), _ in part if s == side and name == fields[0]]
+                if label_names is not None and labels:
+                    add("label", side, np.asarray(labels), np.ones(len(labels)), np.zeros(len(labels), np.int64))
+            for field in text_fields:
+                data = [t.encode("utf-8") for _, s, (name, _), t in part if s == VAL and name == field]
+                if data:
+                    sizes = [len(d) for d in data]
+                    add(field + "_text", VAL, np.frombuffer(b"".join(data), np.uint8), sizes, sizes)
+        return write
 
     encoder = encoders.Encoder(tokenizer, workers or os.cpu_count() or 1)
     for batch, flat, lengths in encoders.encoded_batches(encoder, items()):
-        # One write per field and side per batch (as prepare's shards take them), rows kept in order.
-        lengths = np.asarray(lengths)
-        ends = np.cumsum(lengths)
-        groups = {}
-        for i, (side, name, _, _) in enumerate(batch):
-            groups.setdefault((name, side), []).append(i)
-        for (name, side), rows_at in groups.items():
-            ids = np.concatenate([flat[ends[i] - lengths[i]:ends[i]] for i in rows_at])
-            n_bytes = [len(batch[i][3].encode("utf-8")) for i in rows_at]
-            writers[name].shard.add(side, ids, lengths[rows_at], np.ones(len(rows_at), bool), n_bytes)
-    n_rows = counts[TRAIN] + counts[VAL]
-    for w in list(writers.values()) + list(raw.values()):
-        w.close(n_rows)
-    checks = {}
-    for side, f in label_files.items():
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        path = os.path.join(staging, f"labels.{side}.bin")
-        checks[side] = store.file_checksum(path, os.path.getsize(path))
+        chunks.write([item[0] for item in batch], [item[1] for item in batch], [item[2][0] for item in batch],
+                     [item[3] for item in batch], lengths, flat, extra(batch))
+    chunks.finish(counts[TRAIN] + counts[VAL])
     return {"rows": counts, "fields": list(fields), "text_fields": list(text_fields),
-            "labels": list(label_names or []), "label_files": checks}
+            "labels": list(label_names or []), "folders": list(folders)}

@@ -1,8 +1,14 @@
 """Prompt/response exchanges for instruction tuning (``[task] kind = "sft"``).
 
-    read_exchanges(source, prompt_column, response_column)  -> list of (prompt, response)
-    exchange_arrays(tokenizer, exchanges, seq_len)          -> x, y (labels only on the response), cut count
-    sft_dataset(x, y, batch_size, ...)                      -> tf.data of (x, y) batches
+    exchange_rows(source, prompt_column, response_column)   -> (prompt, response) rows, streamed
+    read_exchanges(...)                                     -> the same as a list (small sets, tests)
+    exchange_row(tokenizer, prompt_ids, response_ids, ...)  -> one row's x, y (labels only on the response)
+    exchange_arrays(tokenizer, exchanges, seq_len)          -> x, y of many rows, cut count
+    sft_dataset(x, y, batch_size, ...)                      -> tf.data of (x, y) batches (in memory)
+    store_dataset(source, target, tokenizer, seq_len, ...)  -> the same batches from a row store
+
+Training reads a row store (``kerazoo.data.rows``, as seq2seq does: source =
+the formatted prompt, target = the response), never a whole list.
 
 The chat template itself (role tokens, where ``</s>`` goes) is
 ``kerazoo.text.chat``; here rows become training arrays. Labels outside the
@@ -10,13 +16,11 @@ response are ``<pad>``, which the loss ignores (``ignore_class``), so the
 model learns to answer, not to write prompts.
 """
 
-import csv
-import io
-
 import numpy as np
 import tensorflow as tf
 
-from kerazoo.data import readers, windows
+from kerazoo.data import readers, row_datasets, windows
+from kerazoo.data import sources as sources_lib
 from kerazoo.text import chat
 from kerazoo.text.special import EOS_ID, PAD_ID
 
@@ -24,63 +28,61 @@ from kerazoo.text.special import EOS_ID, PAD_ID
 TOKENIZE_BATCH = 256
 
 
-def _headerless(path, columns):
-    """Columns of a header-less CSV / TSV, named by 1-based position; rows keep their line numbers."""
-    delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows = [row for row in csv.reader(io.StringIO(readers.read_text_file(path)), delimiter=delimiter, quoting=quoting)]
-    width = max((len(r) for r in rows), default=0)
-    index = []
-    for column in columns:
-        if not column.isdigit() or not 1 <= int(column) <= width:
-            raise ValueError(f"{path}: column '{column}' not found; with data.header = false, columns are named "
-                             f"by position: {', '.join(str(i) for i in range(1, width + 1))}")
-        index.append(int(column) - 1)
-    return [tuple(row[i] if i < len(row) else "" for i in index) for row in rows if row]
-
-
-def read_exchanges(source, prompt_column="prompt", response_column="response", header=True, prompt_format="{}"):
-    """Reads prompt/response rows; every row must have a response.
+def exchange_rows(source, prompt_column="prompt", response_column="response", header=True, prompt_format="{}"):
+    """Streams prompt/response rows, one at a time; every row must have a response.
 
     Args:
-        source: a ``.tsv`` / ``.csv`` / ``.jsonl`` file, or a built-in pair
-            corpus (``builtin:docstrings``, ``builtin:pydocs-reverse``).
+        source: ``.tsv`` / ``.csv`` / ``.jsonl`` files (a file, folder or
+            glob, each possibly compressed), or a built-in pair corpus
+            (``builtin:docstrings``, ``builtin:pydocs-reverse``; small,
+            generated in memory).
         prompt_column: the column (or JSON field) of the prompt.
         response_column: the column (or JSON field) of the response.
-        header: whether a CSV / TSV starts with a header row.
+        header: whether a CSV / TSV starts with a header row (else columns
+            are named "1", "2", ... by position).
         prompt_format: the instruction around each prompt, ``{}`` standing for
             it (``"Translate to French: {}"``).
 
-    Returns:
-        A list of ``(prompt, response)`` strings, in file order.
+    Yields:
+        ``(prompt, response)``: the stripped prompt in ``prompt_format``, the stripped response.
 
     Raises:
-        ValueError: missing file or column, an empty response (naming its row), no rows.
+        ValueError: a missing file or column, another format, an empty
+            response (naming its file and row).
     """
     if "{}" not in prompt_format:
         raise ValueError(f"task.prompt_format must contain {{}} where the prompt goes, got {prompt_format!r}")
     if source.startswith(readers.BUILTIN_PREFIX):
         from kerazoo.data.pairs import read_pairs
 
-        rows = read_pairs(source)
+        rows = ((None, 0, p, r) for p, r in read_pairs(source))
     else:
-        rows = []
-        for path in readers.expand_source(source):
-            lower, columns = path.lower(), [prompt_column, response_column]
-            if lower.endswith((".jsonl", ".ndjson")):
-                part = readers.read_jsonl(path, columns)
-            elif lower.endswith((".csv", ".tsv")):
-                part = readers.read_table(path, columns) if header else _headerless(path, columns)
-            else:
-                raise ValueError(f"{path}: exchanges come from .tsv, .csv or .jsonl files, not '{path.rsplit('.', 1)[-1]}'")
-            for i, (prompt, response) in enumerate(part, start=1):
-                if not response.strip():
-                    raise ValueError(f"{path}: row {i} has an empty response ('{response_column}'); "
-                                     "every exchange needs one to learn from")
-            rows += part
+        rows = _file_exchanges(readers.expand_source(source), [prompt_column, response_column], header)
+    for path, i, prompt, response in rows:
+        if path and not response.strip():
+            raise ValueError(f"{path}: row {i} has an empty response ('{response_column}'); "
+                             "every exchange needs one to learn from")
+        yield prompt_format.replace("{}", prompt.strip()), response.strip()
+
+
+def _file_exchanges(paths, columns, header):
+    for path in paths:
+        if sources_lib.base_suffix(path) not in (".jsonl", ".ndjson", ".csv", ".tsv"):
+            raise ValueError(f"{path}: exchanges come from .tsv, .csv or .jsonl files, not '{path.rsplit('.', 1)[-1]}'")
+        for i, (prompt, response) in enumerate(sources_lib.file_rows(path, columns, header), start=1):
+            yield path, i, prompt, response
+
+
+def read_exchanges(source, prompt_column="prompt", response_column="response", header=True, prompt_format="{}"):
+    """``exchange_rows`` as a list, in file order (for small sets; training streams them).
+
+    Raises:
+        ValueError: as ``exchange_rows``, and a source with no rows.
+    """
+    rows = list(exchange_rows(source, prompt_column, response_column, header, prompt_format))
     if not rows:
         raise ValueError(f"{source} holds no prompt/response rows")
-    return [(prompt_format.replace("{}", p.strip()), r.strip()) for p, r in rows]
+    return rows
 
 
 def exchange_arrays(tokenizer, exchanges, seq_len):
@@ -110,17 +112,84 @@ def exchange_arrays(tokenizer, exchanges, seq_len):
         prompts = windows.as_id_lists(tokenizer.tokenize(tf.constant([p for p, _ in chunk])))
         responses = windows.as_id_lists(tokenizer.tokenize(tf.constant([r for _, r in chunk])))
         for row, (p, r) in enumerate(zip(prompts, responses), start=start):
-            room = seq_len + 1 - 4  # </s>, the two role tokens, the closing </s>
-            r = r[:max(room - 1, 1)]  # keep at least one prompt id
-            p = p[-(room - len(r)):] if room - len(r) > 0 else []
-            cut += len(p) + len(r) < len(prompts[row - start]) + len(responses[row - start])
-            ids, is_response = chat.exchange_ids(tokenizer, p, r)
-            ids = np.concatenate([[EOS_ID], ids])[: seq_len + 1]
-            is_response = np.concatenate([[False], is_response])[: seq_len + 1]
-            labels = np.where(is_response[1:], ids[1:], PAD_ID)
-            x[row, : len(ids) - 1] = ids[:-1]
-            y[row, : len(ids) - 1] = labels
+            cut += exchange_row(tokenizer, p, r, seq_len, x[row], y[row])
     return x, y, cut
+
+
+def exchange_row(tokenizer, prompt_ids, response_ids, seq_len, x_row, y_row):
+    """Writes one exchange's inputs and labels into ``x_row`` / ``y_row`` (``exchange_arrays`` for one row).
+
+    Args:
+        tokenizer: a ``ChatTokenizer``.
+        prompt_ids, response_ids: the tokenized prompt and response.
+        seq_len: the model's window.
+        x_row, y_row: int32 ``(seq_len,)`` rows filled with ``<pad>``.
+
+    Returns:
+        True when the exchange was cut to fit.
+    """
+    room = seq_len + 1 - 4  # </s>, the two role tokens, the closing </s>
+    r = response_ids[:max(room - 1, 1)]  # keep at least one prompt id
+    p = prompt_ids[-(room - len(r)):] if room - len(r) > 0 else []
+    ids, is_response = chat.exchange_ids(tokenizer, p, r)
+    ids = np.concatenate([[EOS_ID], ids])[: seq_len + 1]
+    is_response = np.concatenate([[False], is_response])[: seq_len + 1]
+    x_row[: len(ids) - 1] = ids[:-1]
+    y_row[: len(ids) - 1] = np.where(is_response[1:], ids[1:], PAD_ID)
+    return len(p) + len(r) < len(prompt_ids) + len(response_ids)
+
+
+def cut_and_response_tokens(prompt_lengths, response_lengths, seq_len):
+    """How many exchanges ``exchange_row`` cuts, and the response tokens it labels (``</s>`` included).
+
+    From the token counts alone (a row store's offsets index), no ids read.
+    """
+    room = seq_len + 1 - 4
+    kept = np.minimum(response_lengths, max(room - 1, 1))
+    cut = (kept < response_lengths) | (prompt_lengths > np.maximum(room - kept, 0))
+    return int(cut.sum()), int((kept + 1).sum())
+
+
+def store_arrays(source, target, tokenizer, seq_len, start, stop):
+    """``exchange_arrays`` of the stored rows ``[start, stop)`` (``RowField`` prompts and responses)."""
+    prompts, responses = source.rows(start, stop), target.rows(start, stop)
+    x = np.full((len(prompts), seq_len), PAD_ID, np.int32)
+    y = np.full((len(prompts), seq_len), PAD_ID, np.int32)
+    for row, (p, r) in enumerate(zip(prompts, responses)):
+        exchange_row(tokenizer, p.tolist(), r.tolist(), seq_len, x[row], y[row])
+    return x, y
+
+
+def store_dataset(source, target, tokenizer, seq_len, batch_size, shuffle=True, seed=0, repeat=False, n_rows=None):
+    """``sft_dataset`` over a row store: rows read by index, each built by ``exchange_row``.
+
+    Args:
+        source, target: the split's prompt and response ``RowField``.
+        tokenizer: the ``ChatTokenizer`` the ids come from.
+        seq_len: the model's window.
+        batch_size: exchanges per batch (the last partial batch dropped when ``repeat``).
+        shuffle, seed, repeat: see ``row_datasets.row_indices`` (the order
+            ``sft_dataset`` gives the same rows in memory).
+        n_rows: use only the first ``n_rows`` rows.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(x, y)`` int32 ``(batch, seq_len)`` batches.
+    """
+    n = len(source) if n_rows is None else min(n_rows, len(source))
+
+    def fetch(rows):
+        x = np.full((len(rows), seq_len), PAD_ID, np.int32)
+        y = np.full((len(rows), seq_len), PAD_ID, np.int32)
+        for k, i in enumerate(rows):
+            exchange_row(tokenizer, source.row(int(i)).tolist(), target.row(int(i)).tolist(), seq_len, x[k], y[k])
+        return x, y
+
+    def read(rows):
+        x, y = tf.numpy_function(fetch, [rows], (tf.int32, tf.int32), stateful=False)
+        return tf.ensure_shape(x, [None, seq_len]), tf.ensure_shape(y, [None, seq_len])
+
+    ds = row_datasets.row_indices(n, shuffle, seed, repeat).batch(batch_size, drop_remainder=repeat)
+    return ds.map(read).prefetch(tf.data.AUTOTUNE)
 
 
 def sft_dataset(x, y, batch_size, shuffle=True, seed=0, repeat=False):

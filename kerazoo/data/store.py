@@ -213,16 +213,36 @@ def verify(folder):
     itemsize = np.dtype(manifest["dtype"]).itemsize
     try:
         for shard in manifest["shards"]:
-            for split in SPLITS:
-                s = shard[split]
-                ids_path = os.path.join(folder, s["file"])
-                size = os.path.getsize(ids_path)
-                if size != s["tokens"] * itemsize:
-                    return f"{s['file']} has {size} bytes, expected {s['tokens'] * itemsize}"
-                if os.path.getsize(os.path.join(folder, s["docs_file"])) != s["docs"] * 16:
-                    return f"{s['docs_file']} has the wrong size"
-                if file_checksum(ids_path, size) != s["checksum"]:
-                    return f"{s['file']} fails its checksum"
+            reason = shard_problem(folder, shard, itemsize)
+            if reason:
+                return reason
+    except (KeyError, TypeError) as e:
+        return f"damaged ({e})"
+    return None
+
+
+def shard_problem(folder, shard, itemsize):
+    """Why one shard's files do not match its description, or None when they do.
+
+    Args:
+        folder: the store folder.
+        shard: the shard's description (``ShardWriter.close``).
+        itemsize: bytes per id.
+
+    Returns:
+        None, or a short reason (a file of the wrong size or checksum, a missing file).
+    """
+    try:
+        for split in SPLITS:
+            s = shard[split]
+            ids_path = os.path.join(folder, s["file"])
+            size = os.path.getsize(ids_path)
+            if size != s["tokens"] * itemsize:
+                return f"{s['file']} has {size} bytes, expected {s['tokens'] * itemsize}"
+            if os.path.getsize(os.path.join(folder, s["docs_file"])) != s["docs"] * 16:
+                return f"{s['docs_file']} has the wrong size"
+            if file_checksum(ids_path, size) != s["checksum"]:
+                return f"{s['file']} fails its checksum"
     except (OSError, KeyError, TypeError) as e:
         return f"damaged ({e})"
     return None

@@ -11,6 +11,7 @@ import pytest
 
 import kerazoo as kz
 from kerazoo import cli
+from kerazoo.data import rows
 from kerazoo.data.sft import exchange_arrays
 from kerazoo.inference import chat as chat_inference
 from kerazoo.models import build
@@ -99,9 +100,11 @@ def test_sft_run_scores_held_out_replies(tmp_path):
     assert cli.main(["train", _sft_recipe(tmp_path, ROWS), "--runs-dir", str(runs), "--quiet"]) == 0
     run = runs / "tiny_sft"
     m = json.loads((run / "metrics.json").read_text())
-    assert m["task"] == "sft" and m["val_pairs"] == 6 and {"val_bleu", "val_rouge1", "val_rougeL"} <= set(m)
+    held_out = sum(rows.row_side(i, 0, 0.25) == rows.VAL for i in range(len(ROWS)))  # the row store's split
+    assert m["task"] == "sft" and m["val_pairs"] == m["val_pairs_total"] == held_out
+    assert {"val_bleu", "val_rouge1", "val_rougeL"} <= set(m) and m["train_pairs"] == len(ROWS) - held_out
     replies = [json.loads(line) for line in (run / "replies.jsonl").read_text().splitlines()]
-    assert len(replies) == 6 and replies[0]["prompt"].startswith("Say: ")
+    assert len(replies) == held_out and replies[0]["prompt"].startswith("Say: ")
 
 
 def test_sft_from_a_pretrained_run_grows_the_vocabulary_and_takes_lora(tmp_path, tiny_recipe):
