@@ -2,6 +2,12 @@
 
     python tests/models/portable_worker.py train OUT_DIR          # train, save, record
     python tests/models/portable_worker.py load OUT_DIR IN_DIR... # load, record
+    python tests/models/portable_worker.py                        # the same commands, one per stdin line
+
+Without arguments it reads one command a line from stdin (a JSON list, as the
+arguments above) and answers ``portable_worker: done`` after each, so the
+test's train and load phases share one process per backend (one start-up of
+the backend, Keras and kerazoo instead of two).
 
 Each records, per arch, the logits of fixed inputs and a greedy continuation
 (``load`` also: the losses of a few training steps from the loaded weights)
@@ -9,6 +15,7 @@ in ``OUT_DIR/<arch>.<backend>.npz`` (for ``load``: the model's origin backend
 is in the file name it loaded).
 """
 
+import json
 import os
 import sys
 
@@ -75,6 +82,15 @@ def load(out_dir, in_dirs):
                 _record(model, os.path.join(out_dir, name[: -len(".keras")] + ".npz"), arch=name.split(".")[0])
 
 
-if __name__ == "__main__":
-    command, out, *rest = sys.argv[1:]
+def run(command, out, *rest):
+    """One command: ``train OUT_DIR`` or ``load OUT_DIR IN_DIR...``."""
     train(out) if command == "train" else load(out, rest)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:]:
+        run(*sys.argv[1:])
+    else:
+        for line in sys.stdin:
+            run(*json.loads(line))
+            print("portable_worker: done", flush=True)

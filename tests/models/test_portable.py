@@ -3,11 +3,13 @@
 For every (saving backend, loading backend) pair and both model families, the loaded
 model gives the same logits (to 1e-4) and the same greedy text as the saved
 one did on its own backend. ``KERAS_BACKEND`` is fixed per process, so each
-side runs in its own subprocess (``portable_worker.py``).
+side runs in its own subprocess (``portable_worker.py``: one per backend for
+both the train and the load phase).
 """
 
 import importlib.util
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -23,16 +25,37 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WORKER = os.path.join(ROOT, "tests", "models", "portable_worker.py")
 
 
-def _run_all(argv_by_backend):
-    """Runs one worker per backend, together, and fails with their stderr."""
+def _start_workers():
+    """One worker per backend; each takes both phases' commands on its stdin."""
     procs = {}
-    for backend, argv in argv_by_backend.items():
+    for backend in BACKENDS:
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-        procs[backend] = subprocess.Popen([sys.executable, WORKER, *argv], env=env, cwd=ROOT,
+        procs[backend] = subprocess.Popen([sys.executable, WORKER], env=env, cwd=ROOT, stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return procs
+
+
+def _run_all(procs, argv_by_backend):
+    """Runs one command in every backend's worker, together, and fails with a failed worker's output."""
+    for backend, argv in argv_by_backend.items():
+        procs[backend].stdin.write(json.dumps(argv) + "\n")
+        procs[backend].stdin.flush()
     for backend, proc in procs.items():
-        out, _ = proc.communicate()
-        assert proc.returncode == 0, f"{backend} worker failed:\n{out[-3000:]}"
+        out = []
+        for line in proc.stdout:
+            if line.strip() == "portable_worker: done":
+                break
+            out.append(line)
+        else:
+            proc.wait()
+            pytest.fail(f"{backend} worker failed (exit {proc.returncode}):\n{''.join(out)[-3000:]}")
+
+
+def _stop_workers(procs):
+    for backend, proc in procs.items():
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, f"{backend} worker failed on exit:\n{rest[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +68,16 @@ def results(tmp_path_factory):
     loaded = {b: root / f"loaded_{b}" for b in BACKENDS}
     for d in [*saved.values(), *loaded.values()]:
         d.mkdir()
-    _run_all({b: ["train", str(saved[b])] for b in BACKENDS})
-    _run_all({b: ["load", str(loaded[b])] + [str(saved[a]) for a in BACKENDS if a != b] for b in BACKENDS})
+    procs = _start_workers()
+    try:
+        _run_all(procs, {b: ["train", str(saved[b])] for b in BACKENDS})
+        _run_all(procs, {b: ["load", str(loaded[b])] + [str(saved[a]) for a in BACKENDS if a != b] for b in BACKENDS})
+        _stop_workers(procs)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     out = {}
     for a in BACKENDS:
         for b in BACKENDS:

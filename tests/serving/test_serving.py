@@ -44,6 +44,13 @@ def exported(request, tmp_path_factory):
     return model, kz.export(model, name=request.param, base_dir=str(base))
 
 
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """The export, loaded once per arch: the load is the slow part, and the
+    signatures keep no state between calls (seeded sampling takes its seed as an input)."""
+    return tf.saved_model.load(exported[1])
+
+
 def _generate(signature, prompts, max_new_tokens=NEW, temperature=0.0, top_k=0, top_p=1.0, seed=0, stop=(("",),),
               num_beams=(1,)):
     rows = len(prompts)
@@ -92,9 +99,8 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
     assert [n for n in os.listdir(tmp_path / "m") if n != ".lock"] == []
 
 
-def test_greedy_matches_keras_token_for_token(exported):
-    model, path = exported
-    loaded = tf.saved_model.load(path)
+def test_greedy_matches_keras_token_for_token(exported, loaded):
+    model, _ = exported
     texts, counts = _generate(loaded.signatures["serving_default"], PROMPTS)
     assert texts == kz.generate(model, PROMPTS, max_new_tokens=NEW)
     assert (counts <= NEW).all() and counts.sum() > 0
@@ -104,10 +110,10 @@ def test_greedy_matches_keras_token_for_token(exported):
     assert [t.decode() for t in out["texts"].numpy()] == kz.generate(model, PROMPTS[:2], max_new_tokens=default)
 
 
-def test_score_matches_keras_evaluation(exported):
-    model, path = exported
+def test_score_matches_keras_evaluation(exported, loaded):
+    model, _ = exported
     texts = [ENGLISH, CHINESE, "", LONG]
-    out = tf.saved_model.load(path).signatures["score"](texts=tf.constant(texts))
+    out = loaded.signatures["score"](texts=tf.constant(texts))
     expected = kz.score(model, texts)
     np.testing.assert_allclose(out["log_likelihood"].numpy(), [e["log_likelihood"] for e in expected], rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(out["token_counts"].numpy(), [e["tokens"] for e in expected])
@@ -160,45 +166,54 @@ KERAS_FREE = textwrap.dedent("""
     served = tf.saved_model.load(sys.argv[1])
     prompts = json.loads(sys.argv[2])
     n = len(prompts)
-    out = served.signatures[sys.argv[4]](
-        prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
-        top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32),
-        stop=tf.constant([[""]]), num_beams=tf.constant([1]))
+    texts = {}
+    for name in sys.argv[4].split(","):
+        out = served.signatures[name](
+            prompts=tf.constant(prompts), max_new_tokens=tf.fill([n], int(sys.argv[3])), temperature=tf.zeros([n]),
+            top_k=tf.zeros([n], tf.int32), top_p=tf.ones([n]), seed=tf.zeros([n], tf.int32),
+            stop=tf.constant([[""]]), num_beams=tf.constant([1]))
+        texts[name] = [t.decode("utf-8") for t in out["texts"].numpy()]
     score = served.signatures["score"](texts=tf.constant(prompts))
     print("RESULT" + json.dumps({
-        "texts": [t.decode("utf-8") for t in out["texts"].numpy()],
+        "texts": texts,
         "log_likelihood": score["log_likelihood"].numpy().tolist(),
         "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
     }))
 """)
 
 
-def _run_keras_free(path, prompts, new=NEW, signature="serving_default"):
+def _run_keras_free(path, prompts, new=NEW, signatures=("serving_default",)):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new), signature],
+    proc = subprocess.run([sys.executable, "-c", KERAS_FREE, path, json.dumps(prompts), str(new), ",".join(signatures)],
                           env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert proc.returncode == 0 and lines, proc.stderr[-2000:]
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def test_runs_in_a_process_without_keras(exported):
-    model, path = exported
-    result = _run_keras_free(path, PROMPTS)
+@pytest.fixture(scope="module")
+def keras_free(exported):
+    """Both generation signatures of the export, run in one keras-free process per arch
+    (a process pays TensorFlow's start-up and the SavedModel's load)."""
+    return _run_keras_free(exported[1], PROMPTS, signatures=("serving_default", "generate_xla"))
+
+
+def test_runs_in_a_process_without_keras(exported, keras_free):
+    model, _ = exported
+    result = keras_free
     assert result["loaded"] == []
-    assert result["texts"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    assert result["texts"]["serving_default"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
     expected = [s["log_likelihood"] for s in kz.score(model, PROMPTS)]
     np.testing.assert_allclose(result["log_likelihood"], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_xla_signature_runs_without_keras_token_for_token(exported):
+def test_xla_signature_runs_without_keras_token_for_token(exported, keras_free, loaded):
     """generate_xla, in a process with TensorFlow and TF Text only, equals in-process greedy and the portable graph."""
-    model, path = exported
-    result = _run_keras_free(path, PROMPTS, signature="generate_xla")
+    model, _ = exported
+    result = keras_free
     assert result["loaded"] == []
-    assert result["texts"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
-    loaded = tf.saved_model.load(path)
-    assert result["texts"] == _generate(loaded.signatures["generate"], PROMPTS)[0]
+    assert result["texts"]["generate_xla"] == kz.generate(model, PROMPTS, max_new_tokens=NEW)
+    assert result["texts"]["generate_xla"] == _generate(loaded.signatures["generate"], PROMPTS)[0]
     # Seeded sampling rows (XLA pads the batch to 8 rows): the same text as the portable graph.
     prompts = [ENGLISH[:20], CHINESE[:5], "", "x"] * 2 + ["def"]
     for settings in (dict(temperature=1.0, seed=7), dict(temperature=0.8, top_k=5, top_p=0.9, seed=3)):
@@ -232,13 +247,12 @@ def test_graph_needs_no_xla_and_pins_no_device(exported):
     assert [n.op for n in pinned if n.op != "Const" and hasattr(tf.raw_ops, n.op)] == []
 
 
-def test_warmup_records_replay(exported):
+def test_warmup_records_replay(exported, loaded):
     from kerazoo.serving.rest import signature_defaults
 
     _, path = exported
     requests = warmup.read(path)
     assert {name for name, _ in requests} == {"serving_default", "greedy", "score"}
-    loaded = tf.saved_model.load(path)
     # Inputs a record leaves out (stop, num_beams) take the SignatureDef's defaults, as in TF Serving.
     defaults = signature_defaults(path)
     for name, inputs in requests:
@@ -260,9 +274,9 @@ def test_saved_model_cli_lists_string_signatures(exported):
     assert "outputs['texts'] tensor_info:\n        dtype: DT_STRING" in default
 
 
-def test_bad_input_is_answered(exported):
-    model, path = exported
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+def test_bad_input_is_answered(exported, loaded):
+    model, _ = exported
+    serve = loaded.signatures["serving_default"]
     cap = exporter.signatures.new_token_cap(model)
     bad_utf8 = b"caf\xc3 \xff\xfe end"
     prompts = tf.constant([b"", bad_utf8, LONG.encode(), "你".encode()])
@@ -280,9 +294,8 @@ def test_bad_input_is_answered(exported):
         assert (out["prompt_tokens"].numpy() + cap <= context).all()
 
 
-def test_sampling_settings_per_row(exported):
-    _, path = exported
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+def test_sampling_settings_per_row(loaded):
+    serve = loaded.signatures["serving_default"]
     prompts = [ENGLISH[:20]] * 4
     greedy, _ = _generate(serve, prompts)
     sampled, _ = _generate(serve, prompts, temperature=1.0, seed=7)
@@ -346,7 +359,28 @@ def test_a_model_trained_on_jax_exports(tiny_recipe, tmp_path):
     assert _generate(served, prompts, max_new_tokens=6)[0] == result["texts"]
 
 
-def test_rest_predict_row_and_columnar(exported):
+_LOADED_BY_REST = {}
+
+
+@pytest.fixture
+def shared_load(monkeypatch):
+    """rest.predict loads its export on every request; the REST tests check the
+    request handling, so the first request of an export loads it for real
+    (rest.load_saved_model) and the later ones reuse that load (loading a
+    damaged export is test_bad_inputs.py's damaged-SavedModel cases)."""
+    from kerazoo.serving import rest
+
+    real = rest.load_saved_model
+
+    def load_once(folder):
+        if folder not in _LOADED_BY_REST:
+            _LOADED_BY_REST[folder] = real(folder)
+        return _LOADED_BY_REST[folder]
+
+    monkeypatch.setattr(rest, "load_saved_model", load_once)
+
+
+def test_rest_predict_row_and_columnar(exported, shared_load):
     from kerazoo.serving.rest import predict
 
     model, path = exported
@@ -412,10 +446,9 @@ def test_xla_as_serving_default(exported, tmp_path):
         exporter.signatures.check_default("xla", "classify")
 
 
-def test_stop_strings_and_beams_match_in_process(exported):
+def test_stop_strings_and_beams_match_in_process(exported, loaded):
     """stop and num_beams: as kz.generate(stop=...) and kz.generate(sampler="beam"), in both signatures."""
-    model, path = exported
-    loaded = tf.saved_model.load(path)
+    model, _ = exported
     prompts = PROMPTS[:3]
     plain = kz.generate(model, prompts, max_new_tokens=NEW)
     stops = [s for s in {t[len(t) // 2:][:2] for t in plain if len(t) > 1} if s.strip()] or ["e"]
@@ -438,10 +471,9 @@ def test_stop_strings_and_beams_match_in_process(exported):
     assert texts == [cut_at_stop(plain[0], stops[:1])[0], beam[1], plain[2]]
 
 
-def test_stop_and_beams_bad_input_is_answered(exported):
+def test_stop_and_beams_bad_input_is_answered(loaded):
     """Empty, over-long and invalid-UTF-8 stops, num_beams <= 0 or huge, mismatched rows: answered."""
-    model, path = exported
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    serve = loaded.signatures["serving_default"]
     prompts = [b"", b"caf\xc3 \xff", LONG.encode(), "你".encode()]
     greedy = _generate(serve, prompts)[0]
     stops = [[""], ["x" * 100_000], [b"\xff\xfe"], [""]]
@@ -456,7 +488,7 @@ def test_stop_and_beams_bad_input_is_answered(exported):
     assert empty["texts"].shape == (0,)
 
 
-def test_requests_without_the_new_inputs_take_the_signature_defaults(exported):
+def test_requests_without_the_new_inputs_take_the_signature_defaults(exported, shared_load):
     """TF Serving fills left-out inputs from SignatureDef.defaults; the export stores them."""
     from kerazoo.serving.rest import predict, signature_defaults
 

@@ -1,6 +1,6 @@
-"""Subprocess side of ``test_crash_safety.py``'s second backend: one import, one forked process per fault point.
+"""Subprocess side of ``test_crash_safety.py``'s fault points: one import, one forked process per fault point.
 
-    KERAS_BACKEND=jax python tests/training/fault_worker.py RECIPE
+    KERAS_BACKEND=jax python tests/training/fault_worker.py RECIPE   # or tensorflow
 
 Reads one JSON command a line from stdin, ``{"runs_dir": ..., "fault": ...,
 "resume": ...}``. For each, it forks a child that runs ``kerazoo train RECIPE

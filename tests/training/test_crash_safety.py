@@ -1,11 +1,14 @@
 """Crash-safe training: SIGKILL a real ``kerazoo train`` at several moments, resume, compare.
 
 The uninterrupted reference runs in this process; the interrupted run is a
-chain of ``kerazoo train`` subprocesses, each killed with SIGKILL at another
+chain of ``kerazoo train`` processes, each killed with SIGKILL at another
 moment (from outside, and through ``KERAZOO_FAULT`` at exact points of the
-checkpoint code), then resumed with ``--resume`` until it finishes.
+checkpoint code), then resumed with ``--resume`` until it finishes. The
+fault-point processes are forked by ``fault_worker.py`` (one import for the
+chain); the one killed from outside is a ``python -m kerazoo.cli train``.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -67,11 +70,6 @@ def _kill_when_committed(proc, partial, epoch, timeout=240):
     proc.wait()
 
 
-def _assert_killed(proc):
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL, got {proc.returncode}:\n{out}"
-
-
 def _assert_loadable_or_absent(partial):
     """Every file a later load would read is whole: nothing half-written under its real name."""
     best = os.path.join(partial, "checkpoints", "best.keras")
@@ -89,31 +87,34 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
 
     runs_dir = str(tmp_path / "runs")
     partial = os.path.join(runs_dir, ".crash.partial")
-    # 0. Killed right after claiming its folder (nothing in it yet).
-    _assert_killed(_train(recipe, runs_dir, fault="run.claimed"))
-    assert os.listdir(partial) == []
-    # 1. Killed from outside, mid-training, once the first check is committed.
-    _kill_when_committed(_train(recipe, runs_dir, resume=True), partial, epoch=1)
-    _assert_loadable_or_absent(partial)
-    # 2. Killed while writing the backup of the next check: its files are
-    #    written, its commit is not; the resume must start from check 1 again.
-    committed = _committed_epoch(partial)
-    proc = _train(recipe, runs_dir, resume=True, fault="backup.staged")
-    _assert_killed(proc)
-    assert _committed_epoch(partial) == committed
-    _assert_loadable_or_absent(partial)
-    # 3. Killed while a .keras checkpoint is written (before its rename).
-    _assert_killed(_train(recipe, runs_dir, resume=True, fault="checkpoint.staged"))
-    _assert_loadable_or_absent(partial)
-    # 4. Killed after the last step, while evaluating, before the folder is finished.
-    _assert_killed(_train(recipe, runs_dir, resume=True, fault="run.fitted"))
-    assert _committed_epoch(partial) == 4 and not os.path.exists(os.path.join(runs_dir, "crash"))
-    # 5. Killed at each moment of the close-out; every resume goes on from there.
-    _kill_through_close_out(recipe, runs_dir, partial)
-    # 6. The last resume finishes the planned steps.
-    proc = _train(recipe, runs_dir, resume=True)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    # The kills at fault points go through one worker that forks a real
+    # ``kerazoo train`` process per point (fault_worker.py: the imports are paid
+    # once); the kill from outside is a ``python -m kerazoo.cli train`` of its own.
+    with _fault_worker(tmp_path, recipe, "tensorflow", runs_dir) as train:
+        # 0. Killed right after claiming its folder (nothing in it yet).
+        train("run.claimed", resume=False)
+        assert os.listdir(partial) == []
+        # 1. Killed from outside, mid-training, once the first check is committed.
+        _kill_when_committed(_train(recipe, runs_dir, resume=True), partial, epoch=1)
+        _assert_loadable_or_absent(partial)
+        # 2. Killed while writing the backup of the next check: its files are
+        #    written, its commit is not; the resume must start from check 1 again.
+        committed = _committed_epoch(partial)
+        train("backup.staged")
+        assert _committed_epoch(partial) == committed
+        _assert_loadable_or_absent(partial)
+        # 3. Killed while a .keras checkpoint is written (before its rename).
+        train("checkpoint.staged")
+        _assert_loadable_or_absent(partial)
+        # 4. Killed after the last step, while evaluating, before the folder is finished.
+        train("run.fitted")
+        assert _committed_epoch(partial) == 4 and not os.path.exists(os.path.join(runs_dir, "crash"))
+        # 5. Killed at each moment of the close-out; every resume goes on from there.
+        for fault in CLOSE_OUT_FAULTS:
+            train(fault)
+            _check_close_out_kill(runs_dir, partial, fault)
+        # 6. The last resume finishes the planned steps.
+        train()
 
     final = os.path.join(runs_dir, "crash")
     assert not os.path.exists(partial)
@@ -128,13 +129,6 @@ def test_sigkill_at_several_moments_then_resume_matches_an_uninterrupted_run(tmp
     assert not [n for folder, dirs, files in os.walk(final) for n in dirs + files if n.startswith(".")], \
         "no trash or temporary file is left in the finished run"
     kz.load_run(os.path.join(final, "checkpoints", "best.keras"))
-
-
-def _kill_through_close_out(recipe, runs_dir, partial):
-    """Resumes once per close-out fault point, checking each kill."""
-    for fault in CLOSE_OUT_FAULTS:
-        _assert_killed(_train(recipe, runs_dir, resume=True, fault=fault))
-        _check_close_out_kill(runs_dir, partial, fault)
 
 
 def _check_close_out_kill(runs_dir, partial, fault):
@@ -156,20 +150,15 @@ JAX_FAULTS = ["run.claimed", "backup.staged", "checkpoint.staged", "run.fitted"]
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_worker.py")
 
 
-@pytest.mark.slow
-def test_every_fault_point_survives_sigkill_on_a_second_backend(tmp_path, text_file):
-    """Each point of the run's life under JAX: killed there, resumed, until it finishes as an uninterrupted run."""
-    pytest.importorskip("jax")
-    recipe = _recipe(tmp_path, text_file)
-    runs_dir = str(tmp_path / "runs")
-    partial = os.path.join(runs_dir, ".crash.partial")
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               # XLA's own persistent cache: the first child compiles the tiny model's functions, the
-               # others load them (XLA compilation is most of what a forked child would cost).
-               JAX_COMPILATION_CACHE_DIR=str(tmp_path / "xla_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+@contextlib.contextmanager
+def _fault_worker(tmp_path, recipe, backend, runs_dir, **env):
+    """Starts fault_worker.py on ``backend``; yields ``train(fault=None, resume=True, runs=runs_dir)``,
+    which runs one forked ``kerazoo train`` and checks that a fault point killed it (or, with
+    no fault, that it finished)."""
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               **env)
     env.pop(checkpointing.FAULT_ENV, None)
-    log = open(tmp_path / "worker.log", "w+")
+    log = open(tmp_path / f"worker_{backend}.log", "w+")
     worker = subprocess.Popen([sys.executable, WORKER, recipe], env=env, cwd=REPO, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
 
@@ -181,6 +170,25 @@ def test_every_fault_point_survives_sigkill_on_a_second_backend(tmp_path, text_f
         assert answer == ("exit 0" if fault is None else "killed"), f"{fault}: {answer}\n{log.read()[-3000:]}"
 
     try:
+        yield train
+    finally:
+        worker.stdin.close()
+        worker.wait(timeout=60)
+        log.close()
+
+
+@pytest.mark.slow
+def test_every_fault_point_survives_sigkill_on_a_second_backend(tmp_path, text_file):
+    """Each point of the run's life under JAX: killed there, resumed, until it finishes as an uninterrupted run."""
+    pytest.importorskip("jax")
+    recipe = _recipe(tmp_path, text_file)
+    runs_dir = str(tmp_path / "runs")
+    partial = os.path.join(runs_dir, ".crash.partial")
+    # XLA's own persistent cache: the first child compiles the tiny model's functions, the
+    # others load them (XLA compilation is most of what a forked child would cost).
+    xla_cache = dict(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "xla_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    with _fault_worker(tmp_path, recipe, "jax", runs_dir, **xla_cache) as train:
         train(runs=str(tmp_path / "ref"), resume=False)  # the uninterrupted reference, same backend
         train("run.claimed", resume=False)
         assert os.listdir(partial) == []
@@ -195,10 +203,6 @@ def test_every_fault_point_survives_sigkill_on_a_second_backend(tmp_path, text_f
             train(fault)
             _check_close_out_kill(runs_dir, partial, fault)
         train()
-    finally:
-        worker.stdin.close()
-        worker.wait(timeout=60)
-        log.close()
 
     final = os.path.join(runs_dir, "crash")
     metrics = json.load(open(os.path.join(final, "metrics.json")))
